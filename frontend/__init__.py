@@ -1,0 +1,38 @@
+"""Flask frontend: `flask --app frontend run --port 5000`. It never imports TensorFlow; it talks to the API over HTTP."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from flask import Flask
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _env_config() -> dict:
+    return {
+        "API_URL": os.environ.get("API_URL", "http://127.0.0.1:8000"),
+        "API_TIMEOUT_S": float(os.environ.get("API_TIMEOUT_S", "900")),
+        "MAX_CONTENT_LENGTH": int(os.environ.get("MAX_UPLOAD_MB", "200")) * 1024 * 1024,
+        "UPLOAD_FOLDER": os.environ.get("FRONTEND_UPLOAD_DIR", str(PROJECT_ROOT / "static" / "uploads")),
+        "SECRET_KEY": os.environ.get("FLASK_SECRET_KEY", os.urandom(32).hex()),
+    }
+
+
+def create_app(test_config: dict | None = None) -> Flask:
+    app = Flask(
+        __name__,
+        static_folder=str(PROJECT_ROOT / "static"),
+        static_url_path="/static",
+        template_folder="templates",
+    )
+    app.config.update(_env_config())
+    if test_config:
+        app.config.update(test_config)
+    Path(app.config["UPLOAD_FOLDER"]).mkdir(parents=True, exist_ok=True)
+
+    from frontend import views
+
+    app.register_blueprint(views.bp)
+    return app

@@ -1,0 +1,87 @@
+"""DeepMind's Inception-v1 I3D (Carreira & Zisserman, 2017) as a Keras model.
+
+Layer names follow the checkpoint's scopes with '/' written as '.' (Keras forbids '/'), so
+`Mixed_4b/Branch_1/Conv3d_0b_3x3` becomes the layers `Mixed_4b.Branch_1.Conv3d_0b_3x3.conv` and
+`....bn`. The builder does no I/O; `models.checkpoint` fills in the weights.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import layers, ops
+
+FEATURE_DIM = 1024
+NUM_KINETICS_CLASSES = 400
+
+# (name, [branch_0, branch_1a, branch_1b, branch_2a, branch_2b, branch_3]) output channels.
+_INCEPTION_BLOCKS = {
+    "Mixed_3b": (64, 96, 128, 16, 32, 32),
+    "Mixed_3c": (128, 128, 192, 32, 96, 64),
+    "Mixed_4b": (192, 96, 208, 16, 48, 64),
+    "Mixed_4c": (160, 112, 224, 24, 64, 64),
+    "Mixed_4d": (128, 128, 256, 24, 64, 64),
+    "Mixed_4e": (112, 144, 288, 32, 64, 64),
+    "Mixed_4f": (256, 160, 320, 32, 128, 128),
+    "Mixed_5b": (256, 160, 320, 32, 128, 128),
+    "Mixed_5c": (384, 192, 384, 48, 128, 128),
+}
+
+
+def _unit3d(x, filters: int, kernel, *, name: str, stride=(1, 1, 1)):
+    """Conv3D (SAME, no bias) -> BatchNorm (bias only, eps 1e-3) -> ReLU."""
+    x = layers.Conv3D(filters, kernel, strides=stride, padding="same", use_bias=False, name=f"{name}.conv")(x)
+    x = layers.BatchNormalization(epsilon=1e-3, momentum=0.999, scale=False, name=f"{name}.bn")(x)
+    return layers.ReLU(name=f"{name}.relu")(x)
+
+
+def _max_pool(x, window, stride, *, name: str):
+    return layers.MaxPooling3D(window, strides=stride, padding="same", name=name)(x)
+
+
+def _inception(x, channels, *, name: str):
+    c0, c1a, c1b, c2a, c2b, c3 = channels
+    b0 = _unit3d(x, c0, (1, 1, 1), name=f"{name}.Branch_0.Conv3d_0a_1x1")
+    b1 = _unit3d(x, c1a, (1, 1, 1), name=f"{name}.Branch_1.Conv3d_0a_1x1")
+    b1 = _unit3d(b1, c1b, (3, 3, 3), name=f"{name}.Branch_1.Conv3d_0b_3x3")
+    b2 = _unit3d(x, c2a, (1, 1, 1), name=f"{name}.Branch_2.Conv3d_0a_1x1")
+    b2 = _unit3d(b2, c2b, (3, 3, 3), name=f"{name}.Branch_2.Conv3d_0b_3x3")
+    b3 = _max_pool(x, (3, 3, 3), (1, 1, 1), name=f"{name}.Branch_3.MaxPool3d_0a_3x3")
+    b3 = _unit3d(b3, c3, (1, 1, 1), name=f"{name}.Branch_3.Conv3d_0b_1x1")
+    return layers.Concatenate(axis=-1, name=f"{name}.concat")([b0, b1, b2, b3])
+
+
+def build_i3d(*, num_classes: int = NUM_KINETICS_CLASSES, dtype_policy: str = "float32") -> keras.Model:
+    """Build I3D RGB for inference.
+
+    Input `clips: (N, T, 224, 224, 3)` RGB in [-1, 1] (T >= 9; 64 in this project).
+    Outputs a dict: `logits: (N, num_classes)` averaged over time, and `features: (N, 1024)`,
+    the 2x7x7-average-pooled Mixed_5c activations averaged over time. The reference applies the
+    1x1x1 logits conv before the temporal mean; both are affine, so applying it after is the same.
+    """
+    policy = keras.DTypePolicy(dtype_policy)
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(policy)
+    try:
+        clips = keras.Input(shape=(None, 224, 224, 3), name="clips", dtype="float32")
+        x = _unit3d(clips, 64, (7, 7, 7), stride=(2, 2, 2), name="Conv3d_1a_7x7")
+        x = _max_pool(x, (1, 3, 3), (1, 2, 2), name="MaxPool3d_2a_3x3")
+        x = _unit3d(x, 64, (1, 1, 1), name="Conv3d_2b_1x1")
+        x = _unit3d(x, 192, (3, 3, 3), name="Conv3d_2c_3x3")
+        x = _max_pool(x, (1, 3, 3), (1, 2, 2), name="MaxPool3d_3a_3x3")
+        x = _inception(x, _INCEPTION_BLOCKS["Mixed_3b"], name="Mixed_3b")
+        x = _inception(x, _INCEPTION_BLOCKS["Mixed_3c"], name="Mixed_3c")
+        x = _max_pool(x, (3, 3, 3), (2, 2, 2), name="MaxPool3d_4a_3x3")
+        for block in ("Mixed_4b", "Mixed_4c", "Mixed_4d", "Mixed_4e", "Mixed_4f"):
+            x = _inception(x, _INCEPTION_BLOCKS[block], name=block)
+        x = _max_pool(x, (2, 2, 2), (2, 2, 2), name="MaxPool3d_5a_2x2")
+        x = _inception(x, _INCEPTION_BLOCKS["Mixed_5b"], name="Mixed_5b")
+        x = _inception(x, _INCEPTION_BLOCKS["Mixed_5c"], name="Mixed_5c")
+        x = layers.AveragePooling3D((2, 7, 7), strides=(1, 1, 1), padding="valid", name="Logits.AvgPool")(x)
+        # (N, T', 1, 1, 1024) -> (N, 1024): mean over time, in float32 whatever the compute dtype.
+        features = layers.Lambda(
+            lambda t: ops.mean(ops.cast(t, "float32"), axis=(1, 2, 3)), name="features", dtype="float32"
+        )(x)
+        logits = layers.Dense(num_classes, name="Logits.Conv3d_0c_1x1", dtype="float32")(features)
+        return keras.Model(clips, {"logits": logits, "features": features}, name="i3d_rgb")
+    finally:
+        keras.config.set_dtype_policy(previous)

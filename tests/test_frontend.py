@@ -1,0 +1,146 @@
+"""The Flask frontend against a fake API served on loopback (the HTTP boundary is real, the model is not)."""
+
+from __future__ import annotations
+
+import io
+import json
+import socket
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from conftest import ARCHERY_AVI, CRICKET_MP4
+from frontend import create_app
+
+RESULT = {
+    "actions": [
+        {"label": "massaging person's head", "confidence": 0.61},
+        {"label": "<b>bold</b> (yes)", "confidence": 0.2},
+    ],
+    "head": "kinetics400",
+    "clips": [
+        {"index": 0, "start_s": 0.0, "end_s": 2.56, "start_frame": 0, "end_frame": 64,
+         "actions": [{"label": "massaging person's head", "confidence": 0.7}]},
+        {"index": 1, "start_s": 0.6, "end_s": 3.16, "start_frame": 15, "end_frame": 79,
+         "actions": [{"label": "playing cricket", "confidence": 0.5}]},
+    ],
+    "video": {"filename": "x", "frames": 79, "fps": 25.0, "duration_s": 3.16, "width": 224, "height": 224},
+    "timings_ms": {"decode": 10.0, "inference": 900.0, "total": 1000.0},
+}
+
+
+class FakeApi:
+    """Answers POST /recognize_action with `self.status` and `self.body`; records what it received."""
+
+    def __init__(self):
+        self.status, self.body, self.received = 200, RESULT, []
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                length = int(self.headers.get("Content-Length", 0))
+                fake.received.append((self.path, self.headers.get("Content-Type"), self.rfile.read(length)))
+                payload = json.dumps(fake.body).encode()
+                self.send_response(fake.status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def fake_api():
+    api = FakeApi()
+    yield api
+    api.close()
+
+
+@pytest.fixture
+def upload_folder(tmp_path):
+    return tmp_path / "uploads"
+
+
+@pytest.fixture
+def app(fake_api, upload_folder):
+    return create_app({"TESTING": True, "API_URL": fake_api.url, "UPLOAD_FOLDER": str(upload_folder),
+                       "API_TIMEOUT_S": 10, "MAX_CONTENT_LENGTH": 2 * 1024 * 1024})
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+def _post(client, path, name):
+    with open(path, "rb") as f:
+        return client.post("/recognize", data={"video": (io.BytesIO(f.read()), name)}, content_type="multipart/form-data")
+
+
+def test_index_has_an_upload_form(client):
+    page = client.get("/").get_data(as_text=True)
+    assert 'enctype="multipart/form-data"' in page and 'name="video"' in page and ".avi" in page
+
+
+def test_result_page_shows_ranked_actions_player_and_clips(client, fake_api, upload_folder):
+    response = _post(client, ARCHERY_AVI, "my <clip>.avi")
+    page = response.get_data(as_text=True)
+    assert response.status_code == 200, page
+    # forwarded to the API as multipart field 'video', with the original bytes
+    path, content_type, body = fake_api.received[0]
+    assert path.startswith("/recognize_action") and content_type.startswith("multipart/form-data")
+    assert ARCHERY_AVI.read_bytes() in body
+    # labels and file names are escaped, never rendered as HTML
+    assert "massaging person&#39;s head" in page and "61.0%" in page
+    assert "&lt;b&gt;bold&lt;/b&gt; (yes)" in page and "<b>bold</b>" not in page
+    assert "my &lt;clip&gt;.avi" in page and "<clip>" not in page
+    assert "0.0–2.6 s" in page and "playing cricket" in page
+    # the AVI was transcoded to H.264 MP4 for the player, and only that copy is kept
+    kept = list(upload_folder.iterdir())
+    assert [p.suffix for p in kept] == [".mp4"] and kept[0].name in page
+    video = client.get(f"/media/{kept[0].name}")
+    assert video.status_code == 200 and video.mimetype == "video/mp4" and video.data[4:8] == b"ftyp"
+    partial = client.get(f"/media/{kept[0].name}", headers={"Range": "bytes=0-99"})
+    assert b"avc1" in video.data[:8192]  # H.264, index up front (faststart)
+    assert partial.status_code == 206 and len(partial.data) == 100
+    assert client.get("/media/..%2Fsecret").status_code == 404
+
+
+def test_api_rejection_is_shown_readably(client, fake_api, upload_folder):
+    fake_api.status, fake_api.body = 422, {"detail": "not a readable video: no decodable video frame"}
+    response = _post(client, CRICKET_MP4, "clip.mp4")
+    assert response.status_code == 422
+    assert "rejected the video: not a readable video" in response.get_data(as_text=True)
+    assert list(upload_folder.iterdir()) == []
+
+
+def test_api_down_is_shown_readably(app, upload_folder):
+    with socket.socket() as s:  # a port with nothing listening
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    app.config["API_URL"] = f"http://127.0.0.1:{port}"
+    response = _post(app.test_client(), CRICKET_MP4, "clip.mp4")
+    assert response.status_code == 503
+    assert "not reachable" in response.get_data(as_text=True)
+    assert list(upload_folder.iterdir()) == []
+
+
+def test_missing_file_wrong_type_and_too_large(client, fake_api):
+    assert client.post("/recognize", data={}, content_type="multipart/form-data").status_code == 400
+    wrong = client.post("/recognize", data={"video": (io.BytesIO(b"hi"), "notes.txt")}, content_type="multipart/form-data")
+    assert wrong.status_code == 415 and "not a supported video" in wrong.get_data(as_text=True)
+    big = client.post("/recognize", data={"video": (io.BytesIO(b"0" * 3 * 1024 * 1024), "big.mp4")},
+                      content_type="multipart/form-data")
+    assert big.status_code == 413 and "larger than the 2 MB limit" in big.get_data(as_text=True)
+    assert fake_api.received == []
