@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from api.routes import meta, recognize
 from api.settings import get_settings
 from models.extractor import I3DExtractor
+from models.heads import LstmHead
 from models.recognizer import ActionRecognizer, ClipSettings
 
 log = logging.getLogger("api")
@@ -23,9 +24,14 @@ async def lifespan(app: FastAPI):
     log.info("loading I3D from %s", settings.model_handle)
     extractor = I3DExtractor(settings.model_handle)
     clips = ClipSettings(clip_len=settings.clip_length, stride=settings.clip_stride, batch_size=settings.batch_size)
+    head = None
+    if settings.head_path:  # refuses a head trained on other features or clip settings
+        head = LstmHead(settings.head_path, extractor_id=extractor.extractor_id, feature_dim=extractor.feature_dim,
+                        clip_len=clips.clip_len, stride=clips.stride)
+        log.info("serving head %s (%d labels)", head.name, len(head.labels))
     if settings.warm_up:
         extractor.warm_up(settings.clip_length)
-    app.state.recognizer = ActionRecognizer(extractor, clips=clips)
+    app.state.recognizer = ActionRecognizer(extractor, head=head, clips=clips)
     app.state.inference_lock = threading.Lock()  # one model, one forward pass at a time
     log.info("ready on %s (%s)", extractor.device, extractor.precision)
     try:

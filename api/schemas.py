@@ -44,7 +44,8 @@ class Health(BaseModel):
 class ModelInfo(BaseModel):
     extractor: str
     handle: str
-    head: str
+    head: str = Field(description="the head that ranks whole videos by default")
+    heads: list[str] = Field(description="heads a request may choose with ?head=")
     labels: int
     precision: str
     device: str

@@ -17,6 +17,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore", protected_namespaces=())
 
     model_handle: str = Field(str(DEFAULT_SAVED_MODEL), description="SavedModel path or TF Hub handle of the I3D")
+    head_path: Path | None = Field(None, description="trained head directory (python -m models train); unset: Kinetics-400")
     clip_length: int = Field(64, ge=9, le=256, description="frames per clip")
     clip_stride: int = Field(32, ge=1, le=256, description="frames between clip starts")
     batch_size: int = Field(4, ge=1, le=64, description="clips per I3D forward pass")

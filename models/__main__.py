@@ -1,4 +1,4 @@
-"""Command line: `python -m models {convert,predict} ...` (see `--help` of each)."""
+"""Command line: `python -m models {convert,predict,train,evaluate,subset} ...` (see `--help` of each)."""
 
 from __future__ import annotations
 
@@ -24,16 +24,26 @@ def _convert(args: argparse.Namespace) -> int:
     return 0
 
 
+def _clip_settings(args: argparse.Namespace):
+    from models.recognizer import ClipSettings
+
+    return ClipSettings(clip_len=args.clip_length, stride=args.clip_stride, batch_size=args.batch_size)
+
+
 def _predict(args: argparse.Namespace) -> int:
-    """python -m models predict clip.mp4 [--top-k 5] [--json]"""
+    """python -m models predict clip.mp4 [--head HEAD_DIR] [--top-k 5] [--json]"""
     from models.extractor import I3DExtractor
-    from models.recognizer import ActionRecognizer, ClipSettings
+    from models.heads import LstmHead
+    from models.recognizer import ActionRecognizer
     from models.video import VideoDecodeError
 
-    recognizer = ActionRecognizer(
-        I3DExtractor(args.model),
-        clips=ClipSettings(clip_len=args.clip_length, stride=args.clip_stride, batch_size=args.batch_size),
-    )
+    extractor = I3DExtractor(args.model)
+    clips = _clip_settings(args)
+    head = None
+    if args.head:
+        head = LstmHead(args.head, extractor_id=extractor.extractor_id, feature_dim=extractor.feature_dim,
+                        clip_len=clips.clip_len, stride=clips.stride)
+    recognizer = ActionRecognizer(extractor, head=head, clips=clips)
     try:
         result = recognizer.recognize(args.video, top_k_actions=args.top_k)
     except VideoDecodeError as exc:
@@ -52,8 +62,64 @@ def _predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train(args: argparse.Namespace) -> int:
+    """python -m models train --data videos/ --out heads/sports [--val val.csv] [--epochs 60] ..."""
+    from models.datasets import load_samples
+    from models.extractor import I3DExtractor
+    from models.training import TrainConfig, train
+
+    config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size_train, lr=args.lr, patience=args.patience,
+                         units=args.units, dropout=args.dropout, seed=args.seed)
+    train_samples = load_samples(args.data, split=args.split, subset="train")
+    val_samples = load_samples(args.val, split=args.split, subset="test") if args.val else None
+    results = train(train_samples, Path(args.out), I3DExtractor(args.model), val_samples=val_samples,
+                    clips=_clip_settings(args), config=config, cache_dir=Path(args.cache), name=args.name)
+    _print_results(results)
+    print(f"head written to {args.out}; serve it with HEAD_PATH={args.out} make run")
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    """python -m models evaluate --data test.csv --head heads/sports [--json]"""
+    from models.datasets import load_samples
+    from models.extractor import I3DExtractor
+    from models.training import evaluate
+
+    samples = load_samples(args.data, split=args.split, subset="test")
+    results = evaluate(samples, Path(args.head), I3DExtractor(args.model), cache_dir=Path(args.cache))
+    if args.json:
+        print(json.dumps(results, indent=2))
+    else:
+        _print_results(results)
+    return 0
+
+
+def _subset(args: argparse.Namespace) -> int:
+    """python -m models subset --data UCF101/ --out splits/ [--classes 10] [--per-class 30] [--seed 0]"""
+    from models.datasets import load_samples, split_by_group, write_csv
+
+    samples = load_samples(args.data, split=args.split, subset="train")
+    parts = split_by_group(samples, fractions=tuple(args.fractions), seed=args.seed, num_classes=args.classes,
+                           max_per_class=args.per_class)
+    out = Path(args.out)
+    for name, part in zip(("train", "val", "test"), parts):
+        write_csv(part, out / f"{name}.csv")
+        print(f"{out / f'{name}.csv'}: {len(part)} videos, {len({s.label for s in part})} classes")
+    return 0
+
+
+def _print_results(results: dict) -> None:
+    print(f"top-1 {results['top1']:.1%}  top-5 {results['top5']:.1%}  on {results['videos']} videos")
+    for label, figures in results["per_class"].items():
+        precision = "-" if figures["precision"] is None else f"{figures['precision']:.0%}"
+        recall = "-" if figures["recall"] is None else f"{figures['recall']:.0%}"
+        print(f"  {label:<30} precision {precision:>5}  recall {recall:>5}  ({figures['support']} videos)")
+
+
 def main(argv: list[str] | None = None) -> int:
     from models.convert import DEFAULT_SAVED_MODEL
+
+    DEFAULT_FEATURE_CACHE = Path(__file__).resolve().parent / "saved" / "feature-cache"
 
     parser = argparse.ArgumentParser(prog="python -m models", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -67,11 +133,49 @@ def main(argv: list[str] | None = None) -> int:
     predict.add_argument("video")
     predict.add_argument("--top-k", type=int, default=5)
     predict.add_argument("--json", action="store_true", help="print the API's JSON")
-    predict.add_argument("--model", default=os.environ.get("MODEL_HANDLE", str(DEFAULT_SAVED_MODEL)))
-    predict.add_argument("--clip-length", type=int, default=int(os.environ.get("CLIP_LENGTH", 64)))
-    predict.add_argument("--clip-stride", type=int, default=int(os.environ.get("CLIP_STRIDE", 32)))
-    predict.add_argument("--batch-size", type=int, default=int(os.environ.get("BATCH_SIZE", 4)))
+    predict.add_argument("--head", default=os.environ.get("HEAD_PATH"), help="trained head directory")
     predict.set_defaults(run=_predict)
+
+    train = commands.add_parser("train", help="train an LSTM head on your labelled videos")
+    train.add_argument("--data", required=True, help="class-folder tree, CSV (video,label) or UCF101 root with --split")
+    train.add_argument("--out", required=True, help="head directory to write")
+    train.add_argument("--val", help="validation data (default: 15%% of --data, whole source groups)")
+    train.add_argument("--epochs", type=int, default=60)
+    train.add_argument("--batch-size", dest="batch_size_train", type=int, default=16, help="videos per step")
+    train.add_argument("--lr", type=float, default=1e-3)
+    train.add_argument("--patience", type=int, default=10)
+    train.add_argument("--units", type=int, default=128)
+    train.add_argument("--dropout", type=float, default=0.3)
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--name", help="head name shown in results (default: the --out folder name)")
+    train.set_defaults(run=_train)
+
+    evaluate = commands.add_parser("evaluate", help="top-1, top-5 and per-class figures of a head")
+    evaluate.add_argument("--data", required=True)
+    evaluate.add_argument("--head", required=True)
+    evaluate.add_argument("--json", action="store_true")
+    evaluate.set_defaults(run=_evaluate)
+
+    for command in (train, evaluate):
+        command.add_argument("--split", type=int, help="UCF101 split number (1-3) when --data is a UCF101 root")
+        command.add_argument("--cache", default=os.environ.get("FEATURE_CACHE", str(DEFAULT_FEATURE_CACHE)),
+                             help="feature cache folder")
+    for command in (predict, train, evaluate):
+        command.add_argument("--model", default=os.environ.get("MODEL_HANDLE", str(DEFAULT_SAVED_MODEL)))
+        command.add_argument("--clip-length", type=int, default=int(os.environ.get("CLIP_LENGTH", 64)))
+        command.add_argument("--clip-stride", type=int, default=int(os.environ.get("CLIP_STRIDE", 32)))
+        command.add_argument("--batch-size" if command is predict else "--clip-batch", dest="batch_size", type=int,
+                             default=int(os.environ.get("BATCH_SIZE", 4)), help="clips per I3D forward pass")
+
+    subset = commands.add_parser("subset", help="N classes, M videos each, stratified train/val/test CSVs")
+    subset.add_argument("--data", required=True)
+    subset.add_argument("--out", required=True, help="folder for train.csv, val.csv, test.csv")
+    subset.add_argument("--classes", type=int, help="keep the first N classes (by name)")
+    subset.add_argument("--per-class", type=int, help="at most M videos per class")
+    subset.add_argument("--fractions", type=float, nargs=3, default=(0.8, 0.1, 0.1), metavar=("TRAIN", "VAL", "TEST"))
+    subset.add_argument("--split", type=int, help="use UCF101 split N's training list as the pool")
+    subset.add_argument("--seed", type=int, default=0)
+    subset.set_defaults(run=_subset)
 
     args = parser.parse_args(argv)
     return args.run(args)

@@ -1,17 +1,28 @@
 """Heads turn a video's per-clip I3D outputs into one whole-video ranking.
 
-A head is anything with `name`, `labels` and `video_probabilities(logits, features)`. The built-in
-one uses the Kinetics-400 logits directly; trained sequence heads (a directory with weights and
-`labels.json`, chosen by the `HEAD_PATH` setting) plug in behind the same interface.
+A head is anything with `name`, `labels` and `video_probabilities(logits, features)`. Two exist:
+- `KineticsHead`: the Kinetics-400 logits, the clips' softmax probabilities averaged.
+- `LstmHead`: a trained LSTM over the sequence of per-clip 1024-d features, saved as a directory
+  (`head.weights.h5`, `labels.json`, `config.json`), chosen by the `HEAD_PATH` setting.
 """
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 
 from models.labels import kinetics_labels, softmax
+
+WEIGHTS_FILE = "head.weights.h5"
+LABELS_FILE = "labels.json"
+CONFIG_FILE = "config.json"
+
+
+class HeadMismatchError(ValueError):
+    """The head was trained on other features than the loaded extractor gives."""
 
 
 class VideoHead(Protocol):
@@ -33,3 +44,58 @@ class KineticsHead:
 
     def video_probabilities(self, logits: np.ndarray, features: np.ndarray) -> np.ndarray:
         return softmax(logits).mean(axis=0)
+
+
+def build_lstm_head(*, num_classes: int, feature_dim: int = 1024, units: int = 128, dropout: float = 0.3):
+    """`features: (batch, clips, feature_dim)`, zero-padded at the end -> class probabilities.
+
+    All-zero rows are masked: real I3D features are averages of ReLU outputs and never all zero.
+    """
+    import keras
+    from keras import layers
+
+    features = keras.Input(shape=(None, feature_dim), name="features")
+    x = layers.Masking(mask_value=0.0, name="mask")(features)
+    x = layers.Dropout(dropout / 2, name="input_dropout")(x)
+    x = layers.LSTM(units, name="lstm")(x)
+    x = layers.Dropout(dropout, name="dropout")(x)
+    probabilities = layers.Dense(num_classes, activation="softmax", name="classes")(x)
+    return keras.Model(features, probabilities, name="lstm_head")
+
+
+def save_head(directory: Path, model, labels: list[str], config: dict) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    model.save_weights(directory / WEIGHTS_FILE)
+    (directory / LABELS_FILE).write_text(json.dumps(list(labels), indent=2) + "\n")
+    (directory / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
+
+
+class LstmHead:
+    """A trained sequence head loaded from its directory."""
+
+    def __init__(self, directory: str | Path, *, extractor_id: str, feature_dim: int, clip_len: int | None = None,
+                 stride: int | None = None):
+        directory = Path(directory)
+        for needed in (WEIGHTS_FILE, LABELS_FILE, CONFIG_FILE):
+            if not (directory / needed).is_file():
+                raise FileNotFoundError(f"{directory} is not a head directory: {needed} is missing")
+        self.directory = directory
+        self.config = json.loads((directory / CONFIG_FILE).read_text())
+        self.labels = tuple(json.loads((directory / LABELS_FILE).read_text()))
+        self.name = self.config.get("name") or directory.name
+        expected = {"extractor_id": extractor_id, "feature_dim": feature_dim, "clip_len": clip_len, "stride": stride}
+        for key, value in expected.items():
+            trained = self.config.get(key)
+            if value is not None and trained != value:
+                raise HeadMismatchError(
+                    f"head {directory} was trained with {key}={trained!r} but the service uses {key}={value!r}; "
+                    "retrain it for this extractor or change the setting"
+                )
+        self.model = build_lstm_head(
+            num_classes=len(self.labels), feature_dim=self.config["feature_dim"],
+            units=self.config["units"], dropout=self.config["dropout"],
+        )
+        self.model.load_weights(directory / WEIGHTS_FILE)
+
+    def video_probabilities(self, logits: np.ndarray, features: np.ndarray) -> np.ndarray:
+        return np.asarray(self.model(features[None].astype(np.float32), training=False))[0]

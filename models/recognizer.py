@@ -31,12 +31,63 @@ def batched(items: Iterable[Clip], size: int) -> Iterator[list[Clip]]:
         yield batch
 
 
+@dataclass
+class ClipRun:
+    """Everything I3D said about one video: `logits: (N, 400)`, `features: (N, 1024)`, clip spans in frames."""
+
+    info: VideoInfo
+    spans: list[tuple[int, int]]
+    logits: np.ndarray
+    features: np.ndarray
+    decode_s: float
+    infer_s: float
+
+
+def run_clips(
+    extractor: I3DExtractor, path: str | Path, clips: ClipSettings, on_progress: Callable[[int], None] | None = None
+) -> ClipRun:
+    """Decode `path` clip by clip and run I3D on batches of clips. Raises VideoDecodeError for a non-video."""
+    info = VideoInfo(0, 0.0, 0, 0)
+    spans: list[tuple[int, int]] = []
+    logits, features = [], []
+    decode_s = infer_s = 0.0
+    batches = batched(iter_clips(path, clip_len=clips.clip_len, stride=clips.stride, info=info), clips.batch_size)
+    while True:
+        t0 = time.perf_counter()
+        batch = next(batches, None)
+        t1 = time.perf_counter()
+        decode_s += t1 - t0
+        if batch is None:
+            break
+        outputs = extractor(np.stack([clip.frames for clip in batch]))
+        infer_s += time.perf_counter() - t1
+        spans.extend((clip.start_frame, clip.end_frame) for clip in batch)
+        logits.append(outputs.logits)
+        features.append(outputs.features)
+        if on_progress:
+            on_progress(len(spans))
+    return ClipRun(info, spans, np.concatenate(logits), np.concatenate(features), decode_s, infer_s)
+
+
+class UnknownHeadError(KeyError):
+    """A request named a head that is not loaded."""
+
+
 class ActionRecognizer:
-    """One loaded extractor and head; `recognize(path)` returns the API's JSON-ready result."""
+    """One loaded extractor and its heads; `recognize(path)` returns the API's JSON-ready result.
+
+    The Kinetics-400 head is always there; a trained head, if given, is the default.
+    """
 
     def __init__(self, extractor: I3DExtractor, *, head: VideoHead | None = None, clips: ClipSettings = ClipSettings()):
         self.extractor = extractor
-        self.head = head or KineticsHead()
+        kinetics = KineticsHead()
+        self.heads: dict[str, VideoHead] = {kinetics.name: kinetics}
+        if head is not None:
+            if head.name in self.heads:
+                raise ValueError(f"a trained head cannot be named {head.name!r}")
+            self.heads[head.name] = head
+        self.head = head or kinetics
         self.clips = clips
 
     def recognize(
@@ -45,37 +96,25 @@ class ActionRecognizer:
         *,
         top_k_actions: int = 5,
         filename: str | None = None,
+        head: str | None = None,
         on_progress: Callable[[int], None] | None = None,
     ) -> dict:
-        """Decode `path` clip by clip, run I3D in batches, rank. Raises VideoDecodeError for a non-video."""
+        """Rank the actions of the video at `path` with `head` (default: the trained head if any).
+
+        Raises VideoDecodeError for a non-video, UnknownHeadError for a head that is not loaded.
+        """
+        if head is not None and head not in self.heads:
+            raise UnknownHeadError(head)
+        ranking_head = self.heads[head] if head else self.head
         started = time.perf_counter()
-        info = VideoInfo(0, 0.0, 0, 0)
-        spans: list[tuple[int, int]] = []
-        logits, features = [], []
-        decode_s = infer_s = 0.0
-        clip_stream = iter_clips(path, clip_len=self.clips.clip_len, stride=self.clips.stride, info=info)
-        batches = batched(clip_stream, self.clips.batch_size)
-        while True:
-            t0 = time.perf_counter()
-            batch = next(batches, None)
-            t1 = time.perf_counter()
-            decode_s += t1 - t0
-            if batch is None:
-                break
-            outputs = self.extractor(np.stack([clip.frames for clip in batch]))
-            infer_s += time.perf_counter() - t1
-            spans.extend((clip.start_frame, clip.end_frame) for clip in batch)
-            logits.append(outputs.logits)
-            features.append(outputs.features)
-            if on_progress:
-                on_progress(len(spans))
-        clip_logits, clip_features = np.concatenate(logits), np.concatenate(features)
-        video_probs = self.head.video_probabilities(clip_logits, clip_features)
-        clip_probs = softmax(clip_logits)
+        run = run_clips(self.extractor, path, self.clips, on_progress)
+        video_probs = ranking_head.video_probabilities(run.logits, run.features)
+        clip_probs = softmax(run.logits)
+        info = run.info
         kinetics = kinetics_labels()
         return {
-            "actions": top_k(video_probs, self.head.labels, top_k_actions),
-            "head": self.head.name,
+            "actions": top_k(video_probs, ranking_head.labels, top_k_actions),
+            "head": ranking_head.name,
             "clips": [
                 {
                     "index": i,
@@ -85,7 +124,7 @@ class ActionRecognizer:
                     "end_frame": end,
                     "actions": top_k(probs, kinetics, CLIP_TOP_K),
                 }
-                for i, ((start, end), probs) in enumerate(zip(spans, clip_probs))
+                for i, ((start, end), probs) in enumerate(zip(run.spans, clip_probs))
             ],
             "video": {
                 "filename": filename if filename is not None else Path(path).name,
@@ -96,8 +135,8 @@ class ActionRecognizer:
                 "height": info.height,
             },
             "timings_ms": {
-                "decode": round(decode_s * 1000, 1),
-                "inference": round(infer_s * 1000, 1),
+                "decode": round(run.decode_s * 1000, 1),
+                "inference": round(run.infer_s * 1000, 1),
                 "total": round((time.perf_counter() - started) * 1000, 1),
             },
         }

@@ -28,6 +28,7 @@ def model(recognizer: RecognizerDep, settings: SettingsDep) -> ModelInfo:
         extractor=extractor.extractor_id,
         handle=extractor.handle,
         head=recognizer.head.name,
+        heads=list(recognizer.heads),
         labels=len(recognizer.head.labels),
         precision=extractor.precision,
         device=extractor.device,

@@ -48,12 +48,17 @@ async def recognize_action(
     recognizer: RecognizerDep,
     settings: SettingsDep,
     top_k: Annotated[int | None, Query(ge=1, le=400, description="how many whole-video actions to return")] = None,
+    head: Annotated[str | None, Query(description="rank with this head, e.g. kinetics400 (default: the served head)")] = None,
 ) -> dict:
+    if head is not None and head not in recognizer.heads:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT, f"unknown head {head!r}; loaded: {', '.join(recognizer.heads)}"
+        )
     lock = request.app.state.inference_lock
 
     def run(path, filename):
         with lock:
-            return recognizer.recognize(path, top_k_actions=top_k or settings.default_top_k, filename=filename)
+            return recognizer.recognize(path, top_k_actions=top_k or settings.default_top_k, filename=filename, head=head)
 
     async with saved_upload(request, settings.upload_dir, settings.max_upload_bytes) as upload:
         try:

@@ -1,0 +1,88 @@
+"""Per-video I3D feature sequences, cached on disk.
+
+One `.npy` per video, `(clips, 1024) float32`, named by a hash of the video's bytes, the extractor and
+the clip settings: renaming a file reuses its features, changing a setting does not. Files are written
+atomically, so an interrupted run resumes where it stopped. Unreadable videos are skipped and listed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from models.extractor import I3DExtractor
+from models.recognizer import ClipSettings, run_clips
+from models.video import VideoDecodeError
+
+
+def content_hash(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def cache_key(path: Path, *, extractor_id: str, clips: ClipSettings) -> str:
+    settings = json.dumps({"video": content_hash(path), "extractor": extractor_id, "clip_len": clips.clip_len,
+                           "stride": clips.stride}, sort_keys=True)
+    return hashlib.sha256(settings.encode()).hexdigest()[:32]
+
+
+def video_features(extractor: I3DExtractor, path: Path, clips: ClipSettings) -> np.ndarray:
+    """`(num_clips, feature_dim) float32` for one video, decoded clip by clip."""
+    return run_clips(extractor, path, clips).features.astype(np.float32)
+
+
+@dataclass
+class FeatureSet:
+    features: dict[Path, np.ndarray] = field(default_factory=dict)
+    failed: dict[Path, str] = field(default_factory=dict)  # path -> why it was skipped
+    computed: int = 0
+    reused: int = 0
+
+
+def _progress(iterable, total: int, description: str, enabled: bool):
+    if not enabled:
+        return iterable
+    from tqdm import tqdm
+
+    return tqdm(iterable, total=total, desc=description, unit="video", file=sys.stderr)
+
+
+def extract_all(
+    paths: list[Path], extractor: I3DExtractor, *, clips: ClipSettings, cache_dir: Path, progress: bool = True
+) -> FeatureSet:
+    """Features of every readable video in `paths`, from the cache where possible."""
+    cache_dir = Path(cache_dir)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    result = FeatureSet()
+    for path in _progress(list(dict.fromkeys(paths)), len(set(paths)), "I3D features", progress):
+        try:
+            cached = cache_dir / f"{cache_key(path, extractor_id=extractor.extractor_id, clips=clips)}.npy"
+        except OSError as exc:
+            result.failed[path] = f"cannot read: {exc.strerror or exc}"
+            continue
+        if cached.is_file():
+            result.features[path] = np.load(cached)
+            result.reused += 1
+            continue
+        try:
+            features = video_features(extractor, path, clips)
+        except VideoDecodeError as exc:
+            result.failed[path] = str(exc)
+            continue
+        fd, staging = tempfile.mkstemp(dir=cache_dir, suffix=".npy.part")
+        with os.fdopen(fd, "wb") as f:
+            np.save(f, features)
+        os.replace(staging, cached)
+        result.features[path] = features
+        result.computed += 1
+    return result

@@ -1,0 +1,239 @@
+"""Train and evaluate an LSTM head on I3D feature sequences.
+
+`train` extracts (or reuses cached) features for every video, fits the head with early stopping on a
+validation set, a plateau learning-rate schedule and class weights, and writes the head directory plus
+its experiment record: `config.json`, `history.json`, `results.json`, `training_curves.png`,
+`confusion_matrix.png`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from models.datasets import DatasetError, Sample, split_by_group
+from models.extractor import I3DExtractor
+from models.features import FeatureSet, extract_all
+from models.heads import CONFIG_FILE, build_lstm_head, save_head
+from models.recognizer import ClipSettings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 60
+    batch_size: int = 16
+    lr: float = 1e-3
+    patience: int = 10
+    units: int = 128
+    dropout: float = 0.3
+    seed: int = 0
+    val_fraction: float = 0.15  # held out of the training data when no validation set is given
+
+
+def pad_sequences(sequences: list[np.ndarray], feature_dim: int) -> np.ndarray:
+    """`[(n_i, D)] -> (len, max n_i, D)`, zero-padded at the end (zeros are masked by the head)."""
+    longest = max(len(s) for s in sequences)
+    batch = np.zeros((len(sequences), longest, feature_dim), np.float32)
+    for i, s in enumerate(sequences):
+        batch[i, : len(s)] = s
+    return batch
+
+
+def _arrays(samples: list[Sample], features: FeatureSet, labels: list[str], feature_dim: int):
+    kept = [s for s in samples if s.path in features.features]
+    if not kept:
+        return None, None, kept
+    x = pad_sequences([features.features[s.path] for s in kept], feature_dim)
+    y = np.array([labels.index(s.label) for s in kept])
+    return x, y, kept
+
+
+def classification_report(y_true: np.ndarray, probabilities: np.ndarray, labels: list[str]) -> dict:
+    """top-1, top-5, per-class precision/recall (None where undefined), confusion matrix (rows: true)."""
+    predicted = probabilities.argmax(axis=1)
+    k = min(5, len(labels))
+    top_k_hits = [y in np.argsort(-p)[:k] for y, p in zip(y_true, probabilities)]
+    confusion = np.zeros((len(labels), len(labels)), int)
+    for t, p in zip(y_true, predicted):
+        confusion[t, p] += 1
+    per_class = {}
+    for i, label in enumerate(labels):
+        tp, predicted_i, actual_i = confusion[i, i], confusion[:, i].sum(), confusion[i].sum()
+        per_class[label] = {
+            "precision": round(float(tp / predicted_i), 4) if predicted_i else None,
+            "recall": round(float(tp / actual_i), 4) if actual_i else None,
+            "support": int(actual_i),
+        }
+    return {
+        "videos": int(len(y_true)),
+        "top1": round(float(np.mean(predicted == y_true)), 4),
+        "top5": round(float(np.mean(top_k_hits)), 4),  # with fewer than 5 classes, top-(classes)
+        "per_class": per_class,
+        "confusion_matrix": confusion.tolist(),
+        "labels": labels,
+    }
+
+
+def _plot_curves(history: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(10, 4))
+    for key in ("loss", "val_loss"):
+        if key in history:
+            loss_ax.plot(history[key], label=key)
+    for key in ("accuracy", "val_accuracy"):
+        if key in history:
+            acc_ax.plot(history[key], label=key)
+    loss_ax.set(title="loss", xlabel="epoch")
+    acc_ax.set(title="accuracy", xlabel="epoch", ylim=(0, 1.02))
+    loss_ax.legend()
+    acc_ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def plot_confusion(confusion: list[list[int]], labels: list[str], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    matrix = np.array(confusion)
+    size = max(4, 0.45 * len(labels) + 2)
+    fig, ax = plt.subplots(figsize=(size, size))
+    ax.imshow(matrix, cmap="Blues")
+    ax.set_xticks(range(len(labels)), labels, rotation=90)
+    ax.set_yticks(range(len(labels)), labels)
+    ax.set(xlabel="predicted", ylabel="true", title="confusion matrix")
+    if len(labels) <= 30:
+        for (i, j), count in np.ndenumerate(matrix):
+            ax.text(j, i, str(count), ha="center", va="center", color="white" if count > matrix.max() / 2 else "black")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def _seed_everything(seed: int) -> None:
+    import keras
+
+    random.seed(seed)
+    np.random.seed(seed)
+    keras.utils.set_random_seed(seed)
+
+
+def train(
+    train_samples: list[Sample],
+    out_dir: Path,
+    extractor: I3DExtractor,
+    *,
+    val_samples: list[Sample] | None = None,
+    clips: ClipSettings = ClipSettings(),
+    config: TrainConfig = TrainConfig(),
+    cache_dir: Path,
+    name: str | None = None,
+    progress: bool = True,
+) -> dict:
+    """Train a head on `train_samples` and write it to `out_dir`; returns the validation results.
+
+    Usage: `python -m models train --data DATA --out HEAD_DIR [--val DATA] [--epochs ...]`
+    """
+    import keras
+
+    _seed_everything(config.seed)
+    out_dir = Path(out_dir)
+    if val_samples is None:
+        train_samples, val_samples, _ = split_by_group(
+            train_samples, fractions=(1 - config.val_fraction, config.val_fraction, 0.0), seed=config.seed
+        )
+    labels = sorted({s.label for s in train_samples})
+    if len(labels) < 2:
+        raise DatasetError(f"training needs at least 2 classes, got {labels}")
+    val_samples = [s for s in val_samples if s.label in labels]
+
+    features = extract_all([s.path for s in train_samples + val_samples], extractor, clips=clips,
+                           cache_dir=cache_dir, progress=progress)
+    for path, why in features.failed.items():
+        log.warning("skipped %s: %s", path, why)
+    dim = extractor.feature_dim
+    x_train, y_train, kept_train = _arrays(train_samples, features, labels, dim)
+    if x_train is None:
+        raise DatasetError("no training video could be read")
+    x_val, y_val, kept_val = _arrays(val_samples, features, labels, dim)
+
+    counts = np.bincount(y_train, minlength=len(labels))
+    class_weight = {i: float(len(y_train) / (len(labels) * c)) for i, c in enumerate(counts) if c}
+    model = build_lstm_head(num_classes=len(labels), feature_dim=dim, units=config.units, dropout=config.dropout)
+    model.compile(optimizer=keras.optimizers.Adam(config.lr), loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy"])
+    monitor = "val_loss" if x_val is not None else "loss"
+    callbacks = [
+        keras.callbacks.EarlyStopping(monitor=monitor, patience=config.patience, restore_best_weights=True),
+        keras.callbacks.ReduceLROnPlateau(monitor=monitor, factor=0.5, patience=max(1, config.patience // 3),
+                                          min_lr=config.lr / 64),
+    ]
+    started = time.perf_counter()
+    fit = model.fit(
+        x_train, y_train, validation_data=(x_val, y_val) if x_val is not None else None,
+        epochs=config.epochs, batch_size=config.batch_size, class_weight=class_weight, shuffle=True,
+        callbacks=callbacks, verbose=2 if progress else 0,
+    )
+    history = {k: [float(v) for v in values] for k, values in fit.history.items()}
+
+    eval_x, eval_y = (x_val, y_val) if x_val is not None else (x_train, y_train)
+    results = classification_report(eval_y, np.asarray(model.predict(eval_x, verbose=0)), labels)
+    results["evaluated_on"] = "validation" if x_val is not None else "training (no validation videos)"
+    head_config = {
+        "name": name or out_dir.name,
+        "kind": "lstm",
+        "extractor_id": extractor.extractor_id,
+        "feature_dim": dim,
+        "clip_len": clips.clip_len,
+        "stride": clips.stride,
+        "units": config.units,
+        "dropout": config.dropout,
+        "training": {**asdict(config), "train_videos": len(kept_train), "val_videos": len(kept_val),
+                     "skipped_videos": {str(p): why for p, why in features.failed.items()},
+                     "epochs_run": len(history["loss"]), "seconds": round(time.perf_counter() - started, 1)},
+        "metrics": {k: results[k] for k in results if k.startswith("top")},
+    }
+    save_head(out_dir, model, labels, head_config)
+    (out_dir / "history.json").write_text(json.dumps(history, indent=2) + "\n")
+    (out_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    _plot_curves(history, out_dir / "training_curves.png")
+    plot_confusion(results["confusion_matrix"], labels, out_dir / "confusion_matrix.png")
+    return results
+
+
+def evaluate(samples: list[Sample], head_dir: Path, extractor: I3DExtractor, *, cache_dir: Path,
+             progress: bool = True) -> dict:
+    """Results of the head at `head_dir` on `samples`; writes `confusion_matrix_eval.png` beside it."""
+    from models.heads import LstmHead
+
+    config = json.loads((Path(head_dir) / CONFIG_FILE).read_text())
+    clips = ClipSettings(clip_len=config["clip_len"], stride=config["stride"])
+    head = LstmHead(head_dir, extractor_id=extractor.extractor_id, feature_dim=extractor.feature_dim)
+    labels = list(head.labels)
+    unknown = sorted({s.label for s in samples} - set(labels))
+    if unknown:
+        raise DatasetError(f"the head does not know the labels {unknown}")
+    features = extract_all([s.path for s in samples], extractor, clips=clips, cache_dir=cache_dir, progress=progress)
+    kept = [s for s in samples if s.path in features.features]
+    if not kept:
+        raise DatasetError("no video could be read")
+    probabilities = np.stack([head.video_probabilities(None, features.features[s.path]) for s in kept])
+    results = classification_report(np.array([labels.index(s.label) for s in kept]), probabilities, labels)
+    results["skipped_videos"] = {str(p): why for p, why in features.failed.items()}
+    plot_confusion(results["confusion_matrix"], labels, Path(head_dir) / "confusion_matrix_eval.png")
+    return results

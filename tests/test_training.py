@@ -1,0 +1,195 @@
+"""Train an LSTM head on real clips cut into 64-frame segments, then recognise whole videos with it."""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from conftest import DATA
+from models.datasets import DatasetError, Sample, load_samples, write_csv
+from models.features import extract_all
+from models.heads import HeadMismatchError, LstmHead, build_lstm_head, save_head
+from models.recognizer import ActionRecognizer, ClipSettings
+from models.training import TrainConfig, evaluate, train
+
+# class -> (training source, whole videos to recognise afterwards)
+CLASSES = {
+    "archery": ("archery__paddlevideo_example.avi", ["archery__paddlevideo_example.avi"]),
+    "eye makeup": ("makeup__mmaction2_test_ApplyEyeMakeup.avi", ["makeup__mmaction2_test_ApplyEyeMakeup.avi"]),
+    # the second yoga video is never seen in training
+    "yoga": ("yoga__askanything_yoga.mp4", ["yoga__askanything_yoga.mp4", "yoga__uniformer_Tw2yXa6CzWE.mp4"]),
+}
+
+
+def cut_segments(source, out_dir, *, length: int = 64) -> list:
+    """Write the source's consecutive `length`-frame segments as MJPG AVIs; a shorter tail is dropped."""
+    capture = cv2.VideoCapture(str(source))
+    fps = capture.get(cv2.CAP_PROP_FPS) or 25
+    frames, paths = [], []
+    while True:
+        ok, frame = capture.read()
+        if not ok:
+            break
+        frames.append(frame)
+        if len(frames) == length:
+            path = out_dir / f"{source.stem}_seg{len(paths):02d}.avi"
+            writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, frames[0].shape[1::-1])
+            for f in frames:
+                writer.write(f)
+            writer.release()
+            paths.append(path)
+            frames = []
+    capture.release()
+    return paths
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, extractor):
+    root = tmp_path_factory.mktemp("training")
+    samples = []
+    for label, (source, _) in CLASSES.items():
+        folder = root / "data" / label
+        folder.mkdir(parents=True)
+        samples += [Sample(p, label, f"{label}/{p.stem}") for p in cut_segments(DATA / source, folder)]
+    write_csv(samples, root / "train.csv")
+    (root / "data" / "broken").mkdir()
+    broken = root / "data" / "broken" / "not_a_video.mp4"
+    broken.write_bytes(b"garbage")
+    head_dir = root / "head"
+    results = train(
+        load_samples(root / "train.csv") + [Sample(broken, "yoga", "yoga/broken")],
+        head_dir, extractor, val_samples=samples, cache_dir=root / "cache",
+        config=TrainConfig(epochs=80, patience=20, seed=1), progress=False,
+    )
+    return {"root": root, "head": head_dir, "results": results, "samples": samples, "broken": broken}
+
+
+def test_training_writes_the_head_and_its_record(trained):
+    head = trained["head"]
+    for name in ("head.weights.h5", "labels.json", "config.json", "history.json", "results.json",
+                 "training_curves.png", "confusion_matrix.png"):
+        assert (head / name).is_file(), name
+    assert (head / "training_curves.png").read_bytes()[:4] == b"\x89PNG"
+    config = json.loads((head / "config.json").read_text())
+    assert config["extractor_id"] == "i3d-kinetics400-rgb" and config["feature_dim"] == 1024
+    assert (config["clip_len"], config["stride"]) == (64, 32)
+    assert config["training"]["train_videos"] == len(trained["samples"])
+    assert str(trained["broken"]) in config["training"]["skipped_videos"]  # unreadable: skipped and listed
+    assert json.loads((head / "labels.json").read_text()) == sorted(CLASSES)
+    results = trained["results"]
+    assert results["top1"] == 1.0 and config["metrics"]["top1"] == 1.0
+    assert set(results["per_class"]) == set(CLASSES)
+    assert len(json.loads((head / "history.json").read_text())["loss"]) == config["training"]["epochs_run"]
+
+
+def test_trained_head_recognises_whole_videos(trained, extractor):
+    head = LstmHead(trained["head"], extractor_id=extractor.extractor_id, feature_dim=1024, clip_len=64, stride=32)
+    recognizer = ActionRecognizer(extractor, head=head)
+    for label, (_, videos) in CLASSES.items():
+        for video in videos:
+            result = recognizer.recognize(DATA / video, top_k_actions=3)
+            assert result["head"] == "head" and result["actions"][0]["label"] == label, (video, result["actions"])
+            assert result["clips"][0]["actions"][0]["label"] in extractor_kinetics_labels()  # timeline stays Kinetics
+
+
+def extractor_kinetics_labels():
+    from models.labels import kinetics_labels
+
+    return kinetics_labels()
+
+
+def test_feature_cache_is_reused(trained, extractor):
+    paths = [s.path for s in trained["samples"]] + [trained["broken"]]
+    again = extract_all(paths, extractor, clips=ClipSettings(), cache_dir=trained["root"] / "cache", progress=False)
+    assert again.computed == 0 and again.reused == len(trained["samples"])
+    assert list(again.failed) == [trained["broken"]]
+    other = extract_all(paths[:1], extractor, clips=ClipSettings(stride=16), cache_dir=trained["root"] / "cache",
+                        progress=False)
+    assert other.computed == 1  # other clip settings, other cache entry
+
+
+def test_evaluate_uses_the_cache_and_reports(trained, extractor):
+    results = evaluate(load_samples(trained["root"] / "train.csv"), trained["head"], extractor,
+                       cache_dir=trained["root"] / "cache", progress=False)
+    assert results["top1"] == 1.0 and results["top5"] == 1.0
+    assert (trained["head"] / "confusion_matrix_eval.png").is_file()
+
+
+def test_head_round_trip_and_mismatch(tmp_path):
+    model = build_lstm_head(num_classes=3, feature_dim=16, units=8, dropout=0.0)
+    config = {"name": "tiny", "extractor_id": "x", "feature_dim": 16, "clip_len": 64, "stride": 32, "units": 8,
+              "dropout": 0.0}
+    save_head(tmp_path / "tiny", model, ["a", "b", "c"], config)
+    head = LstmHead(tmp_path / "tiny", extractor_id="x", feature_dim=16, clip_len=64, stride=32)
+    features = np.random.default_rng(0).normal(size=(5, 16)).astype(np.float32)
+    expected = np.asarray(model(features[None], training=False))[0]
+    np.testing.assert_allclose(head.video_probabilities(None, features), expected, atol=1e-6)
+    assert head.labels == ("a", "b", "c") and head.name == "tiny"
+    with pytest.raises(HeadMismatchError, match="extractor_id"):
+        LstmHead(tmp_path / "tiny", extractor_id="i3d-kinetics400-rgb", feature_dim=16)
+    with pytest.raises(HeadMismatchError, match="feature_dim"):
+        LstmHead(tmp_path / "tiny", extractor_id="x", feature_dim=1024)
+    with pytest.raises(HeadMismatchError, match="clip_len"):
+        LstmHead(tmp_path / "tiny", extractor_id="x", feature_dim=16, clip_len=32)
+    with pytest.raises(FileNotFoundError, match="labels.json"):
+        (tmp_path / "tiny" / "labels.json").unlink()
+        LstmHead(tmp_path / "tiny", extractor_id="x", feature_dim=16)
+
+
+def test_padding_is_masked():
+    model = build_lstm_head(num_classes=2, feature_dim=4, units=4, dropout=0.0)
+    sequence = np.random.default_rng(1).uniform(0.1, 1, size=(1, 3, 4)).astype(np.float32)
+    padded = np.concatenate([sequence, np.zeros((1, 5, 4), np.float32)], axis=1)
+    np.testing.assert_allclose(model(sequence, training=False), model(padded, training=False), atol=1e-6)
+
+
+def test_training_needs_two_classes(tmp_path, extractor):
+    with pytest.raises(DatasetError, match="at least 2 classes"):
+        train([Sample(DATA / "archery__paddlevideo_example.avi", "archery", "a")], tmp_path / "h", extractor,
+              val_samples=[], cache_dir=tmp_path / "cache", progress=False)
+
+
+def test_api_serves_the_trained_head(trained, saved_model_dir, tmp_path):
+    from fastapi.testclient import TestClient
+
+    from api.main import app
+    from api.settings import Settings, get_settings
+
+    settings = Settings(model_handle=str(saved_model_dir), head_path=trained["head"], upload_dir=tmp_path, warm_up=False)
+    app.dependency_overrides[get_settings] = lambda: settings
+    try:
+        with TestClient(app) as client:
+            model = client.get("/model").json()
+            assert model["head"] == "head" and model["heads"] == ["kinetics400", "head"] and model["labels"] == 3
+            assert client.get("/labels").json()["labels"] == sorted(CLASSES)
+            video = DATA / "yoga__uniformer_Tw2yXa6CzWE.mp4"
+            body = client.post("/recognize_action", files={"video": (video.name, video.read_bytes(), "video/mp4")}).json()
+            assert body["head"] == "head" and body["actions"][0]["label"] == "yoga"
+            cricket = DATA / "cricket__kinetics_i3d_v_CricketShot_g04_c01.mp4"
+            kinetics = client.post("/recognize_action?head=kinetics400", content=cricket.read_bytes(),
+                                   headers={"Content-Type": "video/mp4"}).json()
+            assert kinetics["head"] == "kinetics400" and kinetics["actions"][0]["label"] == "playing cricket"
+            unknown = client.post("/recognize_action?head=nope", content=b"x", headers={"Content-Type": "video/mp4"})
+            assert unknown.status_code == 422 and "unknown head 'nope'" in unknown.json()["detail"]
+        assert list(tmp_path.iterdir()) == []
+    finally:
+        app.dependency_overrides.clear()
+
+
+def test_api_refuses_a_mismatched_head(trained, saved_model_dir, tmp_path):
+    from fastapi.testclient import TestClient
+
+    from api.main import app
+    from api.settings import Settings, get_settings
+
+    settings = Settings(model_handle=str(saved_model_dir), head_path=trained["head"], clip_stride=16, warm_up=False)
+    app.dependency_overrides[get_settings] = lambda: settings
+    try:
+        with pytest.raises(HeadMismatchError, match="stride=32 but the service uses stride=16"):
+            with TestClient(app):
+                pass
+    finally:
+        app.dependency_overrides.clear()
