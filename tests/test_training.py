@@ -55,8 +55,8 @@ def trained(tmp_path_factory, extractor):
         folder.mkdir(parents=True)
         samples += [Sample(p, label, f"{label}/{p.stem}") for p in cut_segments(DATA / source, folder)]
     write_csv(samples, root / "train.csv")
-    (root / "data" / "broken").mkdir()
-    broken = root / "data" / "broken" / "not_a_video.mp4"
+    (root / "broken").mkdir()
+    broken = root / "broken" / "not_a_video.mp4"
     broken.write_bytes(b"garbage")
     head_dir = root / "head"
     results = train(
@@ -193,3 +193,27 @@ def test_api_refuses_a_mismatched_head(trained, saved_model_dir, tmp_path):
                 pass
     finally:
         app.dependency_overrides.clear()
+
+
+def test_command_line_train_evaluate_subset(trained, tmp_path):
+    import subprocess
+    import sys
+
+    def cli(*args):
+        done = subprocess.run([sys.executable, "-m", "models", *args], capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr[-3000:]
+        return done.stdout
+
+    cache = str(trained["root"] / "cache")
+    out = tmp_path / "sports"
+    printed = cli("train", "--data", str(trained["root"] / "train.csv"), "--out", str(out), "--cache", cache,
+                  "--epochs", "40", "--patience", "40", "--seed", "2")
+    assert "top-1" in printed and f"HEAD_PATH={out}" in printed
+    assert json.loads((out / "config.json").read_text())["name"] == "sports"
+    results = json.loads(cli("evaluate", "--data", str(trained["root"] / "train.csv"), "--head", str(out),
+                             "--cache", cache, "--json"))
+    assert results["videos"] == len(trained["samples"]) and results["top1"] >= 0.8
+    printed = cli("subset", "--data", str(trained["root"] / "data"), "--out", str(tmp_path / "splits"),
+                  "--classes", "2", "--per-class", "2", "--fractions", "0.5", "0.5", "0")
+    assert "train.csv: 2 videos, 2 classes" in printed
+    assert len(load_samples(tmp_path / "splits" / "val.csv")) == 2
