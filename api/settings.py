@@ -14,7 +14,8 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore", protected_namespaces=())
+    # An empty variable (HEAD_PATH= in .env) means "not set".
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", env_ignore_empty=True, protected_namespaces=())
 
     model_handle: str = Field(str(DEFAULT_SAVED_MODEL), description="SavedModel path or TF Hub handle of the I3D")
     head_path: Path | None = Field(None, description="trained head directory (python -m models train); unset: Kinetics-400")

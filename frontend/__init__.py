@@ -10,13 +10,17 @@ from flask import Flask
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
+def _env(name: str, default: str) -> str:
+    return os.environ.get(name) or default  # an empty variable means "not set"
+
+
 def _env_config() -> dict:
     return {
-        "API_URL": os.environ.get("API_URL", "http://127.0.0.1:8000"),
-        "API_TIMEOUT_S": float(os.environ.get("API_TIMEOUT_S", "900")),
-        "MAX_CONTENT_LENGTH": int(os.environ.get("MAX_UPLOAD_MB", "200")) * 1024 * 1024,
-        "UPLOAD_FOLDER": os.environ.get("FRONTEND_UPLOAD_DIR", str(PROJECT_ROOT / "static" / "uploads")),
-        "SECRET_KEY": os.environ.get("FLASK_SECRET_KEY", os.urandom(32).hex()),
+        "API_URL": _env("API_URL", "http://127.0.0.1:8000"),
+        "API_TIMEOUT_S": float(_env("API_TIMEOUT_S", "900")),
+        "MAX_CONTENT_LENGTH": int(_env("MAX_UPLOAD_MB", "200")) * 1024 * 1024,
+        "UPLOAD_FOLDER": _env("FRONTEND_UPLOAD_DIR", str(PROJECT_ROOT / "static" / "uploads")),
+        "SECRET_KEY": _env("FLASK_SECRET_KEY", os.urandom(32).hex()),
     }
 
 

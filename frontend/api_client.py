@@ -16,8 +16,12 @@ class ApiError(Exception):
         self.status_code = status_code
 
 
-def recognize(api_url: str, video: Path, filename: str, *, timeout_s: float, top_k: int = 5) -> dict:
-    """POST the file to `{api_url}/recognize_action` as multipart field `video`; return the JSON result."""
+def recognize(api_url: str, video: Path, filename: str, *, timeout_s: float, top_k: int = 5,
+              request_id: str | None = None) -> dict:
+    """POST the file to `{api_url}/recognize_action` as multipart field `video`; return the JSON result.
+
+    `request_id` goes along as X-Request-ID so that both services' logs name the same request.
+    """
     timeout = httpx.Timeout(timeout_s, connect=5.0)
     try:
         with open(video, "rb") as f, httpx.Client(timeout=timeout) as client:
@@ -25,6 +29,7 @@ def recognize(api_url: str, video: Path, filename: str, *, timeout_s: float, top
                 f"{api_url.rstrip('/')}/recognize_action",
                 params={"top_k": top_k},
                 files={"video": (filename, f, "application/octet-stream")},
+                headers={"X-Request-ID": request_id} if request_id else None,
             )
     except httpx.ConnectError:
         raise ApiError("The recognition service is not reachable. Is the API running?", 503) from None

@@ -27,6 +27,11 @@ def index():
     return _form()
 
 
+@bp.get("/health")
+def health():
+    return {"status": "ok"}
+
+
 @bp.get("/media/<name>")
 def media(name: str):
     """Uploaded copies for the player (byte ranges supported, so seeking works)."""
@@ -53,13 +58,15 @@ def recognize_upload():
     stem = uuid.uuid4().hex
     saved = folder / f"{stem}{extension}"
     upload.save(saved)
+    request_id = stem[:16]
     try:
-        result = recognize(
-            current_app.config["API_URL"], saved, original_name, timeout_s=current_app.config["API_TIMEOUT_S"]
-        )
+        result = recognize(current_app.config["API_URL"], saved, original_name,
+                           timeout_s=current_app.config["API_TIMEOUT_S"], request_id=request_id)
     except ApiError as exc:
         saved.unlink(missing_ok=True)
+        current_app.logger.warning("request_id=%s API error %d: %s", request_id, exc.status_code, exc.message)
         return _form(exc.message, exc.status_code)
+    current_app.logger.info("request_id=%s recognized, %d clips", request_id, len(result["clips"]))
 
     playable = folder / f"{stem}.play.mp4"
     if transcode_for_browser(saved, playable):

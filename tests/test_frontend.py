@@ -34,13 +34,14 @@ class FakeApi:
     """Answers POST /recognize_action with `self.status` and `self.body`; records what it received."""
 
     def __init__(self):
-        self.status, self.body, self.received = 200, RESULT, []
+        self.status, self.body, self.received, self.request_ids = 200, RESULT, [], []
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):
                 length = int(self.headers.get("Content-Length", 0))
                 fake.received.append((self.path, self.headers.get("Content-Type"), self.rfile.read(length)))
+                fake.request_ids.append(self.headers.get("X-Request-ID"))
                 payload = json.dumps(fake.body).encode()
                 self.send_response(fake.status)
                 self.send_header("Content-Type", "application/json")
@@ -101,6 +102,7 @@ def test_result_page_shows_ranked_actions_player_and_clips(client, fake_api, upl
     path, content_type, body = fake_api.received[0]
     assert path.startswith("/recognize_action") and content_type.startswith("multipart/form-data")
     assert ARCHERY_AVI.read_bytes() in body
+    assert len(fake_api.request_ids[0]) == 16  # one id names the request in both services' logs
     # labels and file names are escaped, never rendered as HTML
     assert "massaging person&#39;s head" in page and "61.0%" in page
     assert "&lt;b&gt;bold&lt;/b&gt; (yes)" in page and "<b>bold</b>" not in page

@@ -9,6 +9,7 @@ from fastapi import APIRouter, HTTPException, Query, Request, status
 from fastapi.concurrency import run_in_threadpool
 
 from api.deps import RecognizerDep, SettingsDep
+from api.metrics import CLIPS, RUNNING, WAITING
 from api.schemas import ErrorDetail, RecognitionResult
 from api.uploads import FIELD_NAME, saved_upload
 from models.video import VideoDecodeError
@@ -57,16 +58,20 @@ async def recognize_action(
     lock = request.app.state.inference_lock
 
     def run(path, filename):
+        WAITING.inc()
         with lock:
-            return recognizer.recognize(path, top_k_actions=top_k or settings.default_top_k, filename=filename, head=head)
+            WAITING.dec()
+            with RUNNING.track_inprogress():
+                return recognizer.recognize(path, top_k_actions=top_k or settings.default_top_k, filename=filename,
+                                            head=head)
 
     async with saved_upload(request, settings.upload_dir, settings.max_upload_bytes) as upload:
         try:
             result = await run_in_threadpool(run, upload.path, upload.filename)
         except VideoDecodeError as exc:
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"not a readable video: {exc}") from None
-    log.info(
-        "recognized %s bytes, %d clips, top=%s, %.0f ms",
-        upload.size, len(result["clips"]), result["actions"][0]["label"] if result["actions"] else None, result["timings_ms"]["total"],
-    )
+    CLIPS.inc(len(result["clips"]))
+    top = result["actions"][0]["label"] if result["actions"] else None
+    log.info("request_id=%s recognized %d bytes, %d clips, top=%s, %.0f ms", request.state.request_id, upload.size,
+             len(result["clips"]), top, result["timings_ms"]["total"])
     return result

@@ -1,0 +1,49 @@
+"""Prometheus metrics (`GET /metrics`) and the per-request middleware that records them and a request id."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+
+from fastapi import APIRouter, FastAPI, Request, Response
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
+
+log = logging.getLogger("api.requests")
+
+REQUESTS = Counter("action_api_requests_total", "HTTP requests", ["method", "route", "status"])
+ERRORS = Counter("action_api_errors_total", "HTTP requests answered 4xx or 5xx", ["route", "status"])
+LATENCY = Histogram(
+    "action_api_request_seconds", "Time to answer, upload included", ["route"],
+    buckets=(0.01, 0.05, 0.1, 0.5, 1, 2.5, 5, 10, 20, 40, 80, 160, 320, 640),
+)
+CLIPS = Counter("action_api_clips_processed_total", "64-frame clips run through I3D")
+WAITING = Gauge("action_api_recognitions_waiting", "Recognitions queued for the model")
+RUNNING = Gauge("action_api_recognitions_running", "Recognitions on the model now")
+
+router = APIRouter(tags=["service"])
+
+
+@router.get("/metrics", include_in_schema=False)
+def metrics() -> Response:
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+def install_middleware(app: FastAPI) -> None:
+    @app.middleware("http")
+    async def observe(request: Request, call_next):
+        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex[:16]
+        request.state.request_id = request_id
+        started = time.perf_counter()
+        response = await call_next(request)
+        elapsed = time.perf_counter() - started
+        route = getattr(request.scope.get("route"), "path", "unmatched")
+        REQUESTS.labels(request.method, route, str(response.status_code)).inc()
+        LATENCY.labels(route).observe(elapsed)
+        if response.status_code >= 400:
+            ERRORS.labels(route, str(response.status_code)).inc()
+        response.headers["X-Request-ID"] = request_id
+        if route != "/metrics":
+            log.info("request_id=%s %s %s -> %d in %.0f ms", request_id, request.method, route,
+                     response.status_code, elapsed * 1000)
+        return response

