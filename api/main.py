@@ -9,11 +9,14 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api import metrics
-from api.routes import meta, recognize
+from api.jobs import InProcessJobs, Job, JobFailedError
+from api.routes import jobs, meta, recognize
+from api.service import recognize_serialized
 from api.settings import get_settings
-from models.extractor import I3DExtractor
+from models.extractor import I3DExtractor, default_batch_size
 from models.heads import LstmHead
 from models.recognizer import ActionRecognizer, ClipSettings
+from models.video import VideoDecodeError
 
 log = logging.getLogger("api")
 
@@ -24,20 +27,33 @@ async def lifespan(app: FastAPI):
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     log.info("loading I3D from %s", settings.model_handle)
     extractor = I3DExtractor(settings.model_handle)
-    clips = ClipSettings(clip_len=settings.clip_length, stride=settings.clip_stride, batch_size=settings.batch_size)
+    clips = ClipSettings(clip_len=settings.clip_length, stride=settings.clip_stride,
+                         batch_size=settings.batch_size or default_batch_size(extractor.device))
     head = None
     if settings.head_path:  # refuses a head trained on other features or clip settings
         head = LstmHead(settings.head_path, extractor_id=extractor.extractor_id, feature_dim=extractor.feature_dim,
                         clip_len=clips.clip_len, stride=clips.stride)
         log.info("serving head %s (%d labels)", head.name, len(head.labels))
     if settings.warm_up:
-        extractor.warm_up(settings.clip_length)
-    app.state.recognizer = ActionRecognizer(extractor, head=head, clips=clips)
-    app.state.inference_lock = threading.Lock()  # one model, one forward pass at a time
+        extractor.warm_up(clips.clip_len, clips.batch_size)
+    recognizer = ActionRecognizer(extractor, head=head, clips=clips)
+    lock = threading.Lock()  # one model, one forward pass at a time
+
+    def run_job(job: Job, progress) -> dict:
+        try:
+            return recognize_serialized(recognizer, lock, job.video, top_k=job.top_k, filename=job.filename,
+                                        head=job.head, on_progress=progress)
+        except VideoDecodeError as exc:
+            raise JobFailedError(422, f"not a readable video: {exc}") from None
+
+    app.state.recognizer, app.state.inference_lock = recognizer, lock
+    app.state.jobs = InProcessJobs(run_job, max_queued=settings.jobs_max_queued, ttl_s=settings.jobs_ttl_s)
+    metrics.JOBS_QUEUED.set_function(app.state.jobs.queued)
     log.info("ready on %s (%s)", extractor.device, extractor.precision)
     try:
         yield
     finally:
+        app.state.jobs.close()
         app.state.recognizer = None
         extractor.close()
 
@@ -50,6 +66,7 @@ def create_app() -> FastAPI:
         lifespan=lifespan,
     )
     app.include_router(recognize.router)
+    app.include_router(jobs.router)
     app.include_router(meta.router)
     app.include_router(metrics.router)
     metrics.install_middleware(app)

@@ -20,6 +20,7 @@ LATENCY = Histogram(
 CLIPS = Counter("action_api_clips_processed_total", "64-frame clips run through I3D")
 WAITING = Gauge("action_api_recognitions_waiting", "Recognitions queued for the model")
 RUNNING = Gauge("action_api_recognitions_running", "Recognitions on the model now")
+JOBS_QUEUED = Gauge("action_api_jobs_queued", "Jobs waiting in the queue")
 
 router = APIRouter(tags=["service"])
 

@@ -61,3 +61,21 @@ class Labels(BaseModel):
 
 class ErrorDetail(BaseModel):
     detail: str
+
+
+class JobProgress(BaseModel):
+    clips_done: int
+    clips_total: int | None = Field(description="estimated from the container until decoding ends")
+
+
+class JobError(BaseModel):
+    status_code: int
+    detail: str
+
+
+class JobStatus(BaseModel):
+    id: str
+    status: str = Field(description="queued, running, done or failed")
+    progress: JobProgress
+    result: RecognitionResult | None = None
+    error: JobError | None = None

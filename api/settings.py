@@ -21,10 +21,13 @@ class Settings(BaseSettings):
     head_path: Path | None = Field(None, description="trained head directory (python -m models train); unset: Kinetics-400")
     clip_length: int = Field(64, ge=9, le=256, description="frames per clip")
     clip_stride: int = Field(32, ge=1, le=256, description="frames between clip starts")
-    batch_size: int = Field(4, ge=1, le=64, description="clips per I3D forward pass")
+    batch_size: int | None = Field(None, ge=1, le=64, description="clips per I3D forward pass (default: 1 on CPU, 8 on GPU)")
     upload_dir: Path = Field(PROJECT_ROOT / "temp_uploads", description="where uploads wait while they are processed")
     max_upload_mb: int = Field(200, ge=1, description="largest accepted upload, in MiB")
     default_top_k: int = Field(5, ge=1, le=400)
+    jobs_max_queued: int = Field(16, ge=1, description="jobs waiting beyond this get 503")
+    jobs_ttl_s: int = Field(3600, ge=1, description="how long a finished job's result is kept")
+    retry_after_s: int = Field(10, ge=1, description="Retry-After sent with 503")
     warm_up: bool = Field(True, description="run one batch at start-up so the first request is not slower")
     log_level: str = "INFO"
 

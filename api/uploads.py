@@ -1,7 +1,8 @@
 """Stream an upload (multipart field `video`, or a raw `video/*` body) to a unique temp file.
 
 The body is never held in memory: chunks go straight to `<upload_dir>/<uuid>.upload` as they arrive,
-and the size limit is enforced while streaming. The caller deletes the file (`saved_upload` does).
+and the size limit is enforced while streaming. `saved_upload` deletes the file when its block ends;
+a job takes the file over with `save_upload` and deletes it when it has run.
 """
 
 from __future__ import annotations
@@ -118,9 +119,11 @@ async def _write_body(request: Request, file, limit: int) -> str | None:
     )
 
 
-@contextlib.asynccontextmanager
-async def saved_upload(request: Request, upload_dir: Path, max_bytes: int) -> AsyncIterator[SavedUpload]:
-    """Save the request's video to a unique file in `upload_dir`, yield it, and always delete it."""
+async def save_upload(request: Request, upload_dir: Path, max_bytes: int) -> SavedUpload:
+    """Save the request's video to a unique file in `upload_dir`; the caller owns (and deletes) it.
+
+    On any error the partial file is deleted before the error propagates.
+    """
     if _declared_too_large(request, max_bytes):
         raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, f"upload is larger than the {max_bytes // (1024 * 1024)} MiB limit")
     upload_dir.mkdir(parents=True, exist_ok=True)
@@ -131,6 +134,17 @@ async def saved_upload(request: Request, upload_dir: Path, max_bytes: int) -> As
         size = path.stat().st_size
         if size == 0:
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "the uploaded video is empty")
-        yield SavedUpload(path=path, filename=os.path.basename(filename or "") or "upload", size=size)
-    finally:
+        return SavedUpload(path=path, filename=os.path.basename(filename or "") or "upload", size=size)
+    except BaseException:
         path.unlink(missing_ok=True)
+        raise
+
+
+@contextlib.asynccontextmanager
+async def saved_upload(request: Request, upload_dir: Path, max_bytes: int) -> AsyncIterator[SavedUpload]:
+    """`save_upload`, deleted again when the block ends, however it ends."""
+    upload = await save_upload(request, upload_dir, max_bytes)
+    try:
+        yield upload
+    finally:
+        upload.path.unlink(missing_ok=True)

@@ -24,10 +24,12 @@ def _convert(args: argparse.Namespace) -> int:
     return 0
 
 
-def _clip_settings(args: argparse.Namespace):
+def _clip_settings(args: argparse.Namespace, device: str = "CPU"):
+    from models.extractor import default_batch_size
     from models.recognizer import ClipSettings
 
-    return ClipSettings(clip_len=args.clip_length, stride=args.clip_stride, batch_size=args.batch_size)
+    return ClipSettings(clip_len=args.clip_length, stride=args.clip_stride,
+                        batch_size=args.batch_size or default_batch_size(device))
 
 
 def _predict(args: argparse.Namespace) -> int:
@@ -38,7 +40,7 @@ def _predict(args: argparse.Namespace) -> int:
     from models.video import VideoDecodeError
 
     extractor = I3DExtractor(args.model)
-    clips = _clip_settings(args)
+    clips = _clip_settings(args, extractor.device)
     head = None
     if args.head:
         head = LstmHead(args.head, extractor_id=extractor.extractor_id, feature_dim=extractor.feature_dim,
@@ -72,8 +74,10 @@ def _train(args: argparse.Namespace) -> int:
                          units=args.units, dropout=args.dropout, seed=args.seed)
     train_samples = load_samples(args.data, split=args.split, subset="train")
     val_samples = load_samples(args.val, split=args.split, subset="test") if args.val else None
-    results = train(train_samples, Path(args.out), I3DExtractor(args.model), val_samples=val_samples,
-                    clips=_clip_settings(args), config=config, cache_dir=Path(args.cache), name=args.name)
+    extractor = I3DExtractor(args.model)
+    results = train(train_samples, Path(args.out), extractor, val_samples=val_samples,
+                    clips=_clip_settings(args, extractor.device), config=config, cache_dir=Path(args.cache),
+                    name=args.name)
     _print_results(results)
     print(f"head written to {args.out}; serve it with HEAD_PATH={args.out} make run")
     return 0
@@ -165,7 +169,8 @@ def main(argv: list[str] | None = None) -> int:
         command.add_argument("--clip-length", type=int, default=int(os.environ.get("CLIP_LENGTH", 64)))
         command.add_argument("--clip-stride", type=int, default=int(os.environ.get("CLIP_STRIDE", 32)))
         command.add_argument("--batch-size" if command is predict else "--clip-batch", dest="batch_size", type=int,
-                             default=int(os.environ.get("BATCH_SIZE", 4)), help="clips per I3D forward pass")
+                             default=int(os.environ.get("BATCH_SIZE") or 0) or None,
+                             help="clips per I3D forward pass (default: 1 on CPU, 8 on GPU)")
 
     subset = commands.add_parser("subset", help="N classes, M videos each, stratified train/val/test CSVs")
     subset.add_argument("--data", required=True)

@@ -86,6 +86,8 @@ def read_checkpoint(path: Path | None = None, *, expected_sha256: str = CHECKPOI
 
 def assign_weights(model, arrays: dict[str, np.ndarray]) -> None:
     """Copy checkpoint arrays into a model from `models.i3d.build_i3d`; every array must be used once."""
+    from keras import layers
+
     unused = set(arrays)
 
     def take(key: str) -> np.ndarray:
@@ -96,17 +98,16 @@ def assign_weights(model, arrays: dict[str, np.ndarray]) -> None:
 
     for layer in model.layers:
         scope = layer.name.rsplit(".", 1)[0].replace(".", "/")
-        kind = layer.__class__.__name__
-        if kind == "Conv3D":
+        if isinstance(layer, layers.Conv3D):
             layer.set_weights([take(f"params/{scope}/Conv_0/kernel")])
-        elif kind == "BatchNormalization":
+        elif isinstance(layer, layers.BatchNormalization):
             # Flax keeps the running statistics broadcastable, (1, 1, 1, 1, C).
             layer.set_weights([
                 take(f"params/{scope}/BatchNorm_0/bias").reshape(-1),
                 take(f"batch_stats/{scope}/BatchNorm_0/mean").reshape(-1),
                 take(f"batch_stats/{scope}/BatchNorm_0/var").reshape(-1),
             ])
-        elif kind == "Dense":  # the 1x1x1 logits conv, applied to time-averaged features
+        elif isinstance(layer, layers.Dense):  # the 1x1x1 logits conv, applied to time-averaged features
             kernel = take(f"params/{layer.name.replace('.', '/')}/Conv_0/kernel")
             layer.set_weights([kernel.reshape(kernel.shape[-2:]), take(f"params/{layer.name.replace('.', '/')}/Conv_0/bias")])
     if unused:

@@ -13,7 +13,7 @@ import numpy as np
 from models.extractor import I3DExtractor
 from models.heads import KineticsHead, VideoHead
 from models.labels import kinetics_labels, softmax, top_k
-from models.video import Clip, VideoInfo, iter_clips
+from models.video import Clip, VideoInfo, clip_starts, iter_clips
 
 CLIP_TOP_K = 3
 
@@ -22,7 +22,7 @@ CLIP_TOP_K = 3
 class ClipSettings:
     clip_len: int = 64
     stride: int = 32
-    batch_size: int = 4
+    batch_size: int = 1
 
 
 def batched(items: Iterable[Clip], size: int) -> Iterator[list[Clip]]:
@@ -43,10 +43,15 @@ class ClipRun:
     infer_s: float
 
 
-def run_clips(
-    extractor: I3DExtractor, path: str | Path, clips: ClipSettings, on_progress: Callable[[int], None] | None = None
-) -> ClipRun:
-    """Decode `path` clip by clip and run I3D on batches of clips. Raises VideoDecodeError for a non-video."""
+Progress = Callable[[int, int], None]  # (clips done, clips expected in all)
+
+
+def run_clips(extractor: I3DExtractor, path: str | Path, clips: ClipSettings, on_progress: Progress | None = None) -> ClipRun:
+    """Decode `path` clip by clip and run I3D on batches of clips. Raises VideoDecodeError for a non-video.
+
+    `on_progress(done, total)` is called after each batch; `total` comes from the container's frame
+    count until decoding ends, then it is exact.
+    """
     info = VideoInfo(0, 0.0, 0, 0)
     spans: list[tuple[int, int]] = []
     logits, features = [], []
@@ -58,6 +63,8 @@ def run_clips(
         t1 = time.perf_counter()
         decode_s += t1 - t0
         if batch is None:
+            if on_progress:
+                on_progress(len(spans), len(spans))
             break
         outputs = extractor(np.stack([clip.frames for clip in batch]))
         infer_s += time.perf_counter() - t1
@@ -65,7 +72,8 @@ def run_clips(
         logits.append(outputs.logits)
         features.append(outputs.features)
         if on_progress:
-            on_progress(len(spans))
+            expected = len(clip_starts(info.frames, clips.clip_len, clips.stride))
+            on_progress(len(spans), max(expected, len(spans)))
     return ClipRun(info, spans, np.concatenate(logits), np.concatenate(features), decode_s, infer_s)
 
 
@@ -97,7 +105,7 @@ class ActionRecognizer:
         top_k_actions: int = 5,
         filename: str | None = None,
         head: str | None = None,
-        on_progress: Callable[[int], None] | None = None,
+        on_progress: Progress | None = None,
     ) -> dict:
         """Rank the actions of the video at `path` with `head` (default: the trained head if any).
 

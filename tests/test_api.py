@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
 from fastapi.testclient import TestClient
 
@@ -119,3 +122,79 @@ def test_metrics_and_request_id(client):
     assert "action_api_request_seconds_bucket" in text and "action_api_recognitions_waiting 0.0" in text
     clips = [line for line in text.splitlines() if line.startswith("action_api_clips_processed_total ")]
     assert clips and float(clips[0].split()[1]) >= 6  # cricket (2 clips) + archery (4 clips) earlier in this module
+
+
+def _wait_for(client, job_id: str, timeout_s: float = 300) -> list[dict]:
+    seen, deadline = [], time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        body = client.get(f"/jobs/{job_id}").json()
+        seen.append(body)
+        if body["status"] in ("done", "failed"):
+            return seen
+        time.sleep(0.2)
+    raise TimeoutError(job_id)
+
+
+def test_job_reports_progress_then_the_same_result(client, upload_dir):
+    response = client.post("/jobs?top_k=3", content=ARCHERY_AVI.read_bytes(),
+                           headers={"Content-Type": "video/x-msvideo", "X-Filename": "archery.avi"})
+    assert response.status_code == 202, response.text
+    job = response.json()
+    assert job["status"] in ("queued", "running") and response.headers["Location"] == f"/jobs/{job['id']}"
+    seen = _wait_for(client, job["id"])
+    final = seen[-1]
+    assert final["status"] == "done" and final["progress"] == {"clips_done": 4, "clips_total": 4}
+    assert {s["status"] for s in seen} >= {"running", "done"}
+    assert any(0 < s["progress"]["clips_done"] < 4 for s in seen)  # progress while it ran
+    _check_result(final["result"], filename="archery.avi", top_k=3)
+    assert final["result"]["actions"][0]["label"] == "archery"
+    assert list(upload_dir.iterdir()) == []  # the job deleted its file
+
+
+def test_failed_job_and_unknown_job(client):
+    response = client.post("/jobs", files={"video": ("x.mp4", b"definitely not a video", "video/mp4")})
+    assert response.status_code == 202
+    final = _wait_for(client, response.json()["id"])[-1]
+    assert final["status"] == "failed" and final["error"]["status_code"] == 422
+    assert "not a readable video" in final["error"]["detail"]
+    assert client.get("/jobs/nope").status_code == 404
+    assert client.post("/jobs", content=b"x", headers={"Content-Type": "text/plain"}).status_code == 415
+
+
+def test_full_queue_answers_503_with_retry_after(client, upload_dir):
+    from api.jobs import InProcessJobs
+
+    release = threading.Event()
+    blocked = InProcessJobs(lambda job, progress: release.wait(30) and {"ok": True}, max_queued=1)
+    real, client.app.state.jobs = client.app.state.jobs, blocked
+    try:
+        first = client.post("/jobs", files={"video": ("a.mp4", b"1", "video/mp4")}).json()["id"]
+        deadline = time.monotonic() + 10
+        while blocked.get(first).status != "running" and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert client.post("/jobs", files={"video": ("b.mp4", b"2", "video/mp4")}).status_code == 202  # queued
+        response = client.post("/jobs", files={"video": ("c.mp4", b"3", "video/mp4")})
+        assert response.status_code == 503 and response.headers["Retry-After"] == "10"
+        assert "busy" in response.json()["detail"]
+    finally:
+        release.set()
+        blocked.close()
+        client.app.state.jobs = real
+    assert blocked.get(first).status == "done"
+
+
+def test_finished_jobs_expire(tmp_path):
+    from api.jobs import InProcessJobs, Job
+
+    jobs = InProcessJobs(lambda job, progress: {"ok": True}, ttl_s=0.2)
+    video = tmp_path / "v.upload"
+    video.write_bytes(b"x")
+    job = Job(video=video, filename="v", top_k=1, head=None)
+    jobs.submit(job)
+    deadline = time.monotonic() + 5
+    while job.status != "done" and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert jobs.get(job.id).result == {"ok": True} and not video.exists()
+    time.sleep(0.3)
+    assert jobs.get(job.id) is None
+    jobs.close()

@@ -9,7 +9,7 @@ from fastapi import APIRouter, HTTPException, Query, Request, status
 from fastapi.concurrency import run_in_threadpool
 
 from api.deps import RecognizerDep, SettingsDep
-from api.metrics import CLIPS, RUNNING, WAITING
+from api.service import check_head, recognize_serialized
 from api.schemas import ErrorDetail, RecognitionResult
 from api.uploads import FIELD_NAME, saved_upload
 from models.video import VideoDecodeError
@@ -17,7 +17,7 @@ from models.video import VideoDecodeError
 router = APIRouter(tags=["recognition"])
 log = logging.getLogger("api.recognize")
 
-_REQUEST_BODY = {
+REQUEST_BODY = {
     "required": True,
     "content": {
         "multipart/form-data": {
@@ -42,7 +42,7 @@ _REQUEST_BODY = {
         "goes through I3D, and the result ranks actions for the whole video and lists the top 3 per clip."
     ),
     responses={code: {"model": ErrorDetail} for code in (400, 413, 415, 422, 503)},
-    openapi_extra={"requestBody": _REQUEST_BODY},
+    openapi_extra={"requestBody": REQUEST_BODY},
 )
 async def recognize_action(
     request: Request,
@@ -51,26 +51,15 @@ async def recognize_action(
     top_k: Annotated[int | None, Query(ge=1, le=400, description="how many whole-video actions to return")] = None,
     head: Annotated[str | None, Query(description="rank with this head, e.g. kinetics400 (default: the served head)")] = None,
 ) -> dict:
-    if head is not None and head not in recognizer.heads:
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT, f"unknown head {head!r}; loaded: {', '.join(recognizer.heads)}"
-        )
-    lock = request.app.state.inference_lock
-
-    def run(path, filename):
-        WAITING.inc()
-        with lock:
-            WAITING.dec()
-            with RUNNING.track_inprogress():
-                return recognizer.recognize(path, top_k_actions=top_k or settings.default_top_k, filename=filename,
-                                            head=head)
-
+    check_head(recognizer, head)
     async with saved_upload(request, settings.upload_dir, settings.max_upload_bytes) as upload:
         try:
-            result = await run_in_threadpool(run, upload.path, upload.filename)
+            result = await run_in_threadpool(
+                recognize_serialized, recognizer, request.app.state.inference_lock, upload.path,
+                top_k=top_k or settings.default_top_k, filename=upload.filename, head=head,
+            )
         except VideoDecodeError as exc:
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"not a readable video: {exc}") from None
-    CLIPS.inc(len(result["clips"]))
     top = result["actions"][0]["label"] if result["actions"] else None
     log.info("request_id=%s recognized %d bytes, %d clips, top=%s, %.0f ms", request.state.request_id, upload.size,
              len(result["clips"]), top, result["timings_ms"]["total"])

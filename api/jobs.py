@@ -1,0 +1,134 @@
+"""Recognition jobs with progress: `POST /jobs` answers 202 at once, `GET /jobs/{id}` tells how far it is.
+
+The executor is one small interface (`JobExecutor`); `InProcessJobs` runs jobs on one worker thread from
+a bounded queue and forgets finished jobs after a while. A distributed queue can replace it behind the
+same interface.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+log = logging.getLogger("api.jobs")
+
+
+class QueueFullError(RuntimeError):
+    """No room for another job: the caller should answer 503 with Retry-After."""
+
+
+class JobFailedError(Exception):
+    """A job's own failure, with the HTTP status and detail a synchronous request would have got."""
+
+    def __init__(self, status_code: int, detail: str):
+        super().__init__(detail)
+        self.status_code, self.detail = status_code, detail
+
+
+@dataclass
+class Job:
+    video: Path  # the job owns this file and deletes it once run
+    filename: str
+    top_k: int
+    head: str | None
+    id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    status: str = "queued"  # queued -> running -> done | failed
+    clips_done: int = 0
+    clips_total: int | None = None
+    result: dict | None = None
+    error: dict | None = None
+    created: float = field(default_factory=time.time)
+    finished: float | None = None
+
+    def public(self) -> dict:
+        body = {"id": self.id, "status": self.status,
+                "progress": {"clips_done": self.clips_done, "clips_total": self.clips_total}}
+        if self.result is not None:
+            body["result"] = self.result
+        if self.error is not None:
+            body["error"] = self.error
+        return body
+
+
+Runner = Callable[[Job, Callable[[int, int], None]], dict]
+
+
+class JobExecutor(Protocol):
+    def submit(self, job: Job) -> None: ...  # raises QueueFullError
+    def get(self, job_id: str) -> Job | None: ...
+    def close(self) -> None: ...
+
+
+class InProcessJobs:
+    """One worker thread, a queue of at most `max_queued` jobs, finished jobs kept for `ttl_s` seconds."""
+
+    def __init__(self, run: Runner, *, max_queued: int = 16, ttl_s: float = 3600):
+        self._run, self._ttl_s = run, ttl_s
+        self._queue: queue.Queue[Job | None] = queue.Queue(maxsize=max_queued)
+        self._jobs: dict[str, Job] = {}
+        self._lock = threading.Lock()
+        self._worker = threading.Thread(target=self._work, name="recognition-jobs", daemon=True)
+        self._worker.start()
+
+    def submit(self, job: Job) -> None:
+        self._expire()
+        try:
+            self._queue.put_nowait(job)
+        except queue.Full:
+            raise QueueFullError(f"{self._queue.maxsize} jobs are already waiting") from None
+        with self._lock:
+            self._jobs[job.id] = job
+
+    def get(self, job_id: str) -> Job | None:
+        self._expire()
+        with self._lock:
+            return self._jobs.get(job_id)
+
+    def queued(self) -> int:
+        return self._queue.qsize()
+
+    def close(self) -> None:
+        """Stop after the running job; jobs still queued are failed and their files deleted."""
+        while True:
+            try:
+                job = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if job is not None:
+                self._finish(job, error={"status_code": 503, "detail": "the service stopped before this job ran"})
+        self._queue.put(None)
+        self._worker.join(timeout=600)
+
+    def _work(self) -> None:
+        while (job := self._queue.get()) is not None:
+            job.status = "running"
+
+            def progress(done: int, total: int, job: Job = job) -> None:
+                job.clips_done, job.clips_total = done, total
+
+            try:
+                self._finish(job, result=self._run(job, progress))
+            except JobFailedError as exc:
+                self._finish(job, error={"status_code": exc.status_code, "detail": exc.detail})
+            except Exception:
+                log.exception("job %s failed", job.id)
+                self._finish(job, error={"status_code": 500, "detail": "internal error while recognizing"})
+
+    def _finish(self, job: Job, *, result: dict | None = None, error: dict | None = None) -> None:
+        job.video.unlink(missing_ok=True)
+        job.result, job.error = result, error
+        job.status = "done" if error is None else "failed"
+        job.finished = time.time()
+
+    def _expire(self) -> None:
+        cutoff = time.time() - self._ttl_s
+        with self._lock:
+            for job_id in [j.id for j in self._jobs.values() if j.finished is not None and j.finished < cutoff]:
+                del self._jobs[job_id]

@@ -1,0 +1,54 @@
+"""POST /jobs and GET /jobs/{id}: recognition with progress, for the page and for curl."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query, Request, status
+from fastapi.responses import JSONResponse
+
+from api.deps import RecognizerDep, SettingsDep
+from api.jobs import Job, QueueFullError
+from api.routes.recognize import REQUEST_BODY
+from api.schemas import ErrorDetail, JobStatus
+from api.service import check_head
+from api.uploads import save_upload
+
+router = APIRouter(prefix="/jobs", tags=["recognition"])
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=JobStatus,
+    summary="Queue a recognition and follow its progress",
+    description="Same inputs as `POST /recognize_action`. Answers 202 with the job's id at once; "
+                "poll `GET /jobs/{id}`. 503 with Retry-After when the queue is full.",
+    responses={code: {"model": ErrorDetail} for code in (400, 413, 415, 422, 503)},
+    openapi_extra={"requestBody": REQUEST_BODY},
+)
+async def create_job(
+    request: Request,
+    recognizer: RecognizerDep,
+    settings: SettingsDep,
+    top_k: Annotated[int | None, Query(ge=1, le=400)] = None,
+    head: Annotated[str | None, Query()] = None,
+):
+    check_head(recognizer, head)
+    upload = await save_upload(request, settings.upload_dir, settings.max_upload_bytes)
+    job = Job(video=upload.path, filename=upload.filename, top_k=top_k or settings.default_top_k, head=head)
+    try:
+        request.app.state.jobs.submit(job)
+    except QueueFullError as exc:
+        upload.path.unlink(missing_ok=True)
+        return JSONResponse({"detail": f"busy: {exc}; try again shortly"}, status.HTTP_503_SERVICE_UNAVAILABLE,
+                            headers={"Retry-After": str(settings.retry_after_s)})
+    return JSONResponse(job.public(), status.HTTP_202_ACCEPTED, headers={"Location": f"/jobs/{job.id}"})
+
+
+@router.get("/{job_id}", response_model=JobStatus, responses={404: {"model": ErrorDetail}})
+def get_job(job_id: str, request: Request) -> dict:
+    job = request.app.state.jobs.get(job_id)
+    if job is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such job (finished jobs expire)")
+    return job.public()
