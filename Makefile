@@ -8,7 +8,7 @@ HOST ?= 127.0.0.1
 API_PORT ?= 8000
 FRONTEND_PORT ?= 5000
 
-.PHONY: setup run api frontend test clean
+.PHONY: setup browser run api frontend test clean
 
 setup: $(INSTALLED) $(SAVED_MODEL)
 
@@ -36,7 +36,11 @@ api: setup
 frontend: $(INSTALLED)
 	$(BIN)/flask --app frontend run --host $(HOST) --port $(FRONTEND_PORT)
 
-test: setup
+# Headless Chromium for the browser tests (Debian's package; the tests drive it with Playwright).
+browser:
+	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; }
+
+test: setup browser
 	$(BIN)/python -m pytest
 
 clean:

@@ -21,6 +21,8 @@ def _env_config() -> dict:
         "MAX_CONTENT_LENGTH": int(_env("MAX_UPLOAD_MB", "200")) * 1024 * 1024,
         "UPLOAD_FOLDER": _env("FRONTEND_UPLOAD_DIR", str(PROJECT_ROOT / "static" / "uploads")),
         "SECRET_KEY": _env("FLASK_SECRET_KEY", os.urandom(32).hex()),
+        "UPLOAD_MAX_AGE_S": float(_env("UPLOAD_MAX_AGE_H", "24")) * 3600,
+        "UPLOAD_MAX_FILES": int(_env("UPLOAD_MAX_FILES", "200")),
     }
 
 

@@ -16,37 +16,65 @@ class ApiError(Exception):
         self.status_code = status_code
 
 
-def recognize(api_url: str, video: Path, filename: str, *, timeout_s: float, top_k: int = 5,
-              request_id: str | None = None) -> dict:
-    """POST the file to `{api_url}/recognize_action` as multipart field `video`; return the JSON result.
-
-    `request_id` goes along as X-Request-ID so that both services' logs name the same request.
-    """
-    timeout = httpx.Timeout(timeout_s, connect=5.0)
+def _call(method: str, url: str, *, timeout_s: float, **kwargs) -> httpx.Response:
+    """One HTTP call to the API with readable errors for every way it can fail."""
     try:
-        with open(video, "rb") as f, httpx.Client(timeout=timeout) as client:
-            response = client.post(
-                f"{api_url.rstrip('/')}/recognize_action",
-                params={"top_k": top_k},
-                files={"video": (filename, f, "application/octet-stream")},
-                headers={"X-Request-ID": request_id} if request_id else None,
-            )
+        with httpx.Client(timeout=httpx.Timeout(timeout_s, connect=5.0)) as client:
+            response = client.request(method, url, **kwargs)
     except httpx.ConnectError:
         raise ApiError("The recognition service is not reachable. Is the API running?", 503) from None
     except httpx.TimeoutException:
         raise ApiError(f"The recognition service did not answer within {timeout_s:.0f} seconds.", 504) from None
     except httpx.HTTPError as exc:
         raise ApiError(f"Could not talk to the recognition service ({exc.__class__.__name__}).", 502) from None
-    if response.status_code != 200:
+    if response.status_code == 503:
+        raise ApiError(f"The recognition service is busy ({_detail_text(response)}). Try again in a moment.", 503)
+    if response.status_code == 404:
+        raise ApiError(f"Not found: {_detail_text(response)}.", 404)
+    if response.status_code >= 300:
         raise ApiError(_detail(response), response.status_code if 400 <= response.status_code < 500 else 502)
-    return response.json()
+    return response
 
 
-def _detail(response: httpx.Response) -> str:
+def _post_video(api_url: str, route: str, video: Path, filename: str, *, timeout_s: float, top_k: int,
+                request_id: str | None) -> dict:
+    with open(video, "rb") as f:
+        return _call(
+            "POST", f"{api_url.rstrip('/')}{route}", timeout_s=timeout_s, params={"top_k": top_k},
+            files={"video": (filename, f, "application/octet-stream")},
+            headers={"X-Request-ID": request_id} if request_id else None,
+        ).json()
+
+
+def recognize(api_url: str, video: Path, filename: str, *, timeout_s: float, top_k: int = 5,
+              request_id: str | None = None) -> dict:
+    """POST the file to `{api_url}/recognize_action` as multipart field `video`; return the JSON result.
+
+    `request_id` goes along as X-Request-ID so that both services' logs name the same request.
+    """
+    return _post_video(api_url, "/recognize_action", video, filename, timeout_s=timeout_s, top_k=top_k,
+                       request_id=request_id)
+
+
+def submit_job(api_url: str, video: Path, filename: str, *, timeout_s: float, top_k: int = 5,
+               request_id: str | None = None) -> dict:
+    """POST the file to `{api_url}/jobs`; returns the queued job (`id`, `status`, `progress`)."""
+    return _post_video(api_url, "/jobs", video, filename, timeout_s=timeout_s, top_k=top_k, request_id=request_id)
+
+
+def job_status(api_url: str, job_id: str, *, timeout_s: float = 10) -> dict:
+    return _call("GET", f"{api_url.rstrip('/')}/jobs/{job_id}", timeout_s=timeout_s).json()
+
+
+def _detail_text(response: httpx.Response) -> str:
     try:
         detail = response.json().get("detail")
-    except ValueError:
+    except (ValueError, AttributeError):
         detail = None
     if isinstance(detail, list):  # FastAPI validation errors
         detail = "; ".join(str(item.get("msg", item)) for item in detail)
-    return f"The recognition service rejected the video: {detail or response.reason_phrase} (HTTP {response.status_code})."
+    return str(detail or response.reason_phrase)
+
+
+def _detail(response: httpx.Response) -> str:
+    return f"The recognition service rejected the video: {_detail_text(response)} (HTTP {response.status_code})."

@@ -5,11 +5,12 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
-from flask import Blueprint, current_app, render_template, request, send_from_directory, url_for
+from flask import Blueprint, current_app, jsonify, render_template, request, send_from_directory, url_for
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.utils import secure_filename
 
-from frontend.api_client import ApiError, recognize
+from frontend.api_client import ApiError, job_status, recognize, submit_job
+from frontend.housekeeping import prune_uploads
 from frontend.playback import transcode_for_browser
 
 bp = Blueprint("pages", __name__)
@@ -19,7 +20,40 @@ ACCEPT = ",".join(sorted(ALLOWED_EXTENSIONS)) + ",video/*"
 
 
 def _form(error: str | None = None, status: int = 200):
-    return render_template("index.html", error=error, accept=ACCEPT), status
+    limit_mb = current_app.config["MAX_CONTENT_LENGTH"] // (1024 * 1024)
+    return render_template("index.html", error=error, accept=ACCEPT, limit_mb=limit_mb,
+                           extensions=sorted(ALLOWED_EXTENSIONS)), status
+
+
+class UploadRejected(Exception):
+    def __init__(self, message: str, status: int):
+        super().__init__(message)
+        self.message, self.status = message, status
+
+
+def _save_upload() -> tuple[Path, str]:
+    """Validate the `video` field and save it under a random name; returns (path, the client's file name)."""
+    upload = request.files.get("video")
+    if upload is None or not upload.filename:
+        raise UploadRejected("Choose a video file first.", 400)
+    extension = Path(secure_filename(upload.filename)).suffix.lower()
+    if extension not in ALLOWED_EXTENSIONS:
+        raise UploadRejected(f"That file is not a supported video. Use one of: {', '.join(sorted(ALLOWED_EXTENSIONS))}.", 415)
+    folder = Path(current_app.config["UPLOAD_FOLDER"])
+    prune_uploads(folder, max_age_s=current_app.config["UPLOAD_MAX_AGE_S"],
+                  max_files=current_app.config["UPLOAD_MAX_FILES"])
+    saved = folder / f"{uuid.uuid4().hex}{extension}"
+    upload.save(saved)
+    return saved, upload.filename
+
+
+def _playable(saved: Path) -> tuple[Path, str | None]:
+    """The copy the player gets: H.264 MP4 when transcoding works, else the original with a note."""
+    playable = saved.with_name(f"{saved.stem}.play.mp4")
+    if transcode_for_browser(saved, playable):
+        saved.unlink(missing_ok=True)
+        return playable, None
+    return saved, "This video could not be converted for browser playback; your browser may not play it."
 
 
 @bp.get("/")
@@ -46,19 +80,12 @@ def too_large(_error):
 
 @bp.post("/recognize")
 def recognize_upload():
-    upload = request.files.get("video")
-    if upload is None or not upload.filename:
-        return _form("Choose a video file first.", 400)
-    original_name = upload.filename
-    extension = Path(secure_filename(original_name)).suffix.lower()
-    if extension not in ALLOWED_EXTENSIONS:
-        return _form(f"That file is not a supported video. Use one of: {', '.join(sorted(ALLOWED_EXTENSIONS))}.", 415)
-
-    folder = Path(current_app.config["UPLOAD_FOLDER"])
-    stem = uuid.uuid4().hex
-    saved = folder / f"{stem}{extension}"
-    upload.save(saved)
-    request_id = stem[:16]
+    """The page without JavaScript: upload, wait, get the result page."""
+    try:
+        saved, original_name = _save_upload()
+    except UploadRejected as exc:
+        return _form(exc.message, exc.status)
+    request_id = saved.stem[:16]
     try:
         result = recognize(current_app.config["API_URL"], saved, original_name,
                            timeout_s=current_app.config["API_TIMEOUT_S"], request_id=request_id)
@@ -67,18 +94,33 @@ def recognize_upload():
         current_app.logger.warning("request_id=%s API error %d: %s", request_id, exc.status_code, exc.message)
         return _form(exc.message, exc.status_code)
     current_app.logger.info("request_id=%s recognized, %d clips", request_id, len(result["clips"]))
+    video_file, playback_note = _playable(saved)
+    return render_template("result.html", result=result, filename=original_name,
+                           video_url=url_for("pages.media", name=video_file.name), playback_note=playback_note)
 
-    playable = folder / f"{stem}.play.mp4"
-    if transcode_for_browser(saved, playable):
+
+@bp.post("/jobs")
+def create_job():
+    """The page with JavaScript: queue the job at the API and answer at once with its id and the player's URL."""
+    try:
+        saved, original_name = _save_upload()
+    except UploadRejected as exc:
+        return jsonify(error=exc.message), exc.status
+    request_id = saved.stem[:16]
+    try:
+        job = submit_job(current_app.config["API_URL"], saved, original_name, timeout_s=60, request_id=request_id)
+    except ApiError as exc:
         saved.unlink(missing_ok=True)
-        video_file, playback_note = playable, None
-    else:
-        video_file = saved
-        playback_note = "This video could not be converted for browser playback; your browser may not play it."
-    return render_template(
-        "result.html",
-        result=result,
-        filename=original_name,
-        video_url=url_for("pages.media", name=video_file.name),
-        playback_note=playback_note,
-    )
+        current_app.logger.warning("request_id=%s API error %d: %s", request_id, exc.status_code, exc.message)
+        return jsonify(error=exc.message), exc.status_code
+    video_file, playback_note = _playable(saved)
+    return jsonify(job_id=job["id"], filename=original_name, video_url=url_for("pages.media", name=video_file.name),
+                   playback_note=playback_note), 202
+
+
+@bp.get("/jobs/<job_id>")
+def get_job(job_id: str):
+    try:
+        return jsonify(job_status(current_app.config["API_URL"], job_id))
+    except ApiError as exc:
+        return jsonify(error=exc.message), exc.status_code

@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import os
+import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
+
+import httpx
 
 import cv2
 import numpy as np
@@ -11,6 +17,7 @@ import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data"
 
 # Real clips and the Kinetics-400 top-1 a correct I3D gives them (tests/data/CLIPS.md).
@@ -65,3 +72,52 @@ def recognizer(extractor):
     from models.recognizer import ActionRecognizer
 
     return ActionRecognizer(extractor)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_until_up(url: str, process: subprocess.Popen, log: Path, timeout_s: float = 180) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{url} exited with {process.returncode}: {log.read_text()[-2000:]}")
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise TimeoutError(f"{url} did not come up in {timeout_s} s")
+
+
+@pytest.fixture(scope="session")
+def live_services(tmp_path_factory):
+    """The API (real model) and the frontend started as their own processes on loopback ports."""
+    api_port, web_port = _free_port(), _free_port()
+    temp_uploads = tmp_path_factory.mktemp("api-uploads")
+    web_uploads = tmp_path_factory.mktemp("web-uploads")
+    env = {**os.environ, "UPLOAD_DIR": str(temp_uploads), "FRONTEND_UPLOAD_DIR": str(web_uploads),
+           "API_URL": f"http://127.0.0.1:{api_port}", "PYTHONUNBUFFERED": "1"}
+    bin_dir = Path(sys.executable).parent
+    logs = tmp_path_factory.mktemp("service-logs")
+    api_log, web_log = logs / "api.log", logs / "frontend.log"
+    api = subprocess.Popen([str(bin_dir / "uvicorn"), "api.main:app", "--host", "127.0.0.1", "--port", str(api_port)],
+                           cwd=ROOT, env=env, stdout=open(api_log, "w"), stderr=subprocess.STDOUT)
+    web = subprocess.Popen([str(bin_dir / "flask"), "--app", "frontend", "run", "--host", "127.0.0.1", "--port", str(web_port)],
+                           cwd=ROOT, env=env, stdout=open(web_log, "w"), stderr=subprocess.STDOUT)
+    try:
+        _wait_until_up(f"http://127.0.0.1:{api_port}/health", api, api_log)
+        _wait_until_up(f"http://127.0.0.1:{web_port}/", web, web_log)
+        yield {"api": f"http://127.0.0.1:{api_port}", "web": f"http://127.0.0.1:{web_port}",
+               "temp_uploads": temp_uploads, "web_uploads": web_uploads}
+    finally:
+        for process in (web, api):
+            process.terminate()
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()

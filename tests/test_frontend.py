@@ -42,6 +42,13 @@ class FakeApi:
                 length = int(self.headers.get("Content-Length", 0))
                 fake.received.append((self.path, self.headers.get("Content-Type"), self.rfile.read(length)))
                 fake.request_ids.append(self.headers.get("X-Request-ID"))
+                self.do_POST_reply()
+
+            def do_GET(self):
+                fake.received.append((self.path, None, b""))
+                self.do_POST_reply()
+
+            def do_POST_reply(self):
                 payload = json.dumps(fake.body).encode()
                 self.send_response(fake.status)
                 self.send_header("Content-Type", "application/json")
@@ -146,3 +153,52 @@ def test_missing_file_wrong_type_and_too_large(client, fake_api):
                       content_type="multipart/form-data")
     assert big.status_code == 413 and "larger than the 2 MB limit" in big.get_data(as_text=True)
     assert fake_api.received == []
+
+
+JOB_DONE = {"id": "job1", "status": "done", "progress": {"clips_done": 2, "clips_total": 2}, "result": RESULT}
+
+
+def test_jobs_are_proxied_with_the_player_copy(client, fake_api, upload_folder):
+    fake_api.status, fake_api.body = 202, {"id": "job1", "status": "queued", "progress": {"clips_done": 0, "clips_total": None}}
+    response = _post_jobs(client, CRICKET_MP4, "clip <1>.mp4")
+    assert response.status_code == 202, response.get_data(as_text=True)
+    body = response.get_json()
+    assert body["job_id"] == "job1" and body["filename"] == "clip <1>.mp4" and body["playback_note"] is None
+    assert fake_api.received[0][0].startswith("/jobs")
+    assert client.get(body["video_url"]).status_code == 200
+    fake_api.status, fake_api.body = 200, JOB_DONE
+    assert client.get("/jobs/job1").get_json() == JOB_DONE
+
+
+def test_job_errors_are_json_with_a_readable_message(client, fake_api, upload_folder):
+    fake_api.status, fake_api.body = 503, {"detail": "busy: 16 jobs are already waiting; try again shortly"}
+    response = _post_jobs(client, CRICKET_MP4, "clip.mp4")
+    assert response.status_code == 503 and "is busy" in response.get_json()["error"]
+    assert list(upload_folder.iterdir()) == []
+    wrong = client.post("/jobs", data={"video": (io.BytesIO(b"x"), "a.exe")}, content_type="multipart/form-data")
+    assert wrong.status_code == 415 and "not a supported video" in wrong.get_json()["error"]
+    fake_api.status, fake_api.body = 404, {"detail": "no such job (finished jobs expire)"}
+    missing = client.get("/jobs/gone")
+    assert missing.status_code == 404 and "no such job" in missing.get_json()["error"]
+
+
+def _post_jobs(client, path, name):
+    with open(path, "rb") as f:
+        return client.post("/jobs", data={"video": (io.BytesIO(f.read()), name)}, content_type="multipart/form-data")
+
+
+def test_uploaded_copies_are_pruned_by_age_and_count(tmp_path):
+    import os
+    import time
+
+    from frontend.housekeeping import prune_uploads
+
+    now = time.time()
+    for i in range(6):
+        path = tmp_path / f"{i}.mp4"
+        path.write_bytes(b"x")
+        os.utime(path, (now - i * 3600, now - i * 3600))  # file i is i hours old
+    (tmp_path / ".gitkeep").write_bytes(b"")
+    removed = prune_uploads(tmp_path, max_age_s=4.5 * 3600, max_files=3, now=now)
+    assert sorted(p.name for p in removed) == ["3.mp4", "4.mp4", "5.mp4"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".gitkeep", "0.mp4", "1.mp4", "2.mp4"]

@@ -1,0 +1,237 @@
+// Upload page: drag-and-drop, upload and processing progress, results with a clickable timeline.
+// Every label and file name reaches the page through textContent or attributes, never as HTML.
+"use strict";
+
+(function () {
+  const POLL_MS = 1000;
+
+  function el(tag, attrs = {}, ...children) {
+    const node = document.createElement(tag);
+    for (const [key, value] of Object.entries(attrs)) {
+      if (key === "class") node.className = value;
+      else if (key === "text") node.textContent = value;
+      else node.setAttribute(key, value);
+    }
+    for (const child of children) if (child) node.append(child);
+    return node;
+  }
+
+  const percent = (p) => `${(p * 100).toFixed(1)}%`;
+  const seconds = (s) => `${s.toFixed(1)}`;
+
+  function hue(label) {
+    let h = 0;
+    for (const ch of label) h = (h * 31 + ch.codePointAt(0)) % 360;
+    return h;
+  }
+  const colour = (label) => `hsl(${hue(label)} 65% 45%)`;
+
+  // One segment per clip: clip i covers [start_i, start_{i+1}) so that overlapping clips tile the video.
+  function segments(clips, duration) {
+    return clips.map((clip, i) => {
+      const start = clip.start_s;
+      const end = i + 1 < clips.length ? clips[i + 1].start_s : Math.max(clip.end_s, duration);
+      return { clip, start, end };
+    });
+  }
+
+  function buildTimeline(result, video) {
+    const duration = result.video.duration_s || result.clips[result.clips.length - 1].end_s;
+    const parts = segments(result.clips, duration);
+    const bar = el("div", { class: "timeline", role: "group", "aria-label": "Timeline: top action of each clip" });
+    const legend = el("ul", { class: "legend" });
+    const seen = new Set();
+    for (const { clip, start, end } of parts) {
+      const top = clip.actions[0];
+      const tip = `${seconds(clip.start_s)}–${seconds(clip.end_s)} s: ${top.label} (${percent(top.confidence)})`;
+      const button = el("button", {
+        type: "button", class: "segment", title: tip, "aria-label": tip,
+        "data-start": String(start), "data-end": String(end),
+        style: `width:${((end - start) / duration) * 100}%;background:${colour(top.label)}`,
+      });
+      button.addEventListener("click", () => {
+        video.currentTime = start;
+        highlight(bar, start);
+      });
+      bar.append(button);
+      if (!seen.has(top.label)) {
+        seen.add(top.label);
+        legend.append(el("li", {}, el("span", { class: "swatch", style: `background:${colour(top.label)}` }),
+          document.createTextNode(top.label)));
+      }
+    }
+    video.addEventListener("timeupdate", () => highlight(bar, video.currentTime));
+    return el("section", { class: "timeline-section" }, el("h2", { text: "Timeline" }), bar, legend);
+  }
+
+  function highlight(bar, time) {
+    for (const seg of bar.children) {
+      const on = time >= Number(seg.dataset.start) && time < Number(seg.dataset.end);
+      seg.classList.toggle("current", on);
+      if (on) seg.setAttribute("aria-current", "true");
+      else seg.removeAttribute("aria-current");
+    }
+  }
+
+  function renderResult(root, result, videoUrl, filename, note) {
+    root.replaceChildren();
+    const video = el("video", { id: "player", src: videoUrl, controls: "", playsinline: "", preload: "metadata" });
+    const meta = `${result.video.width}×${result.video.height}, ${result.video.frames} frames at ${result.video.fps} fps ` +
+      `(${result.video.duration_s} s); ${result.clips.length} clips in ${(result.timings_ms.total / 1000).toFixed(1)} s`;
+    const actions = el("ol", { id: "actions" });
+    for (const action of result.actions) {
+      actions.append(el("li", {},
+        el("span", { class: "label", text: action.label }),
+        el("span", { class: "bar" }, el("span", { style: `width:${percent(action.confidence)}` })),
+        el("span", { class: "confidence", text: percent(action.confidence) })));
+    }
+    const rows = el("tbody");
+    for (const clip of result.clips) {
+      rows.append(el("tr", {},
+        el("td", { text: `${seconds(clip.start_s)}–${seconds(clip.end_s)} s` }),
+        el("td", { text: clip.actions.map((a) => `${a.label} (${percent(a.confidence)})`).join(", ") })));
+    }
+    root.append(
+      el("h1", { text: filename }),
+      el("div", { class: "result" },
+        el("section", { class: "player" }, video, note ? el("p", { class: "hint", text: note }) : null,
+          el("p", { class: "meta", text: meta })),
+        el("section", { class: "actions" },
+          el("h2", {}, document.createTextNode("Actions "), el("small", { text: `(${result.head})` })), actions)),
+      buildTimeline(result, video),
+      el("section", { class: "clips" }, el("h2", { text: "Clip by clip" }),
+        el("table", {}, el("thead", {}, el("tr", {}, el("th", { text: "Time" }), el("th", { text: "Top actions" }))), rows)));
+    root.hidden = false;
+  }
+
+  // The server-rendered result page: add the timeline under the player.
+  function enhanceResultPage() {
+    const data = document.getElementById("result-data");
+    const video = document.getElementById("player");
+    if (!data || !video) return;
+    const result = JSON.parse(data.textContent);
+    document.querySelector("#result .result").after(buildTimeline(result, video));
+  }
+
+  function uploadPage(form) {
+    const input = form.querySelector("#video");
+    const dropzone = form.querySelector("#dropzone");
+    const chosen = form.querySelector("#chosen");
+    const submit = form.querySelector("#submit");
+    const error = document.getElementById("error");
+    const status = document.getElementById("status");
+    const statusText = document.getElementById("status-text");
+    const progress = document.getElementById("progress");
+    const resultRoot = document.getElementById("result");
+    const maxBytes = Number(form.dataset.maxBytes);
+    const extensions = form.dataset.extensions.split(",");
+    let file = null;
+
+    function showError(message) {
+      error.textContent = message;
+      error.hidden = false;
+      status.hidden = true;
+      submit.disabled = false;
+      input.disabled = false;
+    }
+
+    function setStatus(text, value, state) {
+      status.hidden = false;
+      status.dataset.state = state;
+      statusText.textContent = text;
+      if (value === null) progress.removeAttribute("value");
+      else progress.value = value;
+    }
+
+    function check(candidate) {
+      const dot = candidate.name.lastIndexOf(".");
+      const extension = dot >= 0 ? candidate.name.slice(dot).toLowerCase() : "";
+      if (!extensions.includes(extension)) return `That file is not a supported video. Use one of: ${extensions.join(", ")}.`;
+      if (candidate.size > maxBytes) return `That file is larger than the ${form.dataset.limitMb} MB limit.`;
+      if (candidate.size === 0) return "That file is empty.";
+      return null;
+    }
+
+    function choose(candidate) {
+      error.hidden = true;
+      file = candidate;
+      chosen.textContent = candidate ? `${candidate.name} (${(candidate.size / 1048576).toFixed(1)} MB)` : "";
+      const problem = candidate && check(candidate);
+      if (problem) {
+        file = null;
+        showError(problem);
+      }
+    }
+
+    input.addEventListener("change", () => choose(input.files[0] || null));
+    for (const name of ["dragenter", "dragover"]) {
+      dropzone.addEventListener(name, (event) => { event.preventDefault(); dropzone.classList.add("dragging"); });
+    }
+    for (const name of ["dragleave", "drop"]) {
+      dropzone.addEventListener(name, () => dropzone.classList.remove("dragging"));
+    }
+    dropzone.addEventListener("drop", (event) => {
+      event.preventDefault();
+      if (event.dataTransfer.files.length) choose(event.dataTransfer.files[0]);
+    });
+
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      if (!file) return showError("Choose a video file first.");
+      error.hidden = true;
+      submit.disabled = true;
+      input.disabled = true;
+      resultRoot.hidden = true;
+      const body = new FormData();
+      body.append("video", file, file.name);
+      const request = new XMLHttpRequest();
+      request.open("POST", form.dataset.jobsUrl);
+      request.responseType = "json";
+      request.upload.addEventListener("progress", (e) => {
+        if (e.lengthComputable) setStatus(`Uploading… ${Math.round((e.loaded / e.total) * 100)}%`, (e.loaded / e.total) * 100, "uploading");
+      });
+      request.upload.addEventListener("load", () => setStatus("Preparing the video…", null, "preparing"));
+      request.addEventListener("error", () => showError("The upload failed: the page's server could not be reached. Try again."));
+      request.addEventListener("load", () => {
+        const answer = request.response || {};
+        if (request.status !== 202) return showError(answer.error || `The upload failed (HTTP ${request.status}).`);
+        poll(answer, 0);
+      });
+      setStatus("Uploading… 0%", 0, "uploading");
+      request.send(body);
+    });
+
+    function poll(job, failures) {
+      fetch(`${form.dataset.jobsUrl}/${encodeURIComponent(job.job_id)}`)
+        .then((response) => response.json().then((body) => ({ ok: response.ok, status: response.status, body })))
+        .then(({ ok, status: code, body }) => {
+          if (!ok) {
+            if (code >= 500 && failures < 5) return setTimeout(() => poll(job, failures + 1), POLL_MS * 2 ** failures);
+            return showError(body.error || `Lost track of the job (HTTP ${code}).`);
+          }
+          if (body.status === "done") {
+            status.hidden = true;
+            submit.disabled = false;
+            input.disabled = false;
+            renderResult(resultRoot, body.result, job.video_url, job.filename, job.playback_note);
+            return;
+          }
+          if (body.status === "failed") return showError(`The recognition service rejected the video: ${body.error.detail}`);
+          const { clips_done: done, clips_total: total } = body.progress;
+          if (body.status === "queued") setStatus("Waiting for the model…", null, "queued");
+          else setStatus(`Recognizing: clip ${done} of ${total || "?"}`, total ? (done / total) * 100 : null, "processing");
+          setTimeout(() => poll(job, 0), POLL_MS);
+        })
+        .catch(() => {
+          if (failures < 5) return setTimeout(() => poll(job, failures + 1), POLL_MS * 2 ** failures);
+          showError("Lost the connection while waiting for the result. Try again.");
+        });
+    }
+  }
+
+  document.addEventListener("DOMContentLoaded", () => {
+    const form = document.getElementById("upload-form");
+    if (form) uploadPage(form);
+    else enhanceResultPage();
+  });
+})();

@@ -1,0 +1,87 @@
+"""The upload page in headless Chromium (Debian's, installed by `make test`) against both real services.
+
+Screenshots go to test-artifacts/.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import sync_playwright
+
+from conftest import ARCHERY_AVI, ROOT
+
+ARTIFACTS = ROOT / "test-artifacts"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--no-first-run", "--disable-dev-shm-usage", "--autoplay-policy=no-user-gesture-required"]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not Path(CHROMIUM).exists():
+        pytest.fail("chromium is missing: `make test` installs it (apt-get install chromium)")
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1200, "height": 900})
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+def test_upload_progress_result_player_and_timeline(page, live_services):
+    page.goto(live_services["web"])
+    page.screenshot(path=str(ARTIFACTS / "01-upload-page.png"))
+    page.set_input_files("#video", str(ARCHERY_AVI))
+    assert "archery__paddlevideo_example.avi" in page.inner_text("#chosen")
+    page.click("#submit")
+    page.wait_for_selector("#status[data-state=processing]", timeout=120_000)
+    assert page.inner_text("#status-text").startswith("Recognizing: clip")
+    page.screenshot(path=str(ARTIFACTS / "02-processing.png"))
+    page.wait_for_selector("#actions li .label", timeout=300_000)
+    assert page.inner_text("#actions li .label >> nth=0") == "archery"
+
+    page.wait_for_function("document.querySelector('#player').readyState >= 1", timeout=30_000)
+    duration = page.evaluate("document.querySelector('#player').duration")
+    assert duration == pytest.approx(131 / 25, abs=0.15)  # the transcoded AVI plays in the browser
+
+    segments = page.locator(".timeline .segment")
+    assert segments.count() == 4
+    assert "archery" in segments.nth(2).get_attribute("title")
+    start = float(segments.nth(2).get_attribute("data-start"))
+    segments.nth(2).click()
+    page.wait_for_function(f"Math.abs(document.querySelector('#player').currentTime - {start}) < 0.1")
+    assert "current" in segments.nth(2).get_attribute("class")
+    page.screenshot(path=str(ARTIFACTS / "03-result.png"), full_page=True)
+
+    page.set_viewport_size({"width": 390, "height": 844})
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390  # no sideways scrolling on a phone
+    page.screenshot(path=str(ARTIFACTS / "04-phone.png"), full_page=True)
+
+
+def test_wrong_file_is_refused_before_upload_and_retry_works(page, live_services, tmp_path):
+    text = tmp_path / "notes.txt"
+    text.write_text("not a video")
+    page.goto(live_services["web"])
+    page.set_input_files("#video", str(text))
+    assert "not a supported video" in page.inner_text("#error")
+    page.click("#submit")
+    assert page.is_visible("#error") and not page.is_visible("#status")
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"\x00" * 2048)
+    page.set_input_files("#video", str(broken))
+    assert not page.is_visible("#error")
+    page.click("#submit")
+    page.wait_for_selector("#error:not([hidden])", timeout=120_000)
+    assert "not a readable video" in page.inner_text("#error")
+    assert page.is_enabled("#submit")  # the user can try again without a reload
+    page.screenshot(path=str(ARTIFACTS / "05-error.png"))
