@@ -7,8 +7,10 @@ SAVED_MODEL := models/saved/i3d-kinetics-400/saved_model.pb
 HOST ?= 127.0.0.1
 API_PORT ?= 8000
 FRONTEND_PORT ?= 5000
+# Two malloc arenas keep the API's memory flat from request to request (scripts/soak.py measures it).
+export MALLOC_ARENA_MAX ?= 2
 
-.PHONY: setup browser run api frontend test clean
+.PHONY: setup browser run api frontend test soak clean
 
 setup: $(INSTALLED) $(SAVED_MODEL)
 
@@ -42,6 +44,10 @@ browser:
 
 test: setup browser
 	$(BIN)/python -m pytest
+
+# 100 sequential requests against a fresh API; fails if its RSS grows by 5% or more after warm-up.
+soak: setup
+	$(BIN)/python scripts/soak.py --requests 100
 
 clean:
 	rm -rf models/saved

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import secrets
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request, status
+from fastapi import Depends, Header, HTTPException, Request, status
 
 from api.settings import Settings, get_settings
 from models.recognizer import ActionRecognizer
@@ -18,4 +19,11 @@ def get_recognizer(request: Request) -> ActionRecognizer:
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+def require_api_key(settings: SettingsDep, x_api_key: Annotated[str | None, Header()] = None) -> None:
+    """When API_KEY is set, the X-API-Key header must carry it (compared in constant time)."""
+    if settings.api_key and not (x_api_key and secrets.compare_digest(x_api_key, settings.api_key)):
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "missing or wrong X-API-Key header",
+                            headers={"WWW-Authenticate": "X-API-Key"})
 RecognizerDep = Annotated[ActionRecognizer, Depends(get_recognizer)]

@@ -6,17 +6,19 @@ import logging
 import threading
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 
 from api import metrics
 from api.jobs import InProcessJobs, Job, JobFailedError
 from api.routes import jobs, meta, recognize
-from api.service import recognize_serialized
-from api.settings import get_settings
+from api.service import RecognitionRefused, recognize_serialized
+from api.uploads import sweep_uploads
+from api.deps import require_api_key
+from api.settings import Settings, get_settings
 from models.extractor import I3DExtractor, default_batch_size
 from models.heads import LstmHead
 from models.recognizer import ActionRecognizer, ClipSettings
-from models.video import VideoDecodeError
 
 log = logging.getLogger("api")
 
@@ -25,6 +27,9 @@ log = logging.getLogger("api")
 async def lifespan(app: FastAPI):
     settings = app.dependency_overrides.get(get_settings, get_settings)()  # tests override it
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    swept = sweep_uploads(settings.upload_dir)
+    if swept:
+        log.info("removed %d uploads left over from an earlier run", swept)
     log.info("loading I3D from %s", settings.model_handle)
     extractor = I3DExtractor(settings.model_handle)
     clips = ClipSettings(clip_len=settings.clip_length, stride=settings.clip_stride,
@@ -36,15 +41,15 @@ async def lifespan(app: FastAPI):
         log.info("serving head %s (%d labels)", head.name, len(head.labels))
     if settings.warm_up:
         extractor.warm_up(clips.clip_len, clips.batch_size)
-    recognizer = ActionRecognizer(extractor, head=head, clips=clips)
+    recognizer = ActionRecognizer(extractor, head=head, clips=clips, limits=settings.video_limits)
     lock = threading.Lock()  # one model, one forward pass at a time
 
     def run_job(job: Job, progress) -> dict:
         try:
             return recognize_serialized(recognizer, lock, job.video, top_k=job.top_k, filename=job.filename,
-                                        head=job.head, on_progress=progress)
-        except VideoDecodeError as exc:
-            raise JobFailedError(422, f"not a readable video: {exc}") from None
+                                        head=job.head, timeout_s=settings.processing_timeout_s, on_progress=progress)
+        except RecognitionRefused as exc:
+            raise JobFailedError(exc.status_code, exc.detail) from None
 
     app.state.recognizer, app.state.inference_lock = recognizer, lock
     app.state.jobs = InProcessJobs(run_job, max_queued=settings.jobs_max_queued, ttl_s=settings.jobs_ttl_s)
@@ -58,18 +63,23 @@ async def lifespan(app: FastAPI):
         extractor.close()
 
 
-def create_app() -> FastAPI:
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The app; CORS is read from `settings` here (everything else in the lifespan)."""
+    settings = settings or get_settings()
     app = FastAPI(
         title="Action recognition API",
         summary="Ranked actions in a video, for the whole video and for each 64-frame clip (I3D, Kinetics-400).",
         version="0.1.0",
         lifespan=lifespan,
     )
-    app.include_router(recognize.router)
-    app.include_router(jobs.router)
+    app.include_router(recognize.router, dependencies=[Depends(require_api_key)])
+    app.include_router(jobs.router, dependencies=[Depends(require_api_key)])
     app.include_router(meta.router)
     app.include_router(metrics.router)
     metrics.install_middleware(app)
+    if settings.cors_origins:  # off unless configured
+        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
+                           allow_headers=["Content-Type", "X-API-Key", "X-Request-ID", "X-Filename"])
     return app
 
 

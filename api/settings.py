@@ -9,6 +9,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from models.convert import DEFAULT_SAVED_MODEL
+from models.video import VideoLimits
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -25,11 +26,23 @@ class Settings(BaseSettings):
     upload_dir: Path = Field(PROJECT_ROOT / "temp_uploads", description="where uploads wait while they are processed")
     max_upload_mb: int = Field(200, ge=1, description="largest accepted upload, in MiB")
     default_top_k: int = Field(5, ge=1, le=400)
+    max_video_duration_s: float = Field(600, gt=0, description="longest accepted video, seconds")
+    max_video_frames: int = Field(36_000, ge=1, description="most frames accepted in a video")
+    max_video_pixels: int = Field(3840 * 2160, ge=1, description="largest accepted frame, width x height")
+    processing_timeout_s: float = Field(900, gt=0, description="a recognition running longer is stopped")
+    max_concurrent_requests: int = Field(4, ge=1, description="POST /recognize_action in flight beyond this get 503")
+    api_key: str | None = Field(None, description="when set, recognition routes need the header X-API-Key")
+    cors_origins: list[str] = Field(default_factory=list, description='origins allowed by CORS, e.g. ["https://a.example"]')
     jobs_max_queued: int = Field(16, ge=1, description="jobs waiting beyond this get 503")
     jobs_ttl_s: int = Field(3600, ge=1, description="how long a finished job's result is kept")
     retry_after_s: int = Field(10, ge=1, description="Retry-After sent with 503")
     warm_up: bool = Field(True, description="run one batch at start-up so the first request is not slower")
     log_level: str = "INFO"
+
+    @property
+    def video_limits(self) -> VideoLimits:
+        return VideoLimits(max_frames=self.max_video_frames, max_duration_s=self.max_video_duration_s,
+                           max_pixels=self.max_video_pixels)
 
     @property
     def max_upload_bytes(self) -> int:

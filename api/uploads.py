@@ -148,3 +148,13 @@ async def saved_upload(request: Request, upload_dir: Path, max_bytes: int) -> As
         yield upload
     finally:
         upload.path.unlink(missing_ok=True)
+
+
+def sweep_uploads(upload_dir: Path) -> int:
+    """Delete uploads left by an earlier process (a crash, a kill); returns how many."""
+    if not upload_dir.is_dir():
+        return 0
+    leftovers = list(upload_dir.glob("*.upload"))
+    for path in leftovers:
+        path.unlink(missing_ok=True)
+    return len(leftovers)

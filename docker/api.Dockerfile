@@ -1,8 +1,9 @@
 # The API: CUDA-capable TensorFlow, I3D weights converted at build time, run as a non-root user.
 FROM python:3.11-slim
 
+# MALLOC_ARENA_MAX=2 keeps RSS flat across requests (measured with scripts/soak.py).
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 \
-    TF_CPP_MIN_LOG_LEVEL=2
+    TF_CPP_MIN_LOG_LEVEL=2 MALLOC_ARENA_MAX=2
 WORKDIR /app
 
 COPY requirements.txt requirements-frontend.txt ./

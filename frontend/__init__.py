@@ -21,6 +21,7 @@ def _env_config() -> dict:
         "MAX_CONTENT_LENGTH": int(_env("MAX_UPLOAD_MB", "200")) * 1024 * 1024,
         "UPLOAD_FOLDER": _env("FRONTEND_UPLOAD_DIR", str(PROJECT_ROOT / "static" / "uploads")),
         "SECRET_KEY": _env("FLASK_SECRET_KEY", os.urandom(32).hex()),
+        "API_KEY": os.environ.get("API_KEY") or None,
         "UPLOAD_MAX_AGE_S": float(_env("UPLOAD_MAX_AGE_H", "24")) * 3600,
         "UPLOAD_MAX_FILES": int(_env("UPLOAD_MAX_FILES", "200")),
     }
@@ -38,7 +39,8 @@ def create_app(test_config: dict | None = None) -> Flask:
         app.config.update(test_config)
     Path(app.config["UPLOAD_FOLDER"]).mkdir(parents=True, exist_ok=True)
 
-    from frontend import views
+    from frontend import security, views
 
     app.register_blueprint(views.bp)
+    security.install(app)
     return app

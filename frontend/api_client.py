@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import quote
 
 import httpx
 
@@ -16,11 +17,18 @@ class ApiError(Exception):
         self.status_code = status_code
 
 
-def _call(method: str, url: str, *, timeout_s: float, **kwargs) -> httpx.Response:
+CONNECT_RETRIES = 3  # connection failures only (httpx backs off between them); an answer is never retried
+
+
+def _call(method: str, url: str, *, timeout_s: float, api_key: str | None = None, **kwargs) -> httpx.Response:
     """One HTTP call to the API with readable errors for every way it can fail."""
+    headers = dict(kwargs.pop("headers", None) or {})
+    if api_key:
+        headers["X-API-Key"] = api_key
+    transport = httpx.HTTPTransport(retries=CONNECT_RETRIES)
     try:
-        with httpx.Client(timeout=httpx.Timeout(timeout_s, connect=5.0)) as client:
-            response = client.request(method, url, **kwargs)
+        with httpx.Client(timeout=httpx.Timeout(timeout_s, connect=5.0), transport=transport) as client:
+            response = client.request(method, url, headers=headers, **kwargs)
     except httpx.ConnectError:
         raise ApiError("The recognition service is not reachable. Is the API running?", 503) from None
     except httpx.TimeoutException:
@@ -37,33 +45,35 @@ def _call(method: str, url: str, *, timeout_s: float, **kwargs) -> httpx.Respons
 
 
 def _post_video(api_url: str, route: str, video: Path, filename: str, *, timeout_s: float, top_k: int,
-                request_id: str | None) -> dict:
+                request_id: str | None, api_key: str | None) -> dict:
     with open(video, "rb") as f:
         return _call(
-            "POST", f"{api_url.rstrip('/')}{route}", timeout_s=timeout_s, params={"top_k": top_k},
+            "POST", f"{api_url.rstrip('/')}{route}", timeout_s=timeout_s, api_key=api_key, params={"top_k": top_k},
             files={"video": (filename, f, "application/octet-stream")},
             headers={"X-Request-ID": request_id} if request_id else None,
         ).json()
 
 
 def recognize(api_url: str, video: Path, filename: str, *, timeout_s: float, top_k: int = 5,
-              request_id: str | None = None) -> dict:
+              request_id: str | None = None, api_key: str | None = None) -> dict:
     """POST the file to `{api_url}/recognize_action` as multipart field `video`; return the JSON result.
 
     `request_id` goes along as X-Request-ID so that both services' logs name the same request.
     """
     return _post_video(api_url, "/recognize_action", video, filename, timeout_s=timeout_s, top_k=top_k,
-                       request_id=request_id)
+                       request_id=request_id, api_key=api_key)
 
 
 def submit_job(api_url: str, video: Path, filename: str, *, timeout_s: float, top_k: int = 5,
-               request_id: str | None = None) -> dict:
+               request_id: str | None = None, api_key: str | None = None) -> dict:
     """POST the file to `{api_url}/jobs`; returns the queued job (`id`, `status`, `progress`)."""
-    return _post_video(api_url, "/jobs", video, filename, timeout_s=timeout_s, top_k=top_k, request_id=request_id)
+    return _post_video(api_url, "/jobs", video, filename, timeout_s=timeout_s, top_k=top_k, request_id=request_id,
+                       api_key=api_key)
 
 
-def job_status(api_url: str, job_id: str, *, timeout_s: float = 10) -> dict:
-    return _call("GET", f"{api_url.rstrip('/')}/jobs/{job_id}", timeout_s=timeout_s).json()
+def job_status(api_url: str, job_id: str, *, timeout_s: float = 10, api_key: str | None = None) -> dict:
+    return _call("GET", f"{api_url.rstrip('/')}/jobs/{quote(job_id, safe='')}", timeout_s=timeout_s,
+                 api_key=api_key).json()
 
 
 def _detail_text(response: httpx.Response) -> str:

@@ -11,6 +11,7 @@ from werkzeug.utils import secure_filename
 
 from frontend.api_client import ApiError, job_status, recognize, submit_job
 from frontend.housekeeping import prune_uploads
+from frontend.security import csrf_ok
 from frontend.playback import transcode_for_browser
 
 bp = Blueprint("pages", __name__)
@@ -32,7 +33,12 @@ class UploadRejected(Exception):
 
 
 def _save_upload() -> tuple[Path, str]:
-    """Validate the `video` field and save it under a random name; returns (path, the client's file name)."""
+    """Validate the form (CSRF token, `video` field) and save the file under a random name.
+
+    Returns (path, the client's file name).
+    """
+    if not csrf_ok():
+        raise UploadRejected("This form has expired. Reload the page and try again.", 400)
     upload = request.files.get("video")
     if upload is None or not upload.filename:
         raise UploadRejected("Choose a video file first.", 400)
@@ -88,7 +94,8 @@ def recognize_upload():
     request_id = saved.stem[:16]
     try:
         result = recognize(current_app.config["API_URL"], saved, original_name,
-                           timeout_s=current_app.config["API_TIMEOUT_S"], request_id=request_id)
+                           timeout_s=current_app.config["API_TIMEOUT_S"], request_id=request_id,
+                           api_key=current_app.config["API_KEY"])
     except ApiError as exc:
         saved.unlink(missing_ok=True)
         current_app.logger.warning("request_id=%s API error %d: %s", request_id, exc.status_code, exc.message)
@@ -108,7 +115,8 @@ def create_job():
         return jsonify(error=exc.message), exc.status
     request_id = saved.stem[:16]
     try:
-        job = submit_job(current_app.config["API_URL"], saved, original_name, timeout_s=60, request_id=request_id)
+        job = submit_job(current_app.config["API_URL"], saved, original_name, timeout_s=60, request_id=request_id,
+                         api_key=current_app.config["API_KEY"])
     except ApiError as exc:
         saved.unlink(missing_ok=True)
         current_app.logger.warning("request_id=%s API error %d: %s", request_id, exc.status_code, exc.message)
@@ -121,6 +129,6 @@ def create_job():
 @bp.get("/jobs/<job_id>")
 def get_job(job_id: str):
     try:
-        return jsonify(job_status(current_app.config["API_URL"], job_id))
+        return jsonify(job_status(current_app.config["API_URL"], job_id, api_key=current_app.config["API_KEY"]))
     except ApiError as exc:
         return jsonify(error=exc.message), exc.status_code

@@ -13,7 +13,7 @@ import numpy as np
 from models.extractor import I3DExtractor
 from models.heads import KineticsHead, VideoHead
 from models.labels import kinetics_labels, softmax, top_k
-from models.video import Clip, VideoInfo, clip_starts, iter_clips
+from models.video import Clip, VideoInfo, VideoLimits, clip_starts, iter_clips
 
 CLIP_TOP_K = 3
 
@@ -31,6 +31,10 @@ def batched(items: Iterable[Clip], size: int) -> Iterator[list[Clip]]:
         yield batch
 
 
+class ProcessingTimeout(RuntimeError):
+    """A recognition ran past its time limit."""
+
+
 @dataclass
 class ClipRun:
     """Everything I3D said about one video: `logits: (N, 400)`, `features: (N, 1024)`, clip spans in frames."""
@@ -46,7 +50,10 @@ class ClipRun:
 Progress = Callable[[int, int], None]  # (clips done, clips expected in all)
 
 
-def run_clips(extractor: I3DExtractor, path: str | Path, clips: ClipSettings, on_progress: Progress | None = None) -> ClipRun:
+def run_clips(
+    extractor: I3DExtractor, path: str | Path, clips: ClipSettings, on_progress: Progress | None = None, *,
+    limits: VideoLimits = VideoLimits(), deadline: float | None = None,
+) -> ClipRun:
     """Decode `path` clip by clip and run I3D on batches of clips. Raises VideoDecodeError for a non-video.
 
     `on_progress(done, total)` is called after each batch; `total` comes from the container's frame
@@ -56,8 +63,11 @@ def run_clips(extractor: I3DExtractor, path: str | Path, clips: ClipSettings, on
     spans: list[tuple[int, int]] = []
     logits, features = [], []
     decode_s = infer_s = 0.0
-    batches = batched(iter_clips(path, clip_len=clips.clip_len, stride=clips.stride, info=info), clips.batch_size)
+    clip_stream = iter_clips(path, clip_len=clips.clip_len, stride=clips.stride, info=info, limits=limits)
+    batches = batched(clip_stream, clips.batch_size)
     while True:
+        if deadline is not None and time.monotonic() > deadline:
+            raise ProcessingTimeout(f"processing took longer than the limit, after {len(spans)} clips")
         t0 = time.perf_counter()
         batch = next(batches, None)
         t1 = time.perf_counter()
@@ -87,8 +97,10 @@ class ActionRecognizer:
     The Kinetics-400 head is always there; a trained head, if given, is the default.
     """
 
-    def __init__(self, extractor: I3DExtractor, *, head: VideoHead | None = None, clips: ClipSettings = ClipSettings()):
+    def __init__(self, extractor: I3DExtractor, *, head: VideoHead | None = None, clips: ClipSettings = ClipSettings(),
+                 limits: VideoLimits = VideoLimits()):
         self.extractor = extractor
+        self.limits = limits
         kinetics = KineticsHead()
         self.heads: dict[str, VideoHead] = {kinetics.name: kinetics}
         if head is not None:
@@ -106,16 +118,18 @@ class ActionRecognizer:
         filename: str | None = None,
         head: str | None = None,
         on_progress: Progress | None = None,
+        deadline: float | None = None,
     ) -> dict:
         """Rank the actions of the video at `path` with `head` (default: the trained head if any).
 
-        Raises VideoDecodeError for a non-video, UnknownHeadError for a head that is not loaded.
+        Raises VideoDecodeError for a non-video, VideoLimitError past the limits, ProcessingTimeout past
+        `deadline` (a `time.monotonic()` value), UnknownHeadError for a head that is not loaded.
         """
         if head is not None and head not in self.heads:
             raise UnknownHeadError(head)
         ranking_head = self.heads[head] if head else self.head
         started = time.perf_counter()
-        run = run_clips(self.extractor, path, self.clips, on_progress)
+        run = run_clips(self.extractor, path, self.clips, on_progress, limits=self.limits, deadline=deadline)
         video_probs = ranking_head.video_probabilities(run.logits, run.features)
         clip_probs = softmax(run.logits)
         info = run.info

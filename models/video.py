@@ -26,6 +26,29 @@ class VideoDecodeError(ValueError):
     """The file cannot be opened as a video, or has no decodable frame."""
 
 
+class VideoLimitError(ValueError):
+    """The video is longer or larger than the service accepts; the message names the limit."""
+
+
+@dataclass(frozen=True)
+class VideoLimits:
+    """What a video may be at most; None is no limit. Checked on the container's word, then while decoding."""
+
+    max_frames: int | None = None
+    max_duration_s: float | None = None
+    max_pixels: int | None = None
+
+    def check_frame_size(self, width: int, height: int) -> None:
+        if self.max_pixels and width * height > self.max_pixels:
+            raise VideoLimitError(f"the video is {width}x{height}; at most {self.max_pixels:,} pixels a frame are accepted")
+
+    def check_length(self, frames: int, fps: float) -> None:
+        if self.max_frames and frames > self.max_frames:
+            raise VideoLimitError(f"the video has more than {self.max_frames:,} frames, the limit")
+        if self.max_duration_s and fps and frames / fps > self.max_duration_s:
+            raise VideoLimitError(f"the video is longer than {self.max_duration_s:g} s, the limit")
+
+
 @dataclass
 class VideoInfo:
     """What the container says, with `frames` corrected to what was decoded once decoding ends."""
@@ -113,17 +136,27 @@ def _decoded_frames(capture: cv2.VideoCapture) -> Iterator[np.ndarray]:
         yield prepare_frame(frame)
 
 
-def iter_clips(path: str | Path, *, clip_len: int = 64, stride: int = 32, info: VideoInfo | None = None) -> Iterator[Clip]:
+def iter_clips(
+    path: str | Path, *, clip_len: int = 64, stride: int = 32, info: VideoInfo | None = None,
+    limits: VideoLimits = VideoLimits(),
+) -> Iterator[Clip]:
     """Decode `path` and yield its clips in order, as `clip_starts` places them, while decoding.
 
     Pass `info` (from `open_video`'s VideoInfo or a fresh one) to have its `frames` set to the number
     actually decoded once the iterator is exhausted.
-    Raises VideoDecodeError when the file opens as no video or no frame decodes.
+    Raises VideoDecodeError when the file opens as no video or no frame decodes, VideoLimitError when
+    it exceeds `limits`.
     """
     _check_slicing(clip_len, stride)
     capture, opened = open_video(path)
     if info is not None:
         info.fps, info.width, info.height, info.frames = opened.fps, opened.width, opened.height, opened.frames
+    try:
+        limits.check_frame_size(opened.width, opened.height)
+        limits.check_length(opened.frames, opened.fps)
+    except VideoLimitError:
+        capture.release()
+        raise
     window: deque[np.ndarray] = deque(maxlen=clip_len)  # the last clip_len prepared frames
     count = 0
     next_start = 0
@@ -132,6 +165,8 @@ def iter_clips(path: str | Path, *, clip_len: int = 64, stride: int = 32, info: 
         for frame in _decoded_frames(capture):
             window.append(frame)
             count += 1
+            if count % 256 == 0:  # containers can lie about their length
+                limits.check_length(count, opened.fps)
             if count == next_start + clip_len:
                 yield Clip(index, next_start, count, np.stack(window))
                 index += 1

@@ -121,3 +121,11 @@ def live_services(tmp_path_factory):
                 process.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 process.kill()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def temp_uploads_left_empty():
+    """After the whole suite, the project's temp_uploads/ holds nothing but its .gitkeep."""
+    yield
+    leftovers = [p.name for p in (ROOT / "temp_uploads").iterdir() if p.name != ".gitkeep"]
+    assert not leftovers, f"temp_uploads/ was left with {leftovers}"

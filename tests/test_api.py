@@ -5,12 +5,15 @@ from __future__ import annotations
 import threading
 import time
 
+import hypothesis
+import hypothesis.strategies as st
 import pytest
 from fastapi.testclient import TestClient
 
 from api.main import app
 from api.settings import Settings, get_settings
 from conftest import ARCHERY_AVI, CRICKET_MP4
+from models.video import VideoLimits
 
 
 @pytest.fixture(scope="module")
@@ -75,14 +78,17 @@ def test_raw_body_avi_with_top_k(client):
     [
         ({"files": {"clip": ("a.mp4", b"x", "video/mp4")}}, 422, "field 'video' is missing"),
         ({"files": {"video": ("a.mp4", b"", "video/mp4")}}, 422, "empty"),
-        ({"files": {"video": ("a.mp4", b"not a video at all" * 100, "video/mp4")}}, 422, "not a readable video"),
-        ({"content": b"\x00" * 4096, "headers": {"Content-Type": "video/mp4"}}, 422, "not a readable video"),
+        ({"files": {"video": ("a.mp4", b"not a video at all" * 100, "video/mp4")}}, 415, "not a video container"),
+        ({"content": b"\x00" * 4096, "headers": {"Content-Type": "video/mp4"}}, 415, "not a video container"),
+        ({"content": b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 4096, "headers": {"Content-Type": "video/mp4"}}, 422,
+         "not a readable video"),
         ({"content": b"hello", "headers": {"Content-Type": "text/plain"}}, 415, "multipart field 'video'"),
         ({"content": b"", "headers": {"Content-Type": "video/mp4"}}, 422, "empty"),
         ({"content": b"--x\r\n", "headers": {"Content-Type": "multipart/form-data"}}, 400, "boundary"),
         ({"content": b"\x00" * (6 * 1024 * 1024), "headers": {"Content-Type": "video/mp4"}}, 413, "5 MiB"),
     ],
-    ids=["wrong-field", "empty-file", "text-file", "zero-bytes", "text-plain", "empty-raw", "no-boundary", "too-large"],
+    ids=["wrong-field", "empty-file", "text-file", "zero-bytes", "mp4-header-only", "text-plain", "empty-raw",
+         "no-boundary", "too-large"],
 )
 def test_bad_uploads_get_4xx_with_detail(client, kwargs, status, fragment):
     response = client.post("/recognize_action", **kwargs)
@@ -152,7 +158,9 @@ def test_job_reports_progress_then_the_same_result(client, upload_dir):
 
 
 def test_failed_job_and_unknown_job(client):
-    response = client.post("/jobs", files={"video": ("x.mp4", b"definitely not a video", "video/mp4")})
+    assert client.post("/jobs", files={"video": ("x.mp4", b"not a video", "video/mp4")}).status_code == 415
+    fake_mp4 = b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 512  # sniffs as MP4, decodes as nothing
+    response = client.post("/jobs", files={"video": ("x.mp4", fake_mp4, "video/mp4")})
     assert response.status_code == 202
     final = _wait_for(client, response.json()["id"])[-1]
     assert final["status"] == "failed" and final["error"]["status_code"] == 422
@@ -166,14 +174,15 @@ def test_full_queue_answers_503_with_retry_after(client, upload_dir):
 
     release = threading.Event()
     blocked = InProcessJobs(lambda job, progress: release.wait(30) and {"ok": True}, max_queued=1)
+    video = ("a.mp4", CRICKET_MP4.read_bytes(), "video/mp4")
     real, client.app.state.jobs = client.app.state.jobs, blocked
     try:
-        first = client.post("/jobs", files={"video": ("a.mp4", b"1", "video/mp4")}).json()["id"]
+        first = client.post("/jobs", files={"video": video}).json()["id"]
         deadline = time.monotonic() + 10
         while blocked.get(first).status != "running" and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert client.post("/jobs", files={"video": ("b.mp4", b"2", "video/mp4")}).status_code == 202  # queued
-        response = client.post("/jobs", files={"video": ("c.mp4", b"3", "video/mp4")})
+        assert client.post("/jobs", files={"video": video}).status_code == 202  # queued
+        response = client.post("/jobs", files={"video": video})
         assert response.status_code == 503 and response.headers["Retry-After"] == "10"
         assert "busy" in response.json()["detail"]
     finally:
@@ -198,3 +207,98 @@ def test_finished_jobs_expire(tmp_path):
     time.sleep(0.3)
     assert jobs.get(job.id) is None
     jobs.close()
+
+
+
+def _raw(client, data: bytes, query: str = "", **headers):
+    return client.post(f"/recognize_action{query}", content=data, headers={"Content-Type": "video/mp4", **headers})
+
+
+def test_video_limits_are_named(client):
+    recognizer = client.app.state.recognizer
+    original = recognizer.limits
+    try:
+        recognizer.limits = VideoLimits(max_pixels=200 * 200)
+        response = _raw(client, CRICKET_MP4.read_bytes())
+        assert response.status_code == 422 and "224x224" in response.json()["detail"]
+        recognizer.limits = VideoLimits(max_frames=50)
+        response = _raw(client, CRICKET_MP4.read_bytes())
+        assert response.status_code == 422 and "more than 50 frames" in response.json()["detail"]
+        recognizer.limits = VideoLimits(max_duration_s=2)
+        response = _raw(client, CRICKET_MP4.read_bytes())
+        assert response.status_code == 422 and "longer than 2 s" in response.json()["detail"]
+    finally:
+        recognizer.limits = original
+
+
+def test_processing_time_limit_and_busy_answer_503(client):
+    settings = client.app.dependency_overrides[get_settings]()
+    try:
+        settings.processing_timeout_s = 1e-6
+        response = _raw(client, CRICKET_MP4.read_bytes())
+        assert response.status_code == 503 and "longer than the limit" in response.json()["detail"]
+        assert response.headers["Retry-After"] == "10"
+        settings.processing_timeout_s, settings.max_concurrent_requests = 900, 0
+        response = _raw(client, CRICKET_MP4.read_bytes())
+        assert response.status_code == 503 and "busy" in response.json()["detail"] and "Retry-After" in response.headers
+    finally:
+        settings.processing_timeout_s, settings.max_concurrent_requests = 900, 4
+
+
+def test_api_key_when_configured(client):
+    settings = client.app.dependency_overrides[get_settings]()
+    try:
+        settings.api_key = "s3cret"
+        assert _raw(client, b"x").status_code == 401
+        assert _raw(client, b"x", **{"X-API-Key": "wrong"}).status_code == 401
+        assert client.get("/jobs/abc").status_code == 401
+        assert _raw(client, b"x", **{"X-API-Key": "s3cret"}).status_code == 415  # past the key check
+        assert client.get("/health").status_code == 200  # health and metrics stay open
+    finally:
+        settings.api_key = None
+
+
+def test_cors_is_off_unless_configured(client):
+    preflight = {"Origin": "https://elsewhere.example", "Access-Control-Request-Method": "POST"}
+    assert "access-control-allow-origin" not in client.options("/recognize_action", headers=preflight).headers
+    from api.main import create_app
+
+    configured = TestClient(create_app(Settings(cors_origins=["https://elsewhere.example"])))
+    answer = configured.options("/recognize_action", headers=preflight)
+    assert answer.headers["access-control-allow-origin"] == "https://elsewhere.example"
+
+
+def _broken_files():
+    mp4, avi = CRICKET_MP4.read_bytes(), ARCHERY_AVI.read_bytes()
+    for name, data in (("mp4", mp4), ("avi", avi)):
+        for fraction in (0.001, 0.05, 0.5):
+            yield f"{name}-truncated-{fraction}", data[: max(16, int(len(data) * fraction))]
+        corrupted = bytearray(data)
+        corrupted[12:400] = bytes(388)  # headers zeroed after the signature
+        yield f"{name}-corrupted-header", bytes(corrupted)
+
+
+@pytest.mark.parametrize(("name", "data"), list(_broken_files()), ids=[n for n, _ in _broken_files()])
+def test_broken_files_get_an_answer_never_a_5xx(client, name, data):
+    response = _raw(client, data)
+    assert response.status_code in (200, 415, 422), (name, response.text)
+    if response.status_code == 200:
+        assert response.json()["clips"]
+
+
+@hypothesis.settings(max_examples=60, deadline=None,
+                     suppress_health_check=[hypothesis.HealthCheck.function_scoped_fixture])
+@hypothesis.given(data=st.binary(max_size=4096), content_type=st.sampled_from(
+    ["video/mp4", "video/x-msvideo", "application/octet-stream", "text/plain", "multipart/form-data; boundary=x"]))
+def test_fuzzed_uploads_get_4xx(client, data, content_type):
+    response = client.post("/recognize_action", content=data, headers={"Content-Type": content_type})
+    assert 400 <= response.status_code < 500, response.text
+    assert isinstance(response.json()["detail"], str)
+
+
+@hypothesis.settings(max_examples=40, deadline=None,
+                     suppress_health_check=[hypothesis.HealthCheck.function_scoped_fixture])
+@hypothesis.given(field=st.text(max_size=20), filename=st.text(max_size=200), data=st.binary(max_size=2048))
+def test_fuzzed_multipart_gets_4xx(client, field, filename, data):
+    response = client.post("/recognize_action", files={field or "f": (filename, data, "video/mp4")})
+    assert 400 <= response.status_code < 500, response.text

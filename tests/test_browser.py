@@ -82,6 +82,6 @@ def test_wrong_file_is_refused_before_upload_and_retry_works(page, live_services
     assert not page.is_visible("#error")
     page.click("#submit")
     page.wait_for_selector("#error:not([hidden])", timeout=120_000)
-    assert "not a readable video" in page.inner_text("#error")
+    assert "not a video container" in page.inner_text("#error")
     assert page.is_enabled("#submit")  # the user can try again without a reload
     page.screenshot(path=str(ARTIFACTS / "05-error.png"))

@@ -11,9 +11,11 @@ from conftest import ARCHERY_AVI
 
 def test_upload_through_the_frontend(live_services):
     services = live_services
-    with open(ARCHERY_AVI, "rb") as f:
-        response = httpx.post(f"{services['web']}/recognize", files={"video": ("archery.avi", f, "video/x-msvideo")},
-                              timeout=300)
+    with httpx.Client(base_url=services["web"], timeout=300) as browser:  # keeps the session cookie
+        token = re.search(r'name="csrf_token" value="([^"]+)"', browser.get("/").text).group(1)
+        with open(ARCHERY_AVI, "rb") as f:
+            response = browser.post("/recognize", data={"csrf_token": token},
+                                    files={"video": ("archery.avi", f, "video/x-msvideo")})
     assert response.status_code == 200, response.text[-2000:]
     page = response.text
     first = re.search(r'<ol id="actions">\s*<li><span class="label">([^<]+)</span>', page)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -34,7 +35,7 @@ class FakeApi:
     """Answers POST /recognize_action with `self.status` and `self.body`; records what it received."""
 
     def __init__(self):
-        self.status, self.body, self.received, self.request_ids = 200, RESULT, [], []
+        self.status, self.body, self.received, self.request_ids, self.api_keys = 200, RESULT, [], [], []
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -42,10 +43,12 @@ class FakeApi:
                 length = int(self.headers.get("Content-Length", 0))
                 fake.received.append((self.path, self.headers.get("Content-Type"), self.rfile.read(length)))
                 fake.request_ids.append(self.headers.get("X-Request-ID"))
+                fake.api_keys.append(self.headers.get("X-API-Key"))
                 self.do_POST_reply()
 
             def do_GET(self):
                 fake.received.append((self.path, None, b""))
+                fake.api_keys.append(self.headers.get("X-API-Key"))
                 self.do_POST_reply()
 
             def do_POST_reply(self):
@@ -91,9 +94,17 @@ def client(app):
     return app.test_client()
 
 
+def _token(client) -> str:
+    page = client.get("/").get_data(as_text=True)
+    return re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+
+
+def _form(client, route, data):
+    return client.post(route, data={**data, "csrf_token": _token(client)}, content_type="multipart/form-data")
+
+
 def _post(client, path, name):
-    with open(path, "rb") as f:
-        return client.post("/recognize", data={"video": (io.BytesIO(f.read()), name)}, content_type="multipart/form-data")
+    return _form(client, "/recognize", {"video": (io.BytesIO(path.read_bytes()), name)})
 
 
 def test_index_has_an_upload_form(client):
@@ -146,11 +157,10 @@ def test_api_down_is_shown_readably(app, upload_folder):
 
 
 def test_missing_file_wrong_type_and_too_large(client, fake_api):
-    assert client.post("/recognize", data={}, content_type="multipart/form-data").status_code == 400
-    wrong = client.post("/recognize", data={"video": (io.BytesIO(b"hi"), "notes.txt")}, content_type="multipart/form-data")
+    assert _form(client, "/recognize", {}).status_code == 400
+    wrong = _form(client, "/recognize", {"video": (io.BytesIO(b"hi"), "notes.txt")})
     assert wrong.status_code == 415 and "not a supported video" in wrong.get_data(as_text=True)
-    big = client.post("/recognize", data={"video": (io.BytesIO(b"0" * 3 * 1024 * 1024), "big.mp4")},
-                      content_type="multipart/form-data")
+    big = _form(client, "/recognize", {"video": (io.BytesIO(b"0" * 3 * 1024 * 1024), "big.mp4")})
     assert big.status_code == 413 and "larger than the 2 MB limit" in big.get_data(as_text=True)
     assert fake_api.received == []
 
@@ -175,7 +185,7 @@ def test_job_errors_are_json_with_a_readable_message(client, fake_api, upload_fo
     response = _post_jobs(client, CRICKET_MP4, "clip.mp4")
     assert response.status_code == 503 and "is busy" in response.get_json()["error"]
     assert list(upload_folder.iterdir()) == []
-    wrong = client.post("/jobs", data={"video": (io.BytesIO(b"x"), "a.exe")}, content_type="multipart/form-data")
+    wrong = _form(client, "/jobs", {"video": (io.BytesIO(b"x"), "a.exe")})
     assert wrong.status_code == 415 and "not a supported video" in wrong.get_json()["error"]
     fake_api.status, fake_api.body = 404, {"detail": "no such job (finished jobs expire)"}
     missing = client.get("/jobs/gone")
@@ -183,8 +193,7 @@ def test_job_errors_are_json_with_a_readable_message(client, fake_api, upload_fo
 
 
 def _post_jobs(client, path, name):
-    with open(path, "rb") as f:
-        return client.post("/jobs", data={"video": (io.BytesIO(f.read()), name)}, content_type="multipart/form-data")
+    return _form(client, "/jobs", {"video": (io.BytesIO(path.read_bytes()), name)})
 
 
 def test_uploaded_copies_are_pruned_by_age_and_count(tmp_path):
@@ -202,3 +211,41 @@ def test_uploaded_copies_are_pruned_by_age_and_count(tmp_path):
     removed = prune_uploads(tmp_path, max_age_s=4.5 * 3600, max_files=3, now=now)
     assert sorted(p.name for p in removed) == ["3.mp4", "4.mp4", "5.mp4"]
     assert sorted(p.name for p in tmp_path.iterdir()) == [".gitkeep", "0.mp4", "1.mp4", "2.mp4"]
+
+
+def test_csrf_token_is_required(client, fake_api):
+    _token(client)  # a session exists, but the form below does not carry its token
+    for route in ("/recognize", "/jobs"):
+        response = client.post(route, data={"video": (io.BytesIO(CRICKET_MP4.read_bytes()), "c.mp4"),
+                                            "csrf_token": "forged"}, content_type="multipart/form-data")
+        assert response.status_code == 400 and "expired" in response.get_data(as_text=True)
+    assert fake_api.received == []
+
+
+def test_security_headers_and_api_key_forwarding(app, client, fake_api):
+    headers = client.get("/").headers
+    assert "default-src 'self'" in headers["Content-Security-Policy"]
+    assert headers["X-Content-Type-Options"] == "nosniff" and headers["X-Frame-Options"] == "DENY"
+    app.config["API_KEY"] = "s3cret"
+    fake_api.status, fake_api.body = 200, JOB_DONE
+    client.get("/jobs/job1")
+    assert fake_api.api_keys[-1] == "s3cret"
+
+
+def test_connection_errors_are_retried_rejections_are_not(app, fake_api, monkeypatch):
+    from frontend import api_client
+
+    attempts = []
+    real = api_client.httpx.HTTPTransport
+
+    class Counting(real):
+        def handle_request(self, request):
+            attempts.append(request.url.path)
+            return super().handle_request(request)
+
+    monkeypatch.setattr(api_client.httpx, "HTTPTransport", Counting)
+    fake_api.status, fake_api.body = 422, {"detail": "nope"}
+    with pytest.raises(api_client.ApiError):
+        api_client.job_status(fake_api.url, "x")
+    assert len(attempts) == 1  # an answer, even a refusal, is final
+    assert api_client.CONNECT_RETRIES == 3

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import hypothesis
+import hypothesis.strategies as st
 import numpy as np
 import pytest
 
 from conftest import ARCHERY_AVI, DATA, write_video
+from models.containers import sniff_container
 from models.video import (
     VideoDecodeError,
     VideoInfo,
+    VideoLimitError,
+    VideoLimits,
     clip_starts,
     iter_clips,
     prepare_frame,
@@ -119,3 +124,52 @@ def test_model_input_range():
 def test_real_containers_decode(name):
     frames = read_frames(DATA / name, max_frames=10)
     assert frames.shape == (10, 224, 224, 3)
+
+
+@pytest.mark.parametrize(("name", "container"), [
+    ("archery__paddlevideo_example.avi", "avi"), ("cricket__kinetics_i3d_v_CricketShot_g04_c01.mp4", "mp4/mov"),
+    ("pancake__decord_flipping_a_pancake.mkv", "mkv/webm"), ("cricket__kinetics_i3d_v_CricketShot_g04_c01_rgb.gif", "gif"),
+])
+def test_container_is_sniffed_from_bytes(tmp_path, name, container):
+    renamed = tmp_path / "upload.txt"  # the name says nothing
+    renamed.write_bytes((DATA / name).read_bytes())
+    assert sniff_container(renamed) == container
+
+
+@pytest.mark.parametrize("payload", [b"", b"RIFF", b"hello world, not a video", b"%PDF-1.7\n" + bytes(100)])
+def test_non_containers_are_not_sniffed(tmp_path, payload):
+    path = tmp_path / "x.mp4"
+    path.write_bytes(payload)
+    assert sniff_container(path) is None
+
+
+@hypothesis.settings(max_examples=300, deadline=None)
+@hypothesis.given(num_frames=st.integers(0, 5000), clip_len=st.integers(1, 300), stride=st.integers(1, 300))
+def test_clip_starts_cover_every_frame(num_frames, clip_len, stride):
+    starts = clip_starts(num_frames, clip_len, stride)
+    if num_frames == 0:
+        assert starts == []
+        return
+    assert starts[0] == 0 and starts == sorted(set(starts))
+    if num_frames <= clip_len:
+        assert starts == [0]
+        return
+    assert all(0 <= s <= num_frames - clip_len for s in starts)
+    assert starts[-1] + clip_len == num_frames  # the tail is covered
+    assert all(b - a <= stride for a, b in zip(starts, starts[1:]))  # no gap longer than the stride
+    if stride <= clip_len:  # overlapping or touching clips leave no frame out
+        covered = set()
+        for s in starts:
+            covered.update(range(s, s + clip_len))
+        assert covered == set(range(num_frames))
+
+
+def test_limits_stop_long_and_large_videos(tmp_path):
+    path = write_video(tmp_path / "v.avi", 300, size=(320, 240))
+    with pytest.raises(VideoLimitError, match="more than 100 frames"):
+        list(iter_clips(path, limits=VideoLimits(max_frames=100)))
+    with pytest.raises(VideoLimitError, match="longer than 5 s"):
+        list(iter_clips(path, limits=VideoLimits(max_duration_s=5)))
+    with pytest.raises(VideoLimitError, match="320x240"):
+        list(iter_clips(path, limits=VideoLimits(max_pixels=320 * 200)))
+    assert len(list(iter_clips(path, limits=VideoLimits(max_frames=300, max_duration_s=12)))) == 9

@@ -11,7 +11,7 @@ from api.deps import RecognizerDep, SettingsDep
 from api.jobs import Job, QueueFullError
 from api.routes.recognize import REQUEST_BODY
 from api.schemas import ErrorDetail, JobStatus
-from api.service import check_head
+from api.service import check_container, check_head
 from api.uploads import save_upload
 
 router = APIRouter(prefix="/jobs", tags=["recognition"])
@@ -36,6 +36,11 @@ async def create_job(
 ):
     check_head(recognizer, head)
     upload = await save_upload(request, settings.upload_dir, settings.max_upload_bytes)
+    try:
+        check_container(upload.path)
+    except HTTPException:
+        upload.path.unlink(missing_ok=True)
+        raise
     job = Job(video=upload.path, filename=upload.filename, top_k=top_k or settings.default_top_k, head=head)
     try:
         request.app.state.jobs.submit(job)

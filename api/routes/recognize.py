@@ -9,10 +9,9 @@ from fastapi import APIRouter, HTTPException, Query, Request, status
 from fastapi.concurrency import run_in_threadpool
 
 from api.deps import RecognizerDep, SettingsDep
-from api.service import check_head, recognize_serialized
+from api.service import RecognitionRefused, admitted, check_container, check_head, recognize_serialized
 from api.schemas import ErrorDetail, RecognitionResult
 from api.uploads import FIELD_NAME, saved_upload
-from models.video import VideoDecodeError
 
 router = APIRouter(tags=["recognition"])
 log = logging.getLogger("api.recognize")
@@ -52,14 +51,17 @@ async def recognize_action(
     head: Annotated[str | None, Query(description="rank with this head, e.g. kinetics400 (default: the served head)")] = None,
 ) -> dict:
     check_head(recognizer, head)
-    async with saved_upload(request, settings.upload_dir, settings.max_upload_bytes) as upload:
+    async with admitted(request, settings), saved_upload(request, settings.upload_dir, settings.max_upload_bytes) as upload:
+        check_container(upload.path)
         try:
             result = await run_in_threadpool(
                 recognize_serialized, recognizer, request.app.state.inference_lock, upload.path,
                 top_k=top_k or settings.default_top_k, filename=upload.filename, head=head,
+                timeout_s=settings.processing_timeout_s,
             )
-        except VideoDecodeError as exc:
-            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"not a readable video: {exc}") from None
+        except RecognitionRefused as exc:
+            headers = {"Retry-After": str(settings.retry_after_s)} if exc.status_code == 503 else None
+            raise HTTPException(exc.status_code, exc.detail, headers=headers) from None
     top = result["actions"][0]["label"] if result["actions"] else None
     log.info("request_id=%s recognized %d bytes, %d clips, top=%s, %.0f ms", request.state.request_id, upload.size,
              len(result["clips"]), top, result["timings_ms"]["total"])

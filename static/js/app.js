@@ -184,6 +184,7 @@
       resultRoot.hidden = true;
       const body = new FormData();
       body.append("video", file, file.name);
+      body.append("csrf_token", form.querySelector("[name=csrf_token]").value);
       const request = new XMLHttpRequest();
       request.open("POST", form.dataset.jobsUrl);
       request.responseType = "json";
