@@ -10,12 +10,12 @@ from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from api import metrics
+from api.deps import require_api_key
 from api.jobs import InProcessJobs, Job, JobFailedError
 from api.routes import jobs, meta, recognize
 from api.service import RecognitionRefused, recognize_serialized
-from api.uploads import sweep_uploads
-from api.deps import require_api_key
 from api.settings import Settings, get_settings
+from api.uploads import sweep_uploads
 from models.extractor import I3DExtractor, default_batch_size
 from models.heads import LstmHead
 from models.recognizer import ActionRecognizer, ClipSettings

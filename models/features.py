@@ -17,21 +17,14 @@ from pathlib import Path
 
 import numpy as np
 
+from models.checkpoint import sha256_of
 from models.extractor import I3DExtractor
 from models.recognizer import ClipSettings, run_clips
 from models.video import VideoDecodeError
 
 
-def content_hash(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def cache_key(path: Path, *, extractor_id: str, clips: ClipSettings) -> str:
-    settings = json.dumps({"video": content_hash(path), "extractor": extractor_id, "clip_len": clips.clip_len,
+    settings = json.dumps({"video": sha256_of(path), "extractor": extractor_id, "clip_len": clips.clip_len,
                            "stride": clips.stride}, sort_keys=True)
     return hashlib.sha256(settings.encode()).hexdigest()[:32]
 

@@ -24,7 +24,7 @@ router = APIRouter(prefix="/jobs", tags=["recognition"])
     summary="Queue a recognition and follow its progress",
     description="Same inputs as `POST /recognize_action`. Answers 202 with the job's id at once; "
                 "poll `GET /jobs/{id}`. 503 with Retry-After when the queue is full.",
-    responses={code: {"model": ErrorDetail} for code in (400, 413, 415, 422, 503)},
+    responses={code: {"model": ErrorDetail} for code in (400, 401, 413, 415, 422, 503)},
     openapi_extra={"requestBody": REQUEST_BODY},
 )
 async def create_job(

@@ -40,7 +40,7 @@ REQUEST_BODY = {
         "`Content-Type: video/*`. The video is cut into clips (64 frames, stride 32 by default), each clip "
         "goes through I3D, and the result ranks actions for the whole video and lists the top 3 per clip."
     ),
-    responses={code: {"model": ErrorDetail} for code in (400, 413, 415, 422, 503)},
+    responses={code: {"model": ErrorDetail} for code in (400, 401, 413, 415, 422, 503)},
     openapi_extra={"requestBody": REQUEST_BODY},
 )
 async def recognize_action(
