@@ -160,6 +160,7 @@ def test_api_serves_the_trained_head(trained, saved_model_dir, tmp_path):
 
     settings = Settings(model_handle=str(saved_model_dir), head_path=trained["head"], upload_dir=tmp_path, warm_up=False)
     app.dependency_overrides[get_settings] = lambda: settings
+    (tmp_path / "left-by-a-crash.upload").write_bytes(b"x")  # swept at start-up
     try:
         with TestClient(app) as client:
             model = client.get("/model").json()

@@ -173,3 +173,18 @@ def test_limits_stop_long_and_large_videos(tmp_path):
     with pytest.raises(VideoLimitError, match="320x240"):
         list(iter_clips(path, limits=VideoLimits(max_pixels=320 * 200)))
     assert len(list(iter_clips(path, limits=VideoLimits(max_frames=300, max_duration_s=12)))) == 9
+
+
+@pytest.mark.parametrize(("suffix", "codec", "container"), [(".webm", "libvpx-vp9", "mkv/webm"),
+                                                            (".mov", "libx264", "mp4/mov")])
+def test_webm_and_mov_decode(tmp_path, suffix, codec, container):
+    import subprocess
+
+    import imageio_ffmpeg
+
+    target = tmp_path / f"cricket{suffix}"
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-i",
+                    str(DATA / "cricket__kinetics_i3d_v_CricketShot_g04_c01.mp4"), "-c:v", codec, str(target)],
+                   check=True, timeout=120)
+    assert sniff_container(target) == container
+    assert read_frames(target).shape == (79, 224, 224, 3)
