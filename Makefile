@@ -30,10 +30,10 @@ $(SAVED_MODEL): $(INSTALLED) models/i3d.py models/checkpoint.py models/convert.p
 run: setup
 	@trap 'kill 0' INT TERM EXIT; \
 	API_URL=http://127.0.0.1:$(API_PORT) $(BIN)/flask --app frontend run --host $(HOST) --port $(FRONTEND_PORT) & \
-	$(BIN)/uvicorn api.main:app --host $(HOST) --port $(API_PORT)
+	$(BIN)/uvicorn api.main:app --host $(HOST) --port $(API_PORT) --no-access-log
 
 api: setup
-	$(BIN)/uvicorn api.main:app --host $(HOST) --port $(API_PORT)
+	$(BIN)/uvicorn api.main:app --host $(HOST) --port $(API_PORT) --no-access-log
 
 frontend: $(INSTALLED)
 	$(BIN)/flask --app frontend run --host $(HOST) --port $(FRONTEND_PORT)

@@ -118,7 +118,7 @@ class InProcessJobs:
             except JobFailedError as exc:
                 self._finish(job, error={"status_code": exc.status_code, "detail": exc.detail})
             except Exception:
-                log.exception("job %s failed", job.id)
+                log.exception("job failed", extra={"job_id": job.id})
                 self._finish(job, error={"status_code": 500, "detail": "internal error while recognizing"})
 
     def _finish(self, job: Job, *, result: dict | None = None, error: dict | None = None) -> None:

@@ -16,6 +16,7 @@ from api.routes import jobs, meta, recognize
 from api.service import RecognitionRefused, recognize_serialized
 from api.settings import Settings, get_settings
 from api.uploads import sweep_uploads
+from common.logs import configure_logging
 from models.extractor import I3DExtractor, default_batch_size
 from models.heads import LstmHead
 from models.recognizer import ActionRecognizer, ClipSettings
@@ -26,11 +27,11 @@ log = logging.getLogger("api")
 @asynccontextmanager
 async def lifespan(app: FastAPI):
     settings = app.dependency_overrides.get(get_settings, get_settings)()  # tests override it
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging(settings.log_level)
     swept = sweep_uploads(settings.upload_dir)
     if swept:
-        log.info("removed %d uploads left over from an earlier run", swept)
-    log.info("loading I3D from %s", settings.model_handle)
+        log.info("removed uploads left over from an earlier run", extra={"count": swept})
+    log.info("loading I3D", extra={"handle": settings.model_handle})
     extractor = I3DExtractor(settings.model_handle)
     clips = ClipSettings(clip_len=settings.clip_length, stride=settings.clip_stride,
                          batch_size=settings.batch_size or default_batch_size(extractor.device))
@@ -38,7 +39,7 @@ async def lifespan(app: FastAPI):
     if settings.head_path:  # refuses a head trained on other features or clip settings
         head = LstmHead(settings.head_path, extractor_id=extractor.extractor_id, feature_dim=extractor.feature_dim,
                         clip_len=clips.clip_len, stride=clips.stride)
-        log.info("serving head %s (%d labels)", head.name, len(head.labels))
+        log.info("serving a trained head", extra={"head": head.name, "labels": len(head.labels)})
     if settings.warm_up:
         extractor.warm_up(clips.clip_len, clips.batch_size)
     recognizer = ActionRecognizer(extractor, head=head, clips=clips, limits=settings.video_limits)
@@ -54,7 +55,7 @@ async def lifespan(app: FastAPI):
     app.state.recognizer, app.state.inference_lock = recognizer, lock
     app.state.jobs = InProcessJobs(run_job, max_queued=settings.jobs_max_queued, ttl_s=settings.jobs_ttl_s)
     metrics.JOBS_QUEUED.set_function(app.state.jobs.queued)
-    log.info("ready on %s (%s)", extractor.device, extractor.precision)
+    log.info("ready", extra={"device": extractor.device, "precision": extractor.precision})
     try:
         yield
     finally:

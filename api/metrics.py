@@ -45,6 +45,6 @@ def install_middleware(app: FastAPI) -> None:
             ERRORS.labels(route, str(response.status_code)).inc()
         response.headers["X-Request-ID"] = request_id
         if route != "/metrics":
-            log.info("request_id=%s %s %s -> %d in %.0f ms", request_id, request.method, route,
-                     response.status_code, elapsed * 1000)
+            log.info("request", extra={"request_id": request_id, "method": request.method, "route": route,
+                                       "status": response.status_code, "ms": round(elapsed * 1000, 1)})
         return response

@@ -7,6 +7,7 @@ WORKDIR /app
 COPY requirements-frontend.txt ./
 RUN pip install -r requirements-frontend.txt
 
+COPY common/ common/
 COPY frontend/ frontend/
 COPY static/ static/
 

@@ -7,6 +7,8 @@ from pathlib import Path
 
 from flask import Flask
 
+from common.logs import configure_logging
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -28,6 +30,7 @@ def _env_config() -> dict:
 
 
 def create_app(test_config: dict | None = None) -> Flask:
+    configure_logging(_env("LOG_LEVEL", "INFO"))
     app = Flask(
         __name__,
         static_folder=str(PROJECT_ROOT / "static"),

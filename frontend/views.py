@@ -62,6 +62,11 @@ def _playable(saved: Path) -> tuple[Path, str | None]:
     return saved, "This video could not be converted for browser playback; your browser may not play it."
 
 
+def _log_api_error(request_id: str, exc: ApiError) -> None:
+    current_app.logger.warning("API error", extra={"request_id": request_id, "status": exc.status_code,
+                                                   "detail": exc.message})
+
+
 @bp.get("/")
 def index():
     return _form()
@@ -98,9 +103,9 @@ def recognize_upload():
                            api_key=current_app.config["API_KEY"])
     except ApiError as exc:
         saved.unlink(missing_ok=True)
-        current_app.logger.warning("request_id=%s API error %d: %s", request_id, exc.status_code, exc.message)
+        _log_api_error(request_id, exc)
         return _form(exc.message, exc.status_code)
-    current_app.logger.info("request_id=%s recognized, %d clips", request_id, len(result["clips"]))
+    current_app.logger.info("recognized", extra={"request_id": request_id, "clips": len(result["clips"])})
     video_file, playback_note = _playable(saved)
     return render_template("result.html", result=result, filename=original_name,
                            video_url=url_for("pages.media", name=video_file.name), playback_note=playback_note)
@@ -119,7 +124,7 @@ def create_job():
                          api_key=current_app.config["API_KEY"])
     except ApiError as exc:
         saved.unlink(missing_ok=True)
-        current_app.logger.warning("request_id=%s API error %d: %s", request_id, exc.status_code, exc.message)
+        _log_api_error(request_id, exc)
         return jsonify(error=exc.message), exc.status_code
     video_file, playback_note = _playable(saved)
     return jsonify(job_id=job["id"], filename=original_name, video_url=url_for("pages.media", name=video_file.name),

@@ -113,7 +113,7 @@ def live_services(tmp_path_factory):
         _wait_until_up(f"http://127.0.0.1:{api_port}/health", api, api_log)
         _wait_until_up(f"http://127.0.0.1:{web_port}/", web, web_log)
         yield {"api": f"http://127.0.0.1:{api_port}", "web": f"http://127.0.0.1:{web_port}",
-               "temp_uploads": temp_uploads, "web_uploads": web_uploads}
+               "temp_uploads": temp_uploads, "web_uploads": web_uploads, "api_log": api_log, "web_log": web_log}
     finally:
         for process in (web, api):
             process.terminate()

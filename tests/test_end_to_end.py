@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import httpx
@@ -25,3 +26,19 @@ def test_upload_through_the_frontend(live_services):
     assert video.status_code == 200 and video.headers["content-type"] == "video/mp4"
     assert list(services["temp_uploads"].iterdir()) == []  # the API deleted its temp file
     assert httpx.get(f"{services['api']}/health", timeout=5).json()["model_loaded"] is True
+
+
+def _json_lines(path) -> list[dict]:
+    entries = []
+    for line in path.read_text().splitlines():
+        if line.startswith("{"):
+            entries.append(json.loads(line))
+    return entries
+
+
+def test_both_services_log_json_with_one_request_id(live_services):
+    web = [e for e in _json_lines(live_services["web_log"]) if e["message"] == "recognized"]
+    api = [e for e in _json_lines(live_services["api_log"]) if e["message"] == "recognized"]
+    assert web and api
+    assert web[-1]["request_id"] in {e["request_id"] for e in api}  # the page's id reached the API's log
+    assert {"ts", "level", "logger", "clips", "bytes", "ms"} <= set(api[-1])

@@ -63,6 +63,6 @@ async def recognize_action(
             headers = {"Retry-After": str(settings.retry_after_s)} if exc.status_code == 503 else None
             raise HTTPException(exc.status_code, exc.detail, headers=headers) from None
     top = result["actions"][0]["label"] if result["actions"] else None
-    log.info("request_id=%s recognized %d bytes, %d clips, top=%s, %.0f ms", request.state.request_id, upload.size,
-             len(result["clips"]), top, result["timings_ms"]["total"])
+    log.info("recognized", extra={"request_id": request.state.request_id, "bytes": upload.size,
+                                  "clips": len(result["clips"]), "top": top, "ms": result["timings_ms"]["total"]})
     return result

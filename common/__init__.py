@@ -1,0 +1,1 @@
+"""Small pieces both services use; nothing here imports a web framework or TensorFlow."""
