@@ -10,7 +10,7 @@ FRONTEND_PORT ?= 5000
 # Two malloc arenas keep the API's memory flat from request to request (scripts/soak.py measures it).
 export MALLOC_ARENA_MAX ?= 2
 
-.PHONY: setup browser run api frontend test soak clean
+.PHONY: setup browser run api frontend test soak bench clean
 
 setup: $(INSTALLED) $(SAVED_MODEL)
 
@@ -48,6 +48,11 @@ test: setup browser
 # 100 sequential requests against a fresh API; fails if its RSS grows by 5% or more after warm-up.
 soak: setup
 	$(BIN)/python scripts/soak.py --requests 100
+
+# This service against a naive baseline on the same videos; writes bench/report.md and bench/report.json
+# (about 30 minutes on a 2-core CPU, most of it the 5-minute video).
+bench: setup
+	$(BIN)/python -m benchmarks
 
 clean:
 	rm -rf models/saved

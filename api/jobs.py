@@ -67,15 +67,18 @@ class JobExecutor(Protocol):
 
 
 class InProcessJobs:
-    """One worker thread, a queue of at most `max_queued` jobs, finished jobs kept for `ttl_s` seconds."""
+    """`workers` threads, a queue of at most `max_queued` jobs, finished jobs kept for `ttl_s` seconds.
+    (Jobs running at once share the model: their clips are batched together.)"""
 
-    def __init__(self, run: Runner, *, max_queued: int = 16, ttl_s: float = 3600):
+    def __init__(self, run: Runner, *, max_queued: int = 16, ttl_s: float = 3600, workers: int = 1):
         self._run, self._ttl_s = run, ttl_s
         self._queue: queue.Queue[Job | None] = queue.Queue(maxsize=max_queued)
         self._jobs: dict[str, Job] = {}
         self._lock = threading.Lock()
-        self._worker = threading.Thread(target=self._work, name="recognition-jobs", daemon=True)
-        self._worker.start()
+        self._workers = [threading.Thread(target=self._work, name=f"recognition-jobs-{i}", daemon=True)
+                         for i in range(workers)]
+        for worker in self._workers:
+            worker.start()
 
     def submit(self, job: Job) -> None:
         self._expire()
@@ -95,7 +98,7 @@ class InProcessJobs:
         return self._queue.qsize()
 
     def close(self) -> None:
-        """Stop after the running job; jobs still queued are failed and their files deleted."""
+        """Stop after the running jobs; jobs still queued are failed and their files deleted."""
         while True:
             try:
                 job = self._queue.get_nowait()
@@ -103,8 +106,10 @@ class InProcessJobs:
                 break
             if job is not None:
                 self._finish(job, error={"status_code": 503, "detail": "the service stopped before this job ran"})
-        self._queue.put(None)
-        self._worker.join(timeout=600)
+        for worker in self._workers:
+            self._queue.put(None)
+        for worker in self._workers:
+            worker.join(timeout=600)
 
     def _work(self) -> None:
         while (job := self._queue.get()) is not None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import threading
 from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI
@@ -13,7 +12,7 @@ from api import metrics
 from api.deps import require_api_key
 from api.jobs import InProcessJobs, Job, JobFailedError
 from api.routes import jobs, meta, recognize
-from api.service import RecognitionRefused, recognize_serialized
+from api.service import RecognitionRefused, recognize_shared
 from api.settings import Settings, get_settings
 from api.uploads import sweep_uploads
 from common.logs import configure_logging
@@ -32,7 +31,7 @@ async def lifespan(app: FastAPI):
     if swept:
         log.info("removed uploads left over from an earlier run", extra={"count": swept})
     log.info("loading I3D", extra={"handle": settings.model_handle})
-    extractor = I3DExtractor(settings.model_handle)
+    extractor = I3DExtractor(settings.model_handle, precision=settings.precision, xla=settings.xla)
     clips = ClipSettings(clip_len=settings.clip_length, stride=settings.clip_stride,
                          batch_size=settings.batch_size or default_batch_size(extractor.device))
     head = None
@@ -42,25 +41,30 @@ async def lifespan(app: FastAPI):
         log.info("serving a trained head", extra={"head": head.name, "labels": len(head.labels)})
     if settings.warm_up:
         extractor.warm_up(clips.clip_len, clips.batch_size)
-    recognizer = ActionRecognizer(extractor, head=head, clips=clips, limits=settings.video_limits)
-    lock = threading.Lock()  # one model, one forward pass at a time
+    recognizer = ActionRecognizer(extractor, head=head, clips=clips, limits=settings.video_limits,
+                                  idle_unload_s=settings.model_idle_unload_s, batch_wait_s=settings.batch_wait_ms / 1000)
 
     def run_job(job: Job, progress) -> dict:
         try:
-            return recognize_serialized(recognizer, lock, job.video, top_k=job.top_k, filename=job.filename,
+            return recognize_shared(recognizer, job.video, top_k=job.top_k, filename=job.filename,
                                         head=job.head, timeout_s=settings.processing_timeout_s, on_progress=progress)
         except RecognitionRefused as exc:
             raise JobFailedError(exc.status_code, exc.detail) from None
 
-    app.state.recognizer, app.state.inference_lock = recognizer, lock
-    app.state.jobs = InProcessJobs(run_job, max_queued=settings.jobs_max_queued, ttl_s=settings.jobs_ttl_s)
+    app.state.recognizer = recognizer
+    app.state.jobs = InProcessJobs(run_job, max_queued=settings.jobs_max_queued, ttl_s=settings.jobs_ttl_s,
+                                   workers=settings.jobs_workers)
     metrics.JOBS_QUEUED.set_function(app.state.jobs.queued)
-    log.info("ready", extra={"device": extractor.device, "precision": extractor.precision})
+    metrics.CLIPS_QUEUED.set_function(recognizer.batcher.queued)
+    metrics.MODEL_LOADED.set_function(lambda: float(extractor.loaded))
+    log.info("ready", extra={"device": extractor.device, "precision": extractor.precision, "xla": extractor.xla,
+                             "batch_size": clips.batch_size})
     try:
         yield
     finally:
         app.state.jobs.close()
         app.state.recognizer = None
+        recognizer.close()
         extractor.close()
 
 

@@ -18,8 +18,9 @@ LATENCY = Histogram(
     buckets=(0.01, 0.05, 0.1, 0.5, 1, 2.5, 5, 10, 20, 40, 80, 160, 320, 640),
 )
 CLIPS = Counter("action_api_clips_processed_total", "64-frame clips run through I3D")
-WAITING = Gauge("action_api_recognitions_waiting", "Recognitions queued for the model")
-RUNNING = Gauge("action_api_recognitions_running", "Recognitions on the model now")
+CLIPS_QUEUED = Gauge("action_api_clips_queued", "Clips decoded and waiting for the model")
+RUNNING = Gauge("action_api_recognitions_running", "Recognitions in progress (decoding or on the model)")
+MODEL_LOADED = Gauge("action_api_model_loaded", "1 while I3D is loaded (0 after an idle unload)")
 JOBS_QUEUED = Gauge("action_api_jobs_queued", "Jobs waiting in the queue")
 
 router = APIRouter(tags=["service"])

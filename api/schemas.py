@@ -47,8 +47,10 @@ class ModelInfo(BaseModel):
     head: str = Field(description="the head that ranks whole videos by default")
     heads: list[str] = Field(description="heads a request may choose with ?head=")
     labels: int
-    precision: str
+    precision: str = Field(description="float32, bfloat16 or float16, chosen by hardware unless PRECISION is set")
     device: str
+    xla: bool
+    loaded: bool = Field(description="false after an idle unload; the next recognition loads it again")
     clip_length: int
     clip_stride: int
     batch_size: int

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import contextlib
-import threading
 import time
 from pathlib import Path
 
 from fastapi import HTTPException, Request, status
 
-from api.metrics import CLIPS, RUNNING, WAITING
+from api.metrics import CLIPS, RUNNING
 from models.containers import SUPPORTED, sniff_container
 from models.recognizer import ActionRecognizer, ProcessingTimeout, Progress
 from models.video import VideoDecodeError, VideoLimitError
@@ -53,27 +52,25 @@ def check_head(recognizer: ActionRecognizer, head: str | None) -> None:
         )
 
 
-def recognize_serialized(
-    recognizer: ActionRecognizer, lock: threading.Lock, path: Path, *, top_k: int, filename: str,
-    head: str | None, timeout_s: float, on_progress: Progress | None = None,
+def recognize_shared(
+    recognizer: ActionRecognizer, path: Path, *, top_k: int, filename: str, head: str | None, timeout_s: float,
+    on_progress: Progress | None = None,
 ) -> dict:
-    """One recognition at a time on the one model, stopped after `timeout_s` (waiting included).
+    """A recognition on the shared model (its clips are batched with those of concurrent requests),
+    stopped after `timeout_s`, waiting for the model included.
 
     Raises RecognitionRefused (422 not a video or over a limit, 503 past the time limit).
     """
     deadline = time.monotonic() + timeout_s
-    WAITING.inc()
-    with lock:
-        WAITING.dec()
-        with RUNNING.track_inprogress():
-            try:
-                result = recognizer.recognize(path, top_k_actions=top_k, filename=filename, head=head,
-                                              on_progress=on_progress, deadline=deadline)
-            except VideoDecodeError as exc:
-                raise RecognitionRefused(422, f"not a readable video: {exc}") from None
-            except VideoLimitError as exc:
-                raise RecognitionRefused(422, f"video over a limit: {exc}") from None
-            except ProcessingTimeout as exc:
-                raise RecognitionRefused(503, f"{exc} ({timeout_s:g} s); try a shorter video") from None
+    with RUNNING.track_inprogress():
+        try:
+            result = recognizer.recognize(path, top_k_actions=top_k, filename=filename, head=head,
+                                          on_progress=on_progress, deadline=deadline)
+        except VideoDecodeError as exc:
+            raise RecognitionRefused(422, f"not a readable video: {exc}") from None
+        except VideoLimitError as exc:
+            raise RecognitionRefused(422, f"video over a limit: {exc}") from None
+        except ProcessingTimeout as exc:
+            raise RecognitionRefused(503, f"{exc} ({timeout_s:g} s); try a shorter video") from None
     CLIPS.inc(len(result["clips"]))
     return result

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -23,6 +24,12 @@ class Settings(BaseSettings):
     clip_length: int = Field(64, ge=9, le=256, description="frames per clip")
     clip_stride: int = Field(32, ge=1, le=256, description="frames between clip starts")
     batch_size: int | None = Field(None, ge=1, le=64, description="clips per I3D forward pass (default: 1 on CPU, 8 on GPU)")
+    batch_wait_ms: float = Field(20, ge=0, le=1000, description="how long a batch waits to fill with clips of other requests")
+    precision: Literal["auto", "float32", "bfloat16", "float16"] = Field(
+        "auto", description="auto: float16 on tensor-core GPUs, bfloat16 on CPUs with AMX/AVX512-BF16, else float32")
+    xla: Literal["auto", "on", "off"] = Field("auto", description="compile I3D with XLA (auto: on a GPU only)")
+    model_idle_unload_s: float | None = Field(
+        None, gt=0, description="unload I3D after this long without work (gives GPU memory back); next request reloads it")
     upload_dir: Path = Field(PROJECT_ROOT / "temp_uploads", description="where uploads wait while they are processed")
     max_upload_mb: int = Field(200, ge=1, description="largest accepted upload, in MiB")
     default_top_k: int = Field(5, ge=1, le=400)
@@ -34,6 +41,7 @@ class Settings(BaseSettings):
     api_key: str | None = Field(None, description="when set, recognition routes need the header X-API-Key")
     cors_origins: list[str] = Field(default_factory=list, description='origins allowed by CORS, e.g. ["https://a.example"]')
     jobs_max_queued: int = Field(16, ge=1, description="jobs waiting beyond this get 503")
+    jobs_workers: int = Field(2, ge=1, le=16, description="jobs run at once (their clips share batches)")
     jobs_ttl_s: int = Field(3600, ge=1, description="how long a finished job's result is kept")
     retry_after_s: int = Field(10, ge=1, description="Retry-After sent with 503")
     warm_up: bool = Field(True, description="run one batch at start-up so the first request is not slower")

@@ -39,7 +39,7 @@ def _predict(args: argparse.Namespace) -> int:
     from models.recognizer import ActionRecognizer
     from models.video import VideoDecodeError
 
-    extractor = I3DExtractor(args.model)
+    extractor = I3DExtractor(args.model, precision=args.precision)
     clips = _clip_settings(args, extractor.device)
     head = None
     if args.head:
@@ -74,7 +74,7 @@ def _train(args: argparse.Namespace) -> int:
                          units=args.units, dropout=args.dropout, seed=args.seed)
     train_samples = load_samples(args.data, split=args.split, subset="train")
     val_samples = load_samples(args.val, split=args.split, subset="test") if args.val else None
-    extractor = I3DExtractor(args.model)
+    extractor = I3DExtractor(args.model, precision=args.precision)
     results = train(train_samples, Path(args.out), extractor, val_samples=val_samples,
                     clips=_clip_settings(args, extractor.device), config=config, cache_dir=Path(args.cache),
                     name=args.name)
@@ -90,7 +90,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     from models.training import evaluate
 
     samples = load_samples(args.data, split=args.split, subset="test")
-    results = evaluate(samples, Path(args.head), I3DExtractor(args.model), cache_dir=Path(args.cache))
+    results = evaluate(samples, Path(args.head), I3DExtractor(args.model, precision=args.precision), cache_dir=Path(args.cache))
     if args.json:
         print(json.dumps(results, indent=2))
     else:
@@ -166,6 +166,8 @@ def main(argv: list[str] | None = None) -> int:
                              help="feature cache folder")
     for command in (predict, train, evaluate):
         command.add_argument("--model", default=os.environ.get("MODEL_HANDLE", str(DEFAULT_SAVED_MODEL)))
+        command.add_argument("--precision", default=os.environ.get("PRECISION", "auto"),
+                             choices=("auto", "float32", "bfloat16", "float16"), help="auto: by hardware")
         command.add_argument("--clip-length", type=int, default=int(os.environ.get("CLIP_LENGTH", 64)))
         command.add_argument("--clip-stride", type=int, default=int(os.environ.get("CLIP_STRIDE", 32)))
         command.add_argument("--batch-size" if command is predict else "--clip-batch", dest="batch_size", type=int,

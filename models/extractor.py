@@ -4,19 +4,28 @@ from __future__ import annotations
 
 import gc
 import logging
+import threading
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
 import tensorflow_hub as hub
 
+from models.precision import choose_precision, variant_dir
 from models.video import to_model_input
 
 log = logging.getLogger(__name__)
 
 
-def configure_devices() -> str:
-    """Turn on GPU memory growth (never grab the whole GPU) and name the device inference runs on."""
+@dataclass(frozen=True)
+class Device:
+    name: str  # "CPU" or "GPU:0 (NVIDIA H100 ...)"
+    gpu_capability: tuple[int, int] | None = None
+
+
+def configure_devices() -> Device:
+    """Turn on GPU memory growth (never grab the whole GPU) and say where inference runs."""
     gpus = tf.config.list_physical_devices("GPU")
     for gpu in gpus:
         try:
@@ -25,8 +34,8 @@ def configure_devices() -> str:
             pass
     if gpus:
         details = tf.config.experimental.get_device_details(gpus[0])
-        return f"GPU:0 ({details.get('device_name', 'CUDA GPU')})"
-    return "CPU"
+        return Device(f"GPU:0 ({details.get('device_name', 'CUDA GPU')})", details.get("compute_capability", (0, 0)))
+    return Device("CPU")
 
 
 def default_batch_size(device: str) -> int:
@@ -42,26 +51,67 @@ class ClipOutputs:
     features: np.ndarray
 
 
-class I3DExtractor:
-    """Wraps the SavedModel from `models.convert` (a local path or a TF Hub handle)."""
+def _load_signature(handle: str):
+    model = hub.load(handle)
+    if "serving_default" not in model.signatures:
+        raise ValueError(f"{handle} has no serving_default signature")
+    signature = model.signatures["serving_default"]
+    outputs = set(signature.structured_outputs)
+    if not {"logits", "features"} <= outputs:
+        raise ValueError(f"{handle} returns {sorted(outputs)}; expected 'logits' and 'features' (run `make setup`)")
+    return model, signature
 
-    def __init__(self, handle: str):
-        self.handle = handle
-        self.device = configure_devices()
-        self.precision = "float32"
-        self._model = hub.load(handle)
-        if "serving_default" not in self._model.signatures:
-            raise ValueError(f"{handle} has no serving_default signature")
-        self._signature = self._model.signatures["serving_default"]
-        outputs = set(self._signature.structured_outputs)
-        if not {"logits", "features"} <= outputs:
-            raise ValueError(f"{handle} returns {sorted(outputs)}; expected 'logits' and 'features' (run `make setup`)")
+
+class I3DExtractor:
+    """Wraps the SavedModel from `models.convert` (a local path or a TF Hub handle).
+
+    `precision` "auto" picks by hardware (`models.precision`); a precision the SavedModel has no graph
+    for falls back to float32. `xla` "auto" compiles with XLA on a GPU only (on the CPU it was slower).
+    `unload()` drops the model (and its GPU memory); the next call loads it again.
+    """
+
+    def __init__(self, handle: str, *, precision: str = "auto", xla: str = "auto"):
+        self.device_info = configure_devices()
+        self.device = self.device_info.name
+        wanted = choose_precision(precision, gpu_capability=self.device_info.gpu_capability)
+        if wanted == "float16" and self.device_info.gpu_capability is None:
+            raise ValueError("float16 runs on a GPU only (TensorFlow has no CPU float16 MaxPool3D); "
+                             "use float32 or bfloat16 on a CPU")
+        variant = variant_dir(Path(handle), wanted)
+        if wanted != "float32" and not (variant / "saved_model.pb").is_file():
+            log.warning("no %s graph at %s; running float32 (run `make setup` to convert it)", wanted, variant)
+            wanted, variant = "float32", handle
+        self.handle, self.precision, self._variant = handle, wanted, str(variant)
+        self.xla = xla == "on" or (xla == "auto" and self.device_info.gpu_capability is not None)
+        self._lock = threading.Lock()
+        self._model = self._call = None
+        self.load()
         self.extractor_id = self._model.extractor_id.numpy().decode() if hasattr(self._model, "extractor_id") else handle
         self.feature_dim = int(self._signature.structured_outputs["features"].shape[-1])
 
+    @property
+    def loaded(self) -> bool:
+        return self._model is not None
+
+    def load(self):
+        """Load the model unless it is loaded; returns the callable that runs it."""
+        with self._lock:
+            if self._model is None:
+                self._model, self._signature = _load_signature(self._variant)
+                signature = self._signature
+                # XLA compiles once per input shape: callers keep shapes fixed (see models.batching).
+                self._call = tf.function(lambda clips: signature(clips=clips), jit_compile=True) if self.xla else (
+                    lambda clips: signature(clips=clips))
+            return self._call
+
+    def unload(self) -> None:
+        with self._lock:
+            self._model = self._signature = self._call = None
+            gc.collect()
+
     def __call__(self, clips: np.ndarray) -> ClipOutputs:
         """`clips: (N, T, 224, 224, 3) uint8 RGB` -> logits and features, as numpy (no tensor outlives the call)."""
-        outputs = self._signature(clips=tf.constant(to_model_input(clips)))
+        outputs = self.load()(tf.constant(to_model_input(clips)))
         result = ClipOutputs(logits=outputs["logits"].numpy(), features=outputs["features"].numpy())
         del outputs
         return result
@@ -71,6 +121,4 @@ class I3DExtractor:
         self(np.zeros((batch_size, clip_len, 224, 224, 3), np.uint8))
 
     def close(self) -> None:
-        self._signature = None
-        self._model = None
-        gc.collect()
+        self.unload()

@@ -1,7 +1,7 @@
 """Per-video I3D feature sequences, cached on disk.
 
 One `.npy` per video, `(clips, 1024) float32`, named by a hash of the video's bytes, the extractor and
-the clip settings: renaming a file reuses its features, changing a setting does not. Files are written
+the clip settings (and the precision, if not float32): renaming a file reuses its features, changing a setting does not. Files are written
 atomically, so an interrupted run resumes where it stopped. Unreadable videos are skipped and listed.
 """
 
@@ -17,21 +17,24 @@ from pathlib import Path
 
 import numpy as np
 
+from models.batching import ClipBatcher
 from models.checkpoint import sha256_of
 from models.extractor import I3DExtractor
 from models.recognizer import ClipSettings, run_clips
 from models.video import VideoDecodeError
 
 
-def cache_key(path: Path, *, extractor_id: str, clips: ClipSettings) -> str:
-    settings = json.dumps({"video": sha256_of(path), "extractor": extractor_id, "clip_len": clips.clip_len,
-                           "stride": clips.stride}, sort_keys=True)
+def cache_key(path: Path, *, extractor_id: str, clips: ClipSettings, precision: str = "float32") -> str:
+    key = {"video": sha256_of(path), "extractor": extractor_id, "clip_len": clips.clip_len, "stride": clips.stride}
+    if precision != "float32":  # float32 keys stay as they were
+        key["precision"] = precision
+    settings = json.dumps(key, sort_keys=True)
     return hashlib.sha256(settings.encode()).hexdigest()[:32]
 
 
-def video_features(extractor: I3DExtractor, path: Path, clips: ClipSettings) -> np.ndarray:
+def video_features(batcher: ClipBatcher, path: Path, clips: ClipSettings) -> np.ndarray:
     """`(num_clips, feature_dim) float32` for one video, decoded clip by clip."""
-    return run_clips(extractor, path, clips).features.astype(np.float32)
+    return run_clips(batcher, path, clips).features.astype(np.float32)
 
 
 @dataclass
@@ -57,25 +60,32 @@ def extract_all(
     cache_dir = Path(cache_dir)
     cache_dir.mkdir(parents=True, exist_ok=True)
     result = FeatureSet()
-    for path in _progress(list(dict.fromkeys(paths)), len(set(paths)), "I3D features", progress):
-        try:
-            cached = cache_dir / f"{cache_key(path, extractor_id=extractor.extractor_id, clips=clips)}.npy"
-        except OSError as exc:
-            result.failed[path] = f"cannot read: {exc.strerror or exc}"
-            continue
-        if cached.is_file():
-            result.features[path] = np.load(cached)
-            result.reused += 1
-            continue
-        try:
-            features = video_features(extractor, path, clips)
-        except VideoDecodeError as exc:
-            result.failed[path] = str(exc)
-            continue
-        fd, staging = tempfile.mkstemp(dir=cache_dir, suffix=".npy.part")
-        with os.fdopen(fd, "wb") as f:
-            np.save(f, features)
-        os.replace(staging, cached)
-        result.features[path] = features
-        result.computed += 1
+    with ClipBatcher(extractor, clips.batch_size) as batcher:
+        for path in _progress(list(dict.fromkeys(paths)), len(set(paths)), "I3D features", progress):
+            _extract_one(path, batcher, clips, cache_dir, result)
     return result
+
+
+def _extract_one(path: Path, batcher: ClipBatcher, clips: ClipSettings, cache_dir: Path, result: FeatureSet) -> None:
+    extractor = batcher.extractor
+    try:
+        key = cache_key(path, extractor_id=extractor.extractor_id, clips=clips, precision=extractor.precision)
+        cached = cache_dir / f"{key}.npy"
+    except OSError as exc:
+        result.failed[path] = f"cannot read: {exc.strerror or exc}"
+        return
+    if cached.is_file():
+        result.features[path] = np.load(cached)
+        result.reused += 1
+        return
+    try:
+        features = video_features(batcher, path, clips)
+    except VideoDecodeError as exc:
+        result.failed[path] = str(exc)
+        return
+    fd, staging = tempfile.mkstemp(dir=cache_dir, suffix=".npy.part")
+    with os.fdopen(fd, "wb") as f:
+        np.save(f, features)
+    os.replace(staging, cached)
+    result.features[path] = features
+    result.computed += 1

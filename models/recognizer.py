@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
-from itertools import islice
 from pathlib import Path
 
 import numpy as np
 
+from models.batching import ClipBatcher, ClipResult
 from models.extractor import I3DExtractor
 from models.heads import KineticsHead, VideoHead
 from models.labels import kinetics_labels, softmax, top_k
-from models.video import Clip, VideoInfo, VideoLimits, clip_starts, iter_clips
+from models.video import VideoInfo, VideoLimits, clip_starts, iter_clips
 
 CLIP_TOP_K = 3
 
@@ -23,12 +26,6 @@ class ClipSettings:
     clip_len: int = 64
     stride: int = 32
     batch_size: int = 1
-
-
-def batched(items: Iterable[Clip], size: int) -> Iterator[list[Clip]]:
-    iterator = iter(items)
-    while batch := list(islice(iterator, size)):
-        yield batch
 
 
 class ProcessingTimeout(RuntimeError):
@@ -51,40 +48,65 @@ Progress = Callable[[int, int], None]  # (clips done, clips expected in all)
 
 
 def run_clips(
-    extractor: I3DExtractor, path: str | Path, clips: ClipSettings, on_progress: Progress | None = None, *,
+    batcher: ClipBatcher, path: str | Path, clips: ClipSettings, on_progress: Progress | None = None, *,
     limits: VideoLimits = VideoLimits(), deadline: float | None = None,
 ) -> ClipRun:
-    """Decode `path` clip by clip and run I3D on batches of clips. Raises VideoDecodeError for a non-video.
+    """Decode `path` clip by clip and run I3D on each clip through `batcher`. Raises VideoDecodeError
+    for a non-video.
 
-    `on_progress(done, total)` is called after each batch; `total` comes from the container's frame
+    Decoding runs ahead of inference by up to two batches, so the next clips are decoded and
+    preprocessed while the current ones are in I3D, and at most that many decoded clips are held.
+    `on_progress(done, total)` is called as clips finish; `total` comes from the container's frame
     count until decoding ends, then it is exact.
     """
     info = VideoInfo(0, 0.0, 0, 0)
     spans: list[tuple[int, int]] = []
-    logits, features = [], []
-    decode_s = infer_s = 0.0
-    clip_stream = iter_clips(path, clip_len=clips.clip_len, stride=clips.stride, info=info, limits=limits)
-    batches = batched(clip_stream, clips.batch_size)
-    while True:
-        if deadline is not None and time.monotonic() > deadline:
-            raise ProcessingTimeout(f"processing took longer than the limit, after {len(spans)} clips")
-        t0 = time.perf_counter()
-        batch = next(batches, None)
-        t1 = time.perf_counter()
-        decode_s += t1 - t0
-        if batch is None:
-            if on_progress:
-                on_progress(len(spans), len(spans))
-            break
-        outputs = extractor(np.stack([clip.frames for clip in batch]))
-        infer_s += time.perf_counter() - t1
-        spans.extend((clip.start_frame, clip.end_frame) for clip in batch)
-        logits.append(outputs.logits)
-        features.append(outputs.features)
+    results: list[ClipResult] = []
+    pending: deque[tuple[tuple[int, int], Future]] = deque()
+    ahead = 2 * batcher.batch_size
+    decode_s = 0.0
+
+    def remaining() -> float | None:
+        if deadline is None:
+            return None
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise ProcessingTimeout(f"processing took longer than the limit, after {len(results)} clips")
+        return left
+
+    def finish_one() -> None:
+        span, future = pending.popleft()
+        try:
+            results.append(future.result(timeout=remaining()))
+        except FutureTimeout:
+            raise ProcessingTimeout(f"processing took longer than the limit, after {len(results)} clips") from None
+        spans.append(span)
         if on_progress:
             expected = len(clip_starts(info.frames, clips.clip_len, clips.stride))
-            on_progress(len(spans), max(expected, len(spans)))
-    return ClipRun(info, spans, np.concatenate(logits), np.concatenate(features), decode_s, infer_s)
+            on_progress(len(spans), max(expected, len(spans) + len(pending)))
+
+    stream = iter_clips(path, clip_len=clips.clip_len, stride=clips.stride, info=info, limits=limits)
+    try:
+        while True:
+            remaining()
+            started = time.perf_counter()
+            clip = next(stream, None)
+            decode_s += time.perf_counter() - started
+            if clip is None:
+                break
+            pending.append(((clip.start_frame, clip.end_frame), batcher.submit(clip.frames)))
+            while len(pending) >= ahead:
+                finish_one()
+        while pending:
+            finish_one()
+    finally:
+        for _, future in pending:  # an error or the time limit: skip what has not started
+            future.cancel()
+        stream.close()
+    if on_progress:
+        on_progress(len(spans), len(spans))
+    return ClipRun(info, spans, np.stack([r.logits for r in results]), np.stack([r.features for r in results]),
+                   decode_s, sum(r.infer_s for r in results))
 
 
 class UnknownHeadError(KeyError):
@@ -94,12 +116,14 @@ class UnknownHeadError(KeyError):
 class ActionRecognizer:
     """One loaded extractor and its heads; `recognize(path)` returns the API's JSON-ready result.
 
-    The Kinetics-400 head is always there; a trained head, if given, is the default.
+    The Kinetics-400 head is always there; a trained head, if given, is the default. `recognize` is
+    safe to call from many threads at once: their clips share one batcher. `close()` stops it.
     """
 
     def __init__(self, extractor: I3DExtractor, *, head: VideoHead | None = None, clips: ClipSettings = ClipSettings(),
-                 limits: VideoLimits = VideoLimits()):
+                 limits: VideoLimits = VideoLimits(), idle_unload_s: float | None = None, batch_wait_s: float = 0.02):
         self.extractor = extractor
+        self.batcher = ClipBatcher(extractor, clips.batch_size, max_wait_s=batch_wait_s, idle_unload_s=idle_unload_s)
         self.limits = limits
         kinetics = KineticsHead()
         self.heads: dict[str, VideoHead] = {kinetics.name: kinetics}
@@ -129,7 +153,7 @@ class ActionRecognizer:
             raise UnknownHeadError(head)
         ranking_head = self.heads[head] if head else self.head
         started = time.perf_counter()
-        run = run_clips(self.extractor, path, self.clips, on_progress, limits=self.limits, deadline=deadline)
+        run = run_clips(self.batcher, path, self.clips, on_progress, limits=self.limits, deadline=deadline)
         video_probs = ranking_head.video_probabilities(run.logits, run.features)
         clip_probs = softmax(run.logits)
         info = run.info
@@ -162,3 +186,6 @@ class ActionRecognizer:
                 "total": round((time.perf_counter() - started) * 1000, 1),
             },
         }
+
+    def close(self) -> None:
+        self.batcher.close()

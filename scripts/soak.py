@@ -11,70 +11,38 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from benchmarks.api_process import rss_bytes, running_api  # noqa: E402
 DEFAULT_VIDEO = ROOT / "tests" / "data" / "cricket__kinetics_i3d_v_CricketShot_g04_c01.mp4"
 
 
-def rss_bytes(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    raise RuntimeError(f"no VmRSS for {pid}")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def soak(video: Path, *, requests: int, warm_up: int, timeout_s: float) -> dict:
-    port = _free_port()
-    uploads = tempfile.mkdtemp(prefix="soak-uploads-")
-    env = {"MALLOC_ARENA_MAX": "2", **os.environ, "UPLOAD_DIR": uploads, "LOG_LEVEL": "WARNING"}  # as `make run`
-    server = subprocess.Popen([str(Path(sys.executable).parent / "uvicorn"), "api.main:app", "--host", "127.0.0.1",
-                               "--port", str(port), "--log-level", "warning"], cwd=ROOT, env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
     started = time.monotonic()
-    try:
-        while True:
-            if server.poll() is not None or time.monotonic() - started > 300:
-                raise RuntimeError("the API did not start")
-            try:
-                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.5)
+    with running_api() as api:
         data = video.read_bytes()
         samples = []
-        with httpx.Client(base_url=url, timeout=600) as client:
+        with httpx.Client(base_url=api.url, timeout=600) as client:
             for i in range(warm_up + requests):
                 if time.monotonic() - started > timeout_s:
                     raise TimeoutError(f"stopped after {i} requests ({timeout_s} s)")
                 response = client.post("/recognize_action", content=data, headers={"Content-Type": "video/mp4"})
                 response.raise_for_status()
-                samples.append(rss_bytes(server.pid))
+                samples.append(rss_bytes(api.pid))
         after_warm_up, last = samples[warm_up - 1], samples[-1]
         return {
             "video": video.name, "warm_up_requests": warm_up, "requests": requests,
             "rss_after_warm_up_mb": round(after_warm_up / 2**20, 1), "rss_last_mb": round(last / 2**20, 1),
             "rss_peak_mb": round(max(samples[warm_up:]) / 2**20, 1),
             "growth": round(last / after_warm_up - 1, 4),
-            "leftover_uploads": len(os.listdir(uploads)),
+            "leftover_uploads": len(os.listdir(api.upload_dir)),
         }
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
 
 def main(argv: list[str] | None = None) -> int:

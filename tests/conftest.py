@@ -71,7 +71,9 @@ def extractor(saved_model_dir):
 def recognizer(extractor):
     from models.recognizer import ActionRecognizer
 
-    return ActionRecognizer(extractor)
+    recognizer = ActionRecognizer(extractor)
+    yield recognizer
+    recognizer.close()
 
 
 def _free_port() -> int:

@@ -125,7 +125,7 @@ def test_metrics_and_request_id(client):
     text = client.get("/metrics").text
     assert 'action_api_requests_total{method="POST",route="/recognize_action",status="200"}' in text
     assert 'action_api_errors_total{route="/recognize_action",status="415"}' in text
-    assert "action_api_request_seconds_bucket" in text and "action_api_recognitions_waiting 0.0" in text
+    assert "action_api_request_seconds_bucket" in text and "action_api_clips_queued 0.0" in text and "action_api_model_loaded 1.0" in text
     clips = [line for line in text.splitlines() if line.startswith("action_api_clips_processed_total ")]
     assert clips and float(clips[0].split()[1]) >= 6  # cricket (2 clips) + archery (4 clips) earlier in this module
 

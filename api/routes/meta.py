@@ -32,6 +32,8 @@ def model(recognizer: RecognizerDep, settings: SettingsDep) -> ModelInfo:
         labels=len(recognizer.head.labels),
         precision=extractor.precision,
         device=extractor.device,
+        xla=extractor.xla,
+        loaded=extractor.loaded,
         clip_length=recognizer.clips.clip_len,
         clip_stride=recognizer.clips.stride,
         batch_size=recognizer.clips.batch_size,

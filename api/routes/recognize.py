@@ -9,7 +9,7 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
 
 from api.deps import RecognizerDep, SettingsDep
-from api.service import RecognitionRefused, admitted, check_container, check_head, recognize_serialized
+from api.service import RecognitionRefused, admitted, check_container, check_head, recognize_shared
 from api.schemas import ErrorDetail, RecognitionResult
 from api.uploads import FIELD_NAME, saved_upload
 
@@ -55,7 +55,7 @@ async def recognize_action(
         check_container(upload.path)
         try:
             result = await run_in_threadpool(
-                recognize_serialized, recognizer, request.app.state.inference_lock, upload.path,
+                recognize_shared, recognizer, upload.path,
                 top_k=top_k or settings.default_top_k, filename=upload.filename, head=head,
                 timeout_s=settings.processing_timeout_s,
             )

@@ -1,0 +1,1 @@
+"""`make bench` (`python -m benchmarks`): speed and memory of this service against a naive baseline."""

@@ -1,0 +1,77 @@
+"""The API as a separate process on a free local port, and its memory as Linux reports it."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _status_kb(pid: int | str, field: str) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no {field} for process {pid}")
+
+
+def rss_bytes(pid: int | str = "self") -> int:
+    return _status_kb(pid, "VmRSS") * 1024
+
+
+def peak_rss_bytes(pid: int | str = "self") -> int:
+    """The most resident memory the process has had (VmHWM), since start or the last `reset_peak_rss`."""
+    return _status_kb(pid, "VmHWM") * 1024
+
+
+def reset_peak_rss(pid: int | str = "self") -> None:
+    Path(f"/proc/{pid}/clear_refs").write_text("5")  # Linux: VmHWM := VmRSS
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class ApiProcess:
+    url: str
+    pid: int
+    upload_dir: Path
+
+
+@contextmanager
+def running_api(env: dict[str, str] | None = None, *, start_timeout_s: float = 300) -> Iterator[ApiProcess]:
+    """Start `uvicorn api.main:app` as `make run` does (two malloc arenas), wait until /health says ok."""
+    port = free_port()
+    uploads = Path(tempfile.mkdtemp(prefix="api-uploads-"))
+    env = {"MALLOC_ARENA_MAX": "2", **os.environ, "UPLOAD_DIR": str(uploads), "LOG_LEVEL": "WARNING", **(env or {})}
+    server = subprocess.Popen([str(Path(sys.executable).parent / "uvicorn"), "api.main:app", "--host", "127.0.0.1",
+                               "--port", str(port), "--log-level", "warning"], cwd=ROOT, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    started = time.monotonic()
+    try:
+        while True:
+            if server.poll() is not None or time.monotonic() - started > start_timeout_s:
+                raise RuntimeError("the API did not start")
+            try:
+                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.5)
+        yield ApiProcess(url, server.pid, uploads)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)

@@ -1,0 +1,134 @@
+"""One inference thread shared by every caller: clips from concurrent videos are batched together.
+
+Callers `submit` clips (uint8 frames) and get futures. The worker takes whatever is queued, up to
+`batch_size` clips (waiting at most `max_wait_s` for a batch to fill), pads the batch to exactly
+`batch_size` so the graph always sees one input shape, and runs I3D once. With `idle_unload_s` set, the
+model is unloaded after that long without work and loaded again by the next clip.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from models.extractor import I3DExtractor
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ClipResult:
+    """What I3D said about one clip, and its share of the batch's compute time."""
+
+    logits: np.ndarray  # (400,)
+    features: np.ndarray  # (1024,)
+    infer_s: float
+
+
+@dataclass
+class _Request:
+    frames: np.ndarray  # (T, 224, 224, 3) uint8
+    future: Future = field(default_factory=Future)
+
+
+@dataclass
+class BatcherStats:
+    batches: int = 0
+    clips: int = 0
+    padded: int = 0  # zero clips added to fill batches
+    unloads: int = 0
+
+
+_STOP = object()
+
+
+class ClipBatcher:
+    def __init__(self, extractor: I3DExtractor, batch_size: int = 1, *, max_wait_s: float = 0.02,
+                 idle_unload_s: float | None = None):
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+        self.extractor, self.batch_size = extractor, batch_size
+        self.max_wait_s, self.idle_unload_s = max_wait_s, idle_unload_s
+        self.stats = BatcherStats()
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="i3d-batcher", daemon=True)
+        self._thread.start()
+
+    def submit(self, frames: np.ndarray) -> Future:
+        """Queue one clip, `(T, 224, 224, 3) uint8`; the future gives a ClipResult (or the error).
+        Cancelling the future before its batch starts skips the clip."""
+        if not self._thread.is_alive():
+            raise RuntimeError("the batcher is closed")
+        request = _Request(frames)
+        self._queue.put(request)
+        return request.future
+
+    def queued(self) -> int:
+        return self._queue.qsize()
+
+    def close(self) -> None:
+        self._queue.put(_STOP)
+        self._thread.join()
+
+    def __enter__(self) -> ClipBatcher:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _next_batch(self) -> list[_Request] | None:
+        """Block for the first clip (unloading the model if idle too long), then gather up to a batch."""
+        while True:
+            try:
+                first = self._queue.get(timeout=self.idle_unload_s)
+                break
+            except queue.Empty:
+                if self.extractor.loaded:
+                    self.extractor.unload()
+                    self.stats.unloads += 1
+                    log.info("model unloaded after %.0f s idle", self.idle_unload_s)
+        if first is _STOP:
+            return None
+        batch = [first]
+        until = time.monotonic() + self.max_wait_s
+        while len(batch) < self.batch_size:
+            try:
+                item = self._queue.get(timeout=max(0.0, until - time.monotonic()))
+            except queue.Empty:
+                break
+            if item is _STOP:
+                self._queue.put(_STOP)  # finish this batch, then stop
+                break
+            batch.append(item)
+        return batch
+
+    def _run(self) -> None:
+        while (batch := self._next_batch()) is not None:
+            live = [request for request in batch if request.future.set_running_or_notify_cancel()]
+            if live:
+                self._infer(live)
+
+    def _infer(self, live: list[_Request]) -> None:
+        frames = np.stack([request.frames for request in live])
+        padding = self.batch_size - len(live)
+        if padding:  # one input shape for every batch: no retracing, no XLA recompiles
+            frames = np.concatenate([frames, np.zeros((padding, *frames.shape[1:]), frames.dtype)])
+        started = time.perf_counter()
+        try:
+            outputs = self.extractor(frames)
+        except BaseException as exc:  # the callers get the error; the worker keeps serving
+            for request in live:
+                request.future.set_exception(exc)
+            return
+        share = (time.perf_counter() - started) / len(live)
+        self.stats.batches += 1
+        self.stats.clips += len(live)
+        self.stats.padded += padding
+        for i, request in enumerate(live):
+            request.future.set_result(ClipResult(outputs.logits[i], outputs.features[i], share))
