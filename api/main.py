@@ -39,10 +39,11 @@ async def lifespan(app: FastAPI):
         head = LstmHead(settings.head_path, extractor_id=extractor.extractor_id, feature_dim=extractor.feature_dim,
                         clip_len=clips.clip_len, stride=clips.stride)
         log.info("serving a trained head", extra={"head": head.name, "labels": len(head.labels)})
-    if settings.warm_up:
-        extractor.warm_up(clips.clip_len, clips.batch_size)
     recognizer = ActionRecognizer(extractor, head=head, clips=clips, limits=settings.video_limits,
                                   idle_unload_s=settings.model_idle_unload_s, batch_wait_s=settings.batch_wait_ms / 1000)
+    if settings.warm_up:
+        settings.upload_dir.mkdir(parents=True, exist_ok=True)
+        recognizer.warm_up(settings.upload_dir)
 
     def run_job(job: Job, progress) -> dict:
         try:
@@ -57,6 +58,8 @@ async def lifespan(app: FastAPI):
     metrics.JOBS_QUEUED.set_function(app.state.jobs.queued)
     metrics.CLIPS_QUEUED.set_function(recognizer.batcher.queued)
     metrics.MODEL_LOADED.set_function(lambda: float(extractor.loaded))
+    if extractor.gpu_memory_bytes() is not None:
+        metrics.GPU_MEMORY.set_function(extractor.gpu_memory_bytes)
     log.info("ready", extra={"device": extractor.device, "precision": extractor.precision, "xla": extractor.xla,
                              "batch_size": clips.batch_size})
     try:

@@ -44,7 +44,7 @@ class Settings(BaseSettings):
     jobs_workers: int = Field(2, ge=1, le=16, description="jobs run at once (their clips share batches)")
     jobs_ttl_s: int = Field(3600, ge=1, description="how long a finished job's result is kept")
     retry_after_s: int = Field(10, ge=1, description="Retry-After sent with 503")
-    warm_up: bool = Field(True, description="run one batch at start-up so the first request is not slower")
+    warm_up: bool = Field(True, description="run a one-clip video through the whole path at start-up so the first request is not slower")
     log_level: str = "INFO"
 
     @property

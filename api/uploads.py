@@ -154,7 +154,7 @@ def sweep_uploads(upload_dir: Path) -> int:
     """Delete uploads left by an earlier process (a crash, a kill); returns how many."""
     if not upload_dir.is_dir():
         return 0
-    leftovers = list(upload_dir.glob("*.upload"))
+    leftovers = [*upload_dir.glob("*.upload"), *upload_dir.glob(".warm-up-*")]
     for path in leftovers:
         path.unlink(missing_ok=True)
     return len(leftovers)

@@ -198,8 +198,12 @@ def ratios(report: dict) -> dict:
     ours_total = sum(api["latency"][name]["median_s"] for name in CLIPS)
     naive_total = sum(naive["clips"][name]["seconds"] for name in CLIPS)
     first = api["latency"][api["first_clip"]]["median_s"]
+    ours_clips = sum(api["latency"][name]["clips"] for name in CLIPS)
+    naive_clips_run = sum(naive["clips"][name]["clips"] for name in CLIPS)
     out = {
         "end_to_end_speedup": round(naive_total / ours_total, 2),
+        # The baseline drops each video's tail frames (fewer clips); per clip, the work is the same.
+        "end_to_end_per_clip_speedup": round((naive_total / naive_clips_run) / (ours_total / ours_clips), 2),
         "first_request_vs_warm": round(api["first_request_s"] / first, 2),
         "throughput_8_vs_1": round(api["concurrency"][-1]["clips_per_s"] / api["concurrency"][0]["clips_per_s"], 2),
     }
@@ -222,9 +226,10 @@ def markdown(report: dict) -> str:
     ]
     for name in CLIPS:
         ours, base = api["latency"][name], naive["clips"][name]
-        lines.append(f"| warm end-to-end, {name} ({ours['clips']} clips) | {ours['median_s']} s | {base['seconds']} s "
-                     f"| {base['seconds'] / ours['median_s']:.2f}x faster |")
-    lines.append(f"| end-to-end, three clips together | | | **{r['end_to_end_speedup']}x faster** |")
+        lines.append(f"| warm end-to-end, {name} | {ours['median_s']} s ({ours['clips']} clips) "
+                     f"| {base['seconds']} s ({base['clips']} clips) | {base['seconds'] / ours['median_s']:.2f}x |")
+    lines.append(f"| end-to-end, three clips together | | | **{r['end_to_end_speedup']}x** |")
+    lines.append(f"| end-to-end per clip (the baseline skips tail frames) | | | **{r['end_to_end_per_clip_speedup']}x** |")
     if "fps" in nlong:
         lines.append(f"| decode + preprocess, {report['long_seconds']} s 640x360 video | {report['decode']['fps']} frames/s "
                      f"| {nlong['fps']} frames/s | {r['decode_speedup']}x |")
@@ -251,7 +256,7 @@ def markdown(report: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--long-seconds", type=int, default=300, help="length of the generated 640x360 video")
-    parser.add_argument("--repeats", type=int, default=2, help="warm requests per clip")
+    parser.add_argument("--repeats", type=int, default=3, help="warm requests per clip")
     parser.add_argument("--out", type=Path, default=ROOT / "bench")
     args = parser.parse_args(argv)
     from models.convert import DEFAULT_SAVED_MODEL

@@ -116,9 +116,11 @@ class I3DExtractor:
         del outputs
         return result
 
-    def warm_up(self, clip_len: int, batch_size: int = 1) -> None:
-        """Run one batch so the first real request does not pay for graph set-up."""
-        self(np.zeros((batch_size, clip_len, 224, 224, 3), np.uint8))
+    def gpu_memory_bytes(self) -> int | None:
+        """GPU memory TensorFlow has in use now (None on a CPU): flat from request to request when tensors are freed."""
+        if self.device_info.gpu_capability is None:
+            return None
+        return int(tf.config.experimental.get_memory_info("GPU:0")["current"])
 
     def close(self) -> None:
         self.unload()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 import time
 from collections import deque
 from collections.abc import Callable
@@ -16,7 +18,7 @@ from models.batching import ClipBatcher, ClipResult
 from models.extractor import I3DExtractor
 from models.heads import KineticsHead, VideoHead
 from models.labels import kinetics_labels, softmax, top_k
-from models.video import VideoInfo, VideoLimits, clip_starts, iter_clips
+from models.video import VideoInfo, VideoLimits, clip_starts, iter_clips, write_grey_ramp
 
 CLIP_TOP_K = 3
 
@@ -186,6 +188,18 @@ class ActionRecognizer:
                 "total": round((time.perf_counter() - started) * 1000, 1),
             },
         }
+
+    def warm_up(self, scratch_dir: Path) -> None:
+        """Run the whole path once (decoder, batcher, I3D, every head) on a one-clip video written to
+        `scratch_dir` and deleted, so that the first request is no slower than later ones."""
+        handle, name = tempfile.mkstemp(prefix=".warm-up-", suffix=".avi", dir=scratch_dir)
+        os.close(handle)
+        try:
+            run = run_clips(self.batcher, write_grey_ramp(Path(name), self.clips.clip_len), self.clips)
+            for head in self.heads.values():
+                head.video_probabilities(run.logits, run.features)
+        finally:
+            Path(name).unlink(missing_ok=True)
 
     def close(self) -> None:
         self.batcher.close()

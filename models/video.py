@@ -198,3 +198,15 @@ def read_frames(path: str | Path, *, max_frames: int | None = None) -> np.ndarra
     if not frames:
         raise VideoDecodeError("no decodable video frame")
     return np.stack(frames)
+
+
+def write_grey_ramp(path: Path, num_frames: int, *, size=(320, 240), fps: float = 25.0, fourcc: str = "MJPG") -> Path:
+    """A synthetic video whose frame i is a flat grey of value 3 * (i % 80) (tests tell frames apart by it;
+    the service warms up on one)."""
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), fps, size)
+    if not writer.isOpened():
+        raise RuntimeError(f"OpenCV cannot write {fourcc}")
+    for i in range(num_frames):
+        writer.write(np.full((size[1], size[0], 3), 3 * (i % 80), np.uint8))
+    writer.release()
+    return path

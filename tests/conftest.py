@@ -43,12 +43,9 @@ ARCHERY_AVI = DATA / "archery__paddlevideo_example.avi"  # 131 frames
 
 def write_video(path: Path, num_frames: int, *, size=(320, 240), fps: float = 25.0, fourcc: str = "MJPG") -> Path:
     """A synthetic video whose frame i is a flat grey of value 3 * (i % 80), so tests can tell frames apart."""
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), fps, size)
-    assert writer.isOpened(), f"OpenCV cannot write {fourcc}"
-    for i in range(num_frames):
-        writer.write(np.full((size[1], size[0], 3), 3 * (i % 80), np.uint8))
-    writer.release()
-    return path
+    from models.video import write_grey_ramp
+
+    return write_grey_ramp(path, num_frames, size=size, fps=fps, fourcc=fourcc)
 
 
 @pytest.fixture(scope="session")

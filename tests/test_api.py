@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 from api.main import app
 from api.settings import Settings, get_settings
 from conftest import ARCHERY_AVI, CRICKET_MP4
+from models.precision import choose_precision
 from models.video import VideoLimits
 
 
@@ -25,7 +26,10 @@ def upload_dir(tmp_path_factory):
 def client(saved_model_dir, upload_dir):
     settings = Settings(model_handle=str(saved_model_dir), upload_dir=upload_dir, max_upload_mb=5)
     app.dependency_overrides[get_settings] = lambda: settings
+    for leftover in ("crashed.upload", ".warm-up-crashed.avi"):  # as a killed process leaves them
+        (upload_dir / leftover).write_bytes(b"x")
     with TestClient(app) as test_client:  # runs the lifespan: loads and warms the model once
+        assert list(upload_dir.iterdir()) == []  # swept, and the warm-up video deleted
         yield test_client
     app.dependency_overrides.clear()
 
@@ -110,7 +114,9 @@ def test_health_labels_model_docs(client):
     assert "massaging person's head" in labels["labels"]
     model = client.get("/model").json()
     assert model["extractor"] == "i3d-kinetics400-rgb" and model["head"] == "kinetics400"
-    assert model["precision"] == "float32" and model["device"].startswith(("CPU", "GPU"))
+    assert model["device"].startswith(("CPU", "GPU")) and model["loaded"] is True
+    if model["device"] == "CPU":  # chosen by the CPU's flags: float32 here, bfloat16 with AMX or AVX512-BF16
+        assert model["precision"] == choose_precision() and model["xla"] is False
     assert (model["clip_length"], model["clip_stride"]) == (64, 32)
     assert client.get("/docs").status_code == 200
     spec = client.get("/openapi.json").json()

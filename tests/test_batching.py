@@ -122,3 +122,18 @@ def test_concurrent_recognitions_give_the_results_of_sequential_ones(extractor):
         for a, b in zip(alone["clips"], shared["clips"]):
             assert a["actions"][0]["label"] == b["actions"][0]["label"]
             assert abs(a["actions"][0]["confidence"] - b["actions"][0]["confidence"]) < 1e-3
+
+
+def test_xla_path_compiles_once_for_padded_batches(saved_model_dir, extractor, short_clips):
+    """XLA (on by default on a GPU, forced here) sees one input shape: padding a partial batch causes no retrace."""
+    from models.extractor import I3DExtractor
+
+    compiled = I3DExtractor(str(saved_model_dir), precision="float32", xla="on")
+    with ClipBatcher(compiled, batch_size=2, max_wait_s=2.0) as batcher:
+        futures = [batcher.submit(clip) for clip in short_clips]  # a full batch, then one padded
+        results = [future.result(timeout=600) for future in futures]
+        assert batcher.stats.padded == 1
+    assert compiled.load().experimental_get_tracing_count() == 1
+    for clip, result in zip(short_clips, results):
+        np.testing.assert_allclose(result.logits, extractor(clip[None]).logits[0], atol=1e-3)
+    compiled.close()
