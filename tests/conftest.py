@@ -10,9 +10,6 @@ import time
 from pathlib import Path
 
 import httpx
-
-import cv2
-import numpy as np
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
