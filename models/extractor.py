@@ -66,14 +66,16 @@ class I3DExtractor:
     """Wraps the SavedModel from `models.convert` (a local path or a TF Hub handle).
 
     `precision` "auto" picks by hardware (`models.precision`); a precision the SavedModel has no graph
-    for falls back to float32. `xla` "auto" compiles with XLA on a GPU only (on the CPU it was slower).
+    for falls back to float32. `cpu_flags` stands in for /proc/cpuinfo's (tests run both CPU branches).
+    `xla` "auto" compiles with XLA on a GPU only (on the CPU it was slower).
     `unload()` drops the model (and its GPU memory); the next call loads it again.
     """
 
-    def __init__(self, handle: str, *, precision: str = "auto", xla: str = "auto"):
+    def __init__(self, handle: str, *, precision: str = "auto", xla: str = "auto",
+                 cpu_flags: frozenset[str] | None = None):
         self.device_info = configure_devices()
         self.device = self.device_info.name
-        wanted = choose_precision(precision, gpu_capability=self.device_info.gpu_capability)
+        wanted = choose_precision(precision, gpu_capability=self.device_info.gpu_capability, flags=cpu_flags)
         if wanted == "float16" and self.device_info.gpu_capability is None:
             raise ValueError("float16 runs on a GPU only (TensorFlow has no CPU float16 MaxPool3D); "
                              "use float32 or bfloat16 on a CPU")

@@ -34,6 +34,11 @@ EXPECTED_TOP1 = {
     "yoga__askanything_yoga.mp4": "yoga",
     "yoga__uniformer_Tw2yXa6CzWE.mp4": "yoga",
 }
+# The two kinds of CPU that run this suite (CI included), as /proc/cpuinfo flags: tests inject them to run
+# both branches of every CPU-dependent choice on either kind.
+AVX2_ONLY_FLAGS = frozenset({"sse4_2", "avx", "avx2", "fma", "f16c"})  # AMD EPYC
+AMX_FLAGS = AVX2_ONLY_FLAGS | {"avx512f", "avx512_vnni", "avx512_bf16", "avx512_fp16", "amx_tile", "amx_bf16",
+                               "amx_int8"}  # Intel Xeon (Sapphire Rapids)
 CRICKET_MP4 = DATA / "cricket__kinetics_i3d_v_CricketShot_g04_c01.mp4"  # 79 frames: two clips, cheap
 ARCHERY_AVI = DATA / "archery__paddlevideo_example.avi"  # 131 frames
 
@@ -56,9 +61,19 @@ def saved_model_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def extractor(saved_model_dir):
+    """I3D as the service runs it on this machine: precision "auto" (bfloat16 with AMX, float32 on AVX2).
+    Tests that compare its numbers with another run's compare only what that precision promises."""
     from models.extractor import I3DExtractor
 
     return I3DExtractor(str(saved_model_dir))
+
+
+@pytest.fixture(scope="session")
+def float32_extractor(saved_model_dir, extractor):
+    """I3D in float32 on every machine: the reference, and the extractor of tests that compare exact numbers."""
+    from models.extractor import I3DExtractor
+
+    return extractor if extractor.precision == "float32" else I3DExtractor(str(saved_model_dir), precision="float32")
 
 
 @pytest.fixture(scope="session")

@@ -1,16 +1,21 @@
-"""Precision by hardware, and the reduced-precision graphs against float32 on real clips."""
+"""Precision by hardware, and the reduced-precision graphs against float32 on real clips.
+
+The choice is tested for both kinds of CPU on any machine by injecting their flags. Running a bfloat16
+graph is tested everywhere too: natively with AMX or AVX512-BF16, emulated (slowly, on three clips) without."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from conftest import DATA, EXPECTED_TOP1
+from conftest import AMX_FLAGS, AVX2_ONLY_FLAGS, DATA, EXPECTED_TOP1
 from models.precision import choose_precision, cpu_flags, variant_dir
 from models.video import read_frames
 
 
 def test_choice_follows_the_hardware():
+    assert choose_precision(flags=AVX2_ONLY_FLAGS) == "float32"
+    assert choose_precision(flags=AMX_FLAGS) == "bfloat16"
     assert choose_precision(flags=frozenset({"avx2", "fma"})) == "float32"
     assert choose_precision(flags=frozenset({"avx512f", "avx512_bf16"})) == "bfloat16"
     assert choose_precision(flags=frozenset({"amx_tile", "amx_bf16"})) == "bfloat16"
@@ -34,6 +39,22 @@ def test_converted_variants_exist(saved_model_dir):
     assert variant_dir(saved_model_dir, "float32") == saved_model_dir
 
 
+@pytest.mark.parametrize(("flags", "expected"), [(AVX2_ONLY_FLAGS, "float32"), (AMX_FLAGS, "bfloat16")],
+                         ids=["avx2-only", "amx"])
+def test_extractor_loads_the_graph_each_cpu_kind_chooses(saved_model_dir, extractor, flags, expected):
+    """Whichever CPU this is, an extractor told the other kind's flags loads that kind's graph."""
+    from models.extractor import I3DExtractor
+
+    if extractor.device != "CPU":
+        pytest.skip("a GPU chooses by its compute capability, not the CPU's flags")
+    chosen = I3DExtractor(str(saved_model_dir), cpu_flags=flags)
+    try:
+        assert chosen.precision == expected
+        assert chosen._model.precision.numpy().decode() == expected  # the graph that was loaded says so
+    finally:
+        chosen.close()
+
+
 def test_float16_is_refused_on_a_cpu(saved_model_dir, extractor):
     from models.extractor import I3DExtractor
 
@@ -49,18 +70,12 @@ def _middle_clip(name: str) -> np.ndarray:
     return frames[start:start + 64][None]
 
 
-@pytest.fixture(scope="module")
-def float32_extractor(saved_model_dir, extractor):
-    from models.extractor import I3DExtractor
-
-    return extractor if extractor.precision == "float32" else I3DExtractor(str(saved_model_dir), precision="float32")
-
-
 @pytest.mark.parametrize("name", sorted(EXPECTED_TOP1))
 def test_chosen_precision_top1_matches_float32(extractor, float32_extractor, name):
     """The precision this machine chose ranks each real clip's middle 64 frames first as float32 does."""
     if extractor.precision == "float32":
-        pytest.skip("this machine runs float32; test_pipeline_top1_matches_clips_md checks it on every clip")
+        pytest.skip("this CPU chose float32, the reference itself: nothing to compare "
+                    "(test_bfloat16_graph_top1_matches_float32 runs the bfloat16 graph here, emulated)")
     clip = _middle_clip(name)
     assert extractor(clip).logits.argmax() == float32_extractor(clip).logits.argmax()
 
