@@ -16,7 +16,7 @@ from api.service import RecognitionRefused, recognize_shared
 from api.settings import Settings, get_settings
 from api.uploads import sweep_uploads
 from common.logs import configure_logging
-from models.extractor import I3DExtractor, default_batch_size
+from models.extractor import default_batch_size, open_extractor
 from models.heads import LstmHead
 from models.recognizer import ActionRecognizer, ClipSettings
 
@@ -31,7 +31,8 @@ async def lifespan(app: FastAPI):
     if swept:
         log.info("removed uploads left over from an earlier run", extra={"count": swept})
     log.info("loading I3D", extra={"handle": settings.model_handle})
-    extractor = I3DExtractor(settings.model_handle, precision=settings.precision, xla=settings.xla)
+    extractor = open_extractor(settings.model_handle, runtime=settings.runtime, precision=settings.precision,
+                               xla=settings.xla)
     clips = ClipSettings(clip_len=settings.clip_length, stride=settings.clip_stride,
                          batch_size=settings.batch_size or default_batch_size(extractor.device))
     head = None
@@ -60,7 +61,8 @@ async def lifespan(app: FastAPI):
     metrics.MODEL_LOADED.set_function(lambda: float(extractor.loaded))
     if extractor.gpu_memory_bytes() is not None:
         metrics.GPU_MEMORY.set_function(extractor.gpu_memory_bytes)
-    log.info("ready", extra={"device": extractor.device, "precision": extractor.precision, "xla": extractor.xla,
+    log.info("ready", extra={"runtime": extractor.runtime, "device": extractor.device, "precision": extractor.precision,
+                             "stem": extractor.stem, "xla": extractor.xla,
                              "batch_size": clips.batch_size})
     try:
         yield

@@ -47,7 +47,9 @@ class ModelInfo(BaseModel):
     head: str = Field(description="the head that ranks whole videos by default")
     heads: list[str] = Field(description="heads a request may choose with ?head=")
     labels: int
-    precision: str = Field(description="float32, bfloat16 or float16, chosen by hardware unless PRECISION is set")
+    runtime: str = Field(description="tensorflow or openvino, chosen by hardware unless RUNTIME is set")
+    precision: str = Field(description="float32, bfloat16, float16 or int8, chosen by hardware unless PRECISION is set")
+    stem: str = Field(description="plain, or space_to_depth (the same function, faster on AMX)")
     device: str
     xla: bool
     loaded: bool = Field(description="false after an idle unload; the next recognition loads it again")

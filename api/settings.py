@@ -9,7 +9,7 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from models.convert import DEFAULT_SAVED_MODEL
+from models.paths import DEFAULT_SAVED_MODEL
 from models.video import VideoLimits
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -25,8 +25,11 @@ class Settings(BaseSettings):
     clip_stride: int = Field(32, ge=1, le=256, description="frames between clip starts")
     batch_size: int | None = Field(None, ge=1, le=64, description="clips per I3D forward pass (default: 1 on CPU, 8 on GPU)")
     batch_wait_ms: float = Field(20, ge=0, le=1000, description="how long a batch waits to fill with clips of other requests")
-    precision: Literal["auto", "float32", "bfloat16", "float16"] = Field(
-        "auto", description="auto: float16 on tensor-core GPUs, bfloat16 on CPUs with AMX/AVX512-BF16, else float32")
+    runtime: Literal["auto", "tensorflow", "openvino"] = Field(
+        "auto", description="auto: TensorFlow on a CUDA GPU, OpenVINO on a CPU")
+    precision: Literal["auto", "float32", "bfloat16", "float16", "int8"] = Field(
+        "auto", description="auto: float16 on tensor-core GPUs, bfloat16 on CPUs with AMX/AVX512-BF16, else float32; "
+                            "int8 on OpenVINO after `python -m models quantize`")
     xla: Literal["auto", "on", "off"] = Field("auto", description="compile I3D with XLA (auto: on a GPU only)")
     model_idle_unload_s: float | None = Field(
         None, gt=0, description="unload I3D after this long without work (gives GPU memory back); next request reloads it")

@@ -2,10 +2,12 @@
 
     .venv/bin/python -m benchmarks [--long-seconds 300] [--repeats 2] [--out bench]
 
-Writes `report.json` and `report.md` under --out: decode and preprocessing frames/s, I3D clips/s per
-precision, warm API latency on three real clips (and the first request after start-up), peak RSS of
-the API on a long 640x360 video, throughput at 1, 4 and 8 concurrent requests, the same figures for the
-baseline, and ratios against it.
+Writes `report.json` and `report.md` under --out: decode and preprocessing frames/s; I3D clips/s for
+every runtime and precision this machine offers (and TensorFlow with oneDNN on and off); the accuracy
+rule's figures for each OpenVINO precision against float32 TensorFlow on every window of tests/data;
+the API with default settings and the API on TensorFlow float32: start-up time, idle RSS, warm latency on
+three real clips (and the first request), the long video's time and peak RSS; throughput at 1, 4 and 8
+concurrent requests; the naive baseline; ratios throughout.
 """
 
 from __future__ import annotations
@@ -33,7 +35,9 @@ CLIPS = {  # three real clips (CLIPS.md labels): short, medium, 10 s
     "basketball__mmaction2_shooting_drill.mp4": "shooting basketball",
 }
 LONG_SOURCE = DATA / "basketball__mmaction2_shooting_drill.mp4"
+LONG_FPS = 30  # 5 minutes: 9,000 frames, 280 windows
 CONCURRENCY = (1, 4, 8)
+TF_FLOAT32 = {"RUNTIME": "tensorflow", "PRECISION": "float32"}
 MB = 2**20
 
 
@@ -42,9 +46,12 @@ def log(message: str) -> None:
 
 
 def machine() -> dict:
-    import tensorflow as tf
+    import openvino
 
-    from models.precision import BF16_CPU_FLAGS, cpu_flags
+    from models.precision import BF16_CPU_FLAGS, cpu_flags, cpu_kind
+    from models.tensorflow_env import import_tensorflow
+
+    tf = import_tensorflow()
 
     cpuinfo = Path("/proc/cpuinfo").read_text()
     model = next((line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if line.startswith("model name")), "?")
@@ -53,12 +60,12 @@ def machine() -> dict:
     gpus = [tf.config.experimental.get_device_details(g).get("device_name", "GPU")
             for g in tf.config.list_physical_devices("GPU")]
     return {"cpu": model, "cores": os.cpu_count(), "memory_gb": round(mem_kb / 2**20, 1),
-            "bf16_flags": sorted(BF16_CPU_FLAGS & cpu_flags()), "gpus": gpus,
-            "python": platform.python_version(), "tensorflow": tf.__version__}
+            "cpu_kind": cpu_kind(), "bf16_flags": sorted(BF16_CPU_FLAGS & cpu_flags()), "gpus": gpus,
+            "python": platform.python_version(), "tensorflow": tf.__version__, "openvino": openvino.__version__}
 
 
 def make_long_video(path: Path, seconds: int) -> Path:
-    """A `seconds`-long 640x360 25 fps H.264 video: a real basketball clip looped."""
+    """A `seconds`-long 640x360 30 fps H.264 video: a real basketball clip looped."""
     import imageio_ffmpeg
 
     if path.is_file():
@@ -66,7 +73,7 @@ def make_long_video(path: Path, seconds: int) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_suffix(".part.mp4")
     subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-loglevel", "error", "-stream_loop", "-1",
-                    "-i", str(LONG_SOURCE), "-t", str(seconds), "-vf", "scale=640:360,fps=25", "-an",
+                    "-i", str(LONG_SOURCE), "-t", str(seconds), "-vf", f"scale=640:360,fps={LONG_FPS}", "-an",
                     "-c:v", "libx264", "-preset", "veryfast", "-crf", "28", "-pix_fmt", "yuv420p", str(partial)],
                    check=True)
     return partial.rename(path)
@@ -99,32 +106,94 @@ def naive_long_video(video: Path) -> dict:
     return report
 
 
+def _clips_per_s(extractor, clip: np.ndarray, batch: int, passes: int) -> dict:
+    batch_clips = np.repeat(clip[None], batch, axis=0)
+    extractor(batch_clips)  # warm-up
+    times = []
+    for _ in range(passes):
+        started = time.perf_counter()
+        extractor(batch_clips)
+        times.append(time.perf_counter() - started)
+    s_per_clip = statistics.median(times) / batch
+    return {"batch": batch, "clips_per_s": round(1 / s_per_clip, 3), "s_per_clip": round(s_per_clip, 3)}
+
+
 def i3d_throughput(handle: str, clip: np.ndarray) -> list[dict]:
-    """Clips/s of I3D alone for each precision this machine can run, at batch 1 and the device's batch."""
-    from models.extractor import I3DExtractor, configure_devices, default_batch_size
-    from models.precision import BF16_CPU_FLAGS, cpu_flags, variant_dir
+    """Clips/s of I3D alone (median of several passes) for each runtime and precision this machine offers."""
+    from models.extractor import default_batch_size, open_extractor
+    from models.precision import has_bf16_units, variant_dir
+    from models.runtimes.openvino import OpenVINOI3D, ir_dir_for
+    from models.runtimes.tensorflow import configure_devices
 
     device = configure_devices()
-    precisions = ["float32", "bfloat16"] + (["float16"] if device.gpu_capability else [])
+    bf16 = has_bf16_units()
     rows = []
-    for precision in precisions:
+    for precision in ["float32", "bfloat16"] + (["float16"] if device.gpu_capability else []):
         if not (variant_dir(Path(handle), precision) / "saved_model.pb").is_file():
             continue
-        native = precision == "float32" or device.gpu_capability is not None or bool(BF16_CPU_FLAGS & cpu_flags())
-        extractor = I3DExtractor(handle, precision=precision)
+        native = precision == "float32" or device.gpu_capability is not None or bf16
+        extractor = open_extractor(handle, runtime="tensorflow", precision=precision)
         for batch in sorted({1, default_batch_size(extractor.device)}):
-            batch_clips = np.repeat(clip[None], batch, axis=0)
-            extractor(batch_clips if native else batch_clips[:, :16])  # warm-up (emulated: a short one)
-            passes = (5 if batch == 1 else 3) if native else 1
-            started = time.perf_counter()
-            for _ in range(passes):
-                extractor(batch_clips)
-            seconds = time.perf_counter() - started
-            rows.append({"precision": precision, "native": native, "batch": batch, "xla": extractor.xla,
-                         "clips_per_s": round(passes * batch / seconds, 3),
-                         "s_per_clip": round(seconds / (passes * batch), 3)})
-            log(f"I3D {precision} batch {batch}: {rows[-1]['s_per_clip']} s/clip")
+            row = _clips_per_s(extractor, clip if native else clip[:16], batch, 5 if native else 1)
+            if not native:  # emulated: one short pass, scaled to 64 frames
+                row = {"batch": batch, "clips_per_s": round(row["clips_per_s"] / 4, 3), "s_per_clip": row["s_per_clip"] * 4}
+            rows.append({"runtime": "tensorflow", "precision": precision, "stem": "plain", "native": native,
+                         "xla": extractor.xla, **row})
+            log(f"I3D {rows[-1]}")
         extractor.close()
+    if device.gpu_capability is None:
+        candidates = [("float32", "plain")] + ([("bfloat16", "plain"), ("bfloat16", "space_to_depth")] if bf16 else [])
+        if (ir_dir_for(handle) / "int8.xml").is_file():
+            candidates.append(("int8", "plain"))
+        for precision, stem in candidates:
+            extractor = OpenVINOI3D(handle, precision=precision, stem=stem)
+            rows.append({"runtime": "openvino", "precision": precision, "stem": stem, "native": True, "xla": False,
+                         **_clips_per_s(extractor, clip, 1, 7)})
+            log(f"I3D {rows[-1]}")
+            extractor.close()
+    return rows
+
+
+def tensorflow_onednn(handle: str) -> dict:
+    """TensorFlow float32 with oneDNN off (Eigen) and on, each in its own process (the switch is read at import)."""
+    code = ("import json, statistics, time, numpy as np\n"
+            "from models.extractor import open_extractor\n"
+            f"e = open_extractor({handle!r}, runtime='tensorflow', precision='float32')\n"
+            "clip = np.random.default_rng(0).integers(0, 255, (1, 64, 224, 224, 3), dtype=np.uint8)\n"
+            "e(clip); t = []\n"
+            "for _ in range(3):\n    s = time.perf_counter(); e(clip); t.append(time.perf_counter() - s)\n"
+            "print(json.dumps(statistics.median(t)))\n")
+    out = {}
+    for name, value in (("eigen", "0"), ("onednn", "1")):
+        done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                              env={**os.environ, "TF_ENABLE_ONEDNN_OPTS": value})
+        out[f"{name}_s_per_clip"] = round(json.loads(done.stdout.strip().splitlines()[-1]), 3) if done.returncode == 0 else None
+        log(f"TensorFlow float32, {name}: {out[f'{name}_s_per_clip']} s/clip")
+    if out["eigen_s_per_clip"] and out["onednn_s_per_clip"]:
+        out["onednn_speedup"] = round(out["eigen_s_per_clip"] / out["onednn_s_per_clip"], 2)
+    return out
+
+
+def accuracy_table(handle: str) -> list[dict]:
+    """The accuracy rule's figures for each OpenVINO precision this machine offers, on tests/data."""
+    from models.accuracy import compare, reference_logits, window_logits
+    from models.precision import has_bf16_units
+    from models.quantize import video_paths
+    from models.runtimes.openvino import OpenVINOI3D, ir_dir_for
+
+    paths = video_paths(DATA)
+    reference = reference_logits(handle, paths, cache=Path(handle) / "reference" / "tensorflow-float32-windows.npz")
+    candidates = [("float32", "plain")] + ([("bfloat16", "space_to_depth")] if has_bf16_units() else [])
+    if (ir_dir_for(handle) / "int8.xml").is_file():
+        candidates.append(("int8", "plain"))
+    rows = []
+    for precision, stem in candidates:
+        extractor = OpenVINOI3D(handle, precision=precision, stem=stem)
+        summary = compare(reference, window_logits(extractor, paths)).summary()
+        extractor.close()
+        rows.append({"runtime": "openvino", "precision": precision, "stem": stem,
+                     **{k: v for k, v in summary.items() if k != "per_video"}})
+        log(f"accuracy {rows[-1]}")
     return rows
 
 
@@ -153,11 +222,13 @@ def _post(client: httpx.Client, path: Path) -> tuple[float, dict]:
     return time.perf_counter() - started, response.json()
 
 
-def api_figures(long_video: Path, repeats: int) -> dict:
+def api_figures(long_video: Path, repeats: int, *, env: dict | None = None, concurrency: bool = True) -> dict:
     env = {"PROCESSING_TIMEOUT_S": "7200", "MAX_CONCURRENT_REQUESTS": str(max(CONCURRENCY)),
-           "MAX_UPLOAD_MB": "1024"}
+           "MAX_UPLOAD_MB": "1024", **(env or {})}
     with running_api(env) as api, httpx.Client(base_url=api.url, timeout=7200) as client:
         model = client.get("/model").json()
+        startup = {"startup_s": round(api.startup_s, 1), "idle_rss_mb": round(rss_bytes(api.pid) / MB)}
+        log(f"API {model['runtime']} {model['precision']}: {startup}")
         first_name = next(iter(CLIPS))
         first_s, _ = _post(client, DATA / first_name)
         log(f"API first request: {first_s:.2f} s")
@@ -172,39 +243,51 @@ def api_figures(long_video: Path, repeats: int) -> dict:
         long_s, long_result = _post(client, long_video)
         long_run = {"seconds": round(long_s, 1), "clips": len(long_result["clips"]),
                     "frames": long_result["video"]["frames"], "peak_rss_mb": round(peak_rss_bytes(api.pid) / MB),
-                    "idle_rss_mb": round(idle_rss / MB)}
+                    "idle_rss_mb": round(idle_rss / MB), "windows_per_s": round(len(long_result["clips"]) / long_s, 2)}
         log(f"API long video: {long_run}")
-        concurrency = []
-        requests = max(CONCURRENCY)
-        for workers in CONCURRENCY:
+        levels = []
+        for workers in CONCURRENCY if concurrency else ():
+            requests = max(CONCURRENCY)
             reset_peak_rss(api.pid)
             started = time.perf_counter()
             with ThreadPoolExecutor(workers) as pool:
                 runs = list(pool.map(lambda _: _post(client, DATA / first_name), range(requests)))
             wall = time.perf_counter() - started
             clips = sum(len(r["clips"]) for _, r in runs)
-            concurrency.append({"concurrent": workers, "requests": requests, "seconds": round(wall, 1),
-                                "requests_per_s": round(requests / wall, 3), "clips_per_s": round(clips / wall, 3),
-                                "median_latency_s": round(statistics.median(s for s, _ in runs), 1),
-                                "peak_rss_mb": round(peak_rss_bytes(api.pid) / MB)})
-            log(f"API {workers} concurrent: {concurrency[-1]}")
+            levels.append({"concurrent": workers, "requests": requests, "seconds": round(wall, 1),
+                           "requests_per_s": round(requests / wall, 3), "clips_per_s": round(clips / wall, 3),
+                           "median_latency_s": round(statistics.median(s for s, _ in runs), 1),
+                           "peak_rss_mb": round(peak_rss_bytes(api.pid) / MB)})
+            log(f"API {workers} concurrent: {levels[-1]}")
         leftover = len(os.listdir(api.upload_dir))
-    return {"model": model, "first_request_s": round(first_s, 2), "first_clip": first_name, "latency": latency,
-            "long_video": long_run, "concurrency": concurrency, "leftover_uploads": leftover}
+    return {"model": model, **startup, "first_request_s": round(first_s, 2), "first_clip": first_name,
+            "latency": latency, "long_video": long_run, "concurrency": levels, "leftover_uploads": leftover}
+
+
+def _total(latency: dict) -> tuple[float, int]:
+    return sum(latency[name]["median_s"] for name in CLIPS), sum(latency[name]["clips"] for name in CLIPS)
 
 
 def ratios(report: dict) -> dict:
-    api, naive = report["api"], report["baseline"]
-    ours_total = sum(api["latency"][name]["median_s"] for name in CLIPS)
+    api, tf32, naive = report["api"], report["api_tensorflow_float32"], report["baseline"]
+    ours_total, ours_clips = _total(api["latency"])
+    tf_total, _ = _total(tf32["latency"])
     naive_total = sum(naive["clips"][name]["seconds"] for name in CLIPS)
-    first = api["latency"][api["first_clip"]]["median_s"]
-    ours_clips = sum(api["latency"][name]["clips"] for name in CLIPS)
     naive_clips_run = sum(naive["clips"][name]["clips"] for name in CLIPS)
+    first = api["latency"][api["first_clip"]]["median_s"]
+    default = next(r for r in report["i3d"] if r["runtime"] == api["model"]["runtime"]
+                   and r["precision"] == api["model"]["precision"] and r["stem"] == api["model"]["stem"])
+    tf_i3d = next(r for r in report["i3d"] if r["runtime"] == "tensorflow" and r["precision"] == "float32" and r["batch"] == 1)
     out = {
-        "end_to_end_speedup": round(naive_total / ours_total, 2),
+        "i3d_default_vs_tensorflow_float32": round(default["clips_per_s"] / tf_i3d["clips_per_s"], 2),
+        "end_to_end_vs_tensorflow_float32": round(tf_total / ours_total, 2),
+        "long_video_vs_tensorflow_float32": round(tf32["long_video"]["seconds"] / api["long_video"]["seconds"], 2),
+        "end_to_end_vs_baseline": round(naive_total / ours_total, 2),
         # The baseline drops each video's tail frames (fewer clips); per clip, the work is the same.
-        "end_to_end_per_clip_speedup": round((naive_total / naive_clips_run) / (ours_total / ours_clips), 2),
+        "end_to_end_per_clip_vs_baseline": round((naive_total / naive_clips_run) / (ours_total / ours_clips), 2),
         "first_request_vs_warm": round(api["first_request_s"] / first, 2),
+        "startup_vs_tensorflow_float32": round(api["startup_s"] / tf32["startup_s"], 2),
+        "idle_rss_vs_tensorflow_float32": round(api["idle_rss_mb"] / tf32["idle_rss_mb"], 2),
         "throughput_8_vs_1": round(api["concurrency"][-1]["clips_per_s"] / api["concurrency"][0]["clips_per_s"], 2),
     }
     long = naive["long_video"]
@@ -215,36 +298,54 @@ def ratios(report: dict) -> dict:
 
 
 def markdown(report: dict) -> str:
-    m, api, naive, r = report["machine"], report["api"], report["baseline"], report["ratios"]
+    m, api, tf32, naive, r = (report["machine"], report["api"], report["api_tensorflow_float32"], report["baseline"],
+                              report["ratios"])
     long, nlong = api["long_video"], naive["long_video"]
+    am = api["model"]
     lines = [
         f"# Benchmark ({report['date']})", "",
-        f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gb']} GB RAM, GPU: {', '.join(m['gpus']) or 'none'}, "
-        f"bfloat16 CPU flags: {', '.join(m['bf16_flags']) or 'none'}; TensorFlow {m['tensorflow']}. "
-        f"The API ran {api['model']['precision']} on {api['model']['device']}, batch {api['model']['batch_size']}.", "",
-        "| figure | this service | naive baseline | ratio |", "|---|---|---|---|",
+        f"Machine: {m['cpu']} ({m['cpu_kind']}), {m['cores']} cores, {m['memory_gb']} GB RAM, "
+        f"GPU: {', '.join(m['gpus']) or 'none'}; TensorFlow {m['tensorflow']}, OpenVINO {m['openvino']}. "
+        f"Default settings ran {am['runtime']} {am['precision']} ({am['stem']} stem) on {am['device']}, batch {am['batch_size']}.", "",
+        "| figure | default settings | TensorFlow float32 | naive baseline | default vs TF float32 |", "|---|---|---|---|---|",
     ]
     for name in CLIPS:
-        ours, base = api["latency"][name], naive["clips"][name]
-        lines.append(f"| warm end-to-end, {name} | {ours['median_s']} s ({ours['clips']} clips) "
-                     f"| {base['seconds']} s ({base['clips']} clips) | {base['seconds'] / ours['median_s']:.2f}x |")
-    lines.append(f"| end-to-end, three clips together | | | **{r['end_to_end_speedup']}x** |")
-    lines.append(f"| end-to-end per clip (the baseline skips tail frames) | | | **{r['end_to_end_per_clip_speedup']}x** |")
+        ours, tf_, base = api["latency"][name], tf32["latency"][name], naive["clips"][name]
+        lines.append(f"| warm end-to-end, {name} | {ours['median_s']} s ({ours['clips']} clips) | {tf_['median_s']} s "
+                     f"| {base['seconds']} s ({base['clips']} clips) | {tf_['median_s'] / ours['median_s']:.2f}x |")
+    lines.append(f"| three clips together | | | {r['end_to_end_vs_baseline']}x vs baseline | "
+                 f"**{r['end_to_end_vs_tensorflow_float32']}x** |")
+    lines.append(f"| {report['long_seconds']} s {LONG_FPS} fps video ({long['clips']} windows) | {long['seconds']} s "
+                 f"({long['windows_per_s']} windows/s) | {tf32['long_video']['seconds']} s | | "
+                 f"**{r['long_video_vs_tensorflow_float32']}x** |")
+    lines.append(f"| peak RSS on that video | {long['peak_rss_mb']} MB | {tf32['long_video']['peak_rss_mb']} MB | "
+                 + (f"{round(nlong['peak_rss_bytes'] / MB)} MB (decode + 1 clip) | |" if "fps" in nlong else f"{nlong['failed']} | |"))
+    lines.append(f"| API start-up (load, warm-up) | {api['startup_s']} s | {tf32['startup_s']} s | | "
+                 f"{r['startup_vs_tensorflow_float32']}x the time |")
+    lines.append(f"| API idle RSS | {api['idle_rss_mb']} MB | {tf32['idle_rss_mb']} MB | | "
+                 f"{r['idle_rss_vs_tensorflow_float32']}x the memory |")
     if "fps" in nlong:
-        lines.append(f"| decode + preprocess, {report['long_seconds']} s 640x360 video | {report['decode']['fps']} frames/s "
-                     f"| {nlong['fps']} frames/s | {r['decode_speedup']}x |")
-        lines.append(f"| peak RSS on that video | {long['peak_rss_mb']} MB (API, whole recognition) "
-                     f"| {round(nlong['peak_rss_bytes'] / MB)} MB (decode + 1 clip) | **{r['peak_rss_reduction']}x less** |")
-    else:
-        lines.append(f"| peak RSS on the long video | {long['peak_rss_mb']} MB | {nlong['failed']} | |")
+        lines.append(f"| decode + preprocess, long video | {report['decode']['fps']} frames/s | | {nlong['fps']} frames/s "
+                     f"| {r['decode_speedup']}x vs baseline |")
     lines += ["", f"First request after start-up: {api['first_request_s']} s; the same clip warm: "
-              f"{api['latency'][api['first_clip']]['median_s']} s (ratio {r['first_request_vs_warm']}).",
-              f"Long video: {long['frames']} frames, {long['clips']} clips in {long['seconds']} s through the API "
-              f"(RSS idle {long['idle_rss_mb']} MB, peak {long['peak_rss_mb']} MB).", "",
-              "| I3D precision | batch | native | clips/s | s/clip |", "|---|---|---|---|---|"]
+              f"{api['latency'][api['first_clip']]['median_s']} s (ratio {r['first_request_vs_warm']}).", "",
+              "| I3D alone: runtime | precision | stem | batch | native | clips/s | s/clip | vs TF float32 |",
+              "|---|---|---|---|---|---|---|---|"]
+    tf_rate = next(row["clips_per_s"] for row in report["i3d"] if row["runtime"] == "tensorflow"
+                   and row["precision"] == "float32" and row["batch"] == 1)
     for row in report["i3d"]:
-        lines.append(f"| {row['precision']}{' + XLA' if row['xla'] else ''} | {row['batch']} | "
-                     f"{'yes' if row['native'] else 'emulated'} | {row['clips_per_s']} | {row['s_per_clip']} |")
+        lines.append(f"| {row['runtime']}{' + XLA' if row['xla'] else ''} | {row['precision']} | {row['stem']} | "
+                     f"{row['batch']} | {'yes' if row['native'] else 'emulated'} | {row['clips_per_s']} | "
+                     f"{row['s_per_clip']} | {row['clips_per_s'] / tf_rate:.2f}x |")
+    onednn = report["tensorflow_onednn"]
+    lines += ["", f"TensorFlow float32, one clip: Eigen {onednn['eigen_s_per_clip']} s, oneDNN {onednn['onednn_s_per_clip']} s"
+              + (f" ({onednn['onednn_speedup']}x)." if "onednn_speedup" in onednn else "."), "",
+              "| accuracy rule vs TF float32, tests/data | whole-video top-1 same | min top-5 overlap | "
+              "windows top-1 same | max logit diff | passes |", "|---|---|---|---|---|---|"]
+    for row in report["accuracy"]:
+        lines.append(f"| openvino {row['precision']} ({row['stem']}) | {row['same_top1']}/{row['videos']} | "
+                     f"{row['min_top5_overlap']} | {row['window_top1_agreement']:.1%} | {row['max_logit_diff']} | "
+                     f"{'yes' if row['passes'] else 'no: ' + '; '.join(row['failures'])} |")
     lines += ["", f"| concurrent requests ({api['first_clip']}) | requests/s | clips/s | median latency | peak RSS |",
               "|---|---|---|---|---|"]
     for row in api["concurrency"]:
@@ -259,20 +360,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3, help="warm requests per clip")
     parser.add_argument("--out", type=Path, default=ROOT / "bench")
     args = parser.parse_args(argv)
-    from models.convert import DEFAULT_SAVED_MODEL
+    from models.paths import DEFAULT_SAVED_MODEL
     from models.video import read_frames
 
     handle = os.environ.get("MODEL_HANDLE", str(DEFAULT_SAVED_MODEL))
     report = {"date": time.strftime("%Y-%m-%d %H:%M"), "long_seconds": args.long_seconds, "machine": machine()}
     log(f"machine: {report['machine']}")
-    long_video = make_long_video(args.out / f"long-640x360-{args.long_seconds}s.mp4", args.long_seconds)
+    long_video = make_long_video(args.out / f"long-640x360-{args.long_seconds}s-{LONG_FPS}fps.mp4", args.long_seconds)
     report["decode"] = decode_ours(long_video)
     log(f"decode (ours): {report['decode']}")
     report["baseline"] = {"long_video": naive_long_video(long_video)}
     log(f"baseline long video: {report['baseline']['long_video']}")
     report["i3d"] = i3d_throughput(handle, read_frames(LONG_SOURCE, max_frames=64))
+    report["tensorflow_onednn"] = tensorflow_onednn(handle)
+    report["accuracy"] = accuracy_table(handle)
     report["baseline"]["clips"] = naive_clips(handle)
     report["api"] = api_figures(long_video, args.repeats)
+    report["api_tensorflow_float32"] = api_figures(long_video, args.repeats, env=TF_FLOAT32, concurrency=False)
     report["ratios"] = ratios(report)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "report.json").write_text(json.dumps(report, indent=2) + "\n")

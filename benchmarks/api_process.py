@@ -49,6 +49,7 @@ class ApiProcess:
     url: str
     pid: int
     upload_dir: Path
+    startup_s: float  # from the process's start until /health said ok (model loaded and warmed up)
 
 
 @contextmanager
@@ -71,7 +72,7 @@ def running_api(env: dict[str, str] | None = None, *, start_timeout_s: float = 3
                     break
             except httpx.HTTPError:
                 time.sleep(0.5)
-        yield ApiProcess(url, server.pid, uploads)
+        yield ApiProcess(url, server.pid, uploads, time.monotonic() - started)
     finally:
         server.terminate()
         server.wait(timeout=30)

@@ -62,7 +62,7 @@ def recognize(signature, path: str | Path) -> dict:
 def main(argv: list[str] | None = None) -> int:
     """In its own process, so its peak RSS is its own: decode the video, run `--clips` clips."""
     from benchmarks.api_process import peak_rss_bytes
-    from models.convert import DEFAULT_SAVED_MODEL
+    from models.paths import DEFAULT_SAVED_MODEL
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("video")

@@ -1,4 +1,7 @@
-"""Command line: `python -m models {convert,predict,train,evaluate,subset} ...` (see `--help` of each)."""
+"""Command line: `python -m models {convert,quantize,predict,train,evaluate,subset} ...` (see `--help` of each).
+
+Nothing heavy is imported until a command runs, so `--help` answers at once.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +11,7 @@ import os
 import sys
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from models.paths import DEFAULT_FEATURE_CACHE, DEFAULT_SAVED_MODEL
 
 
 def _convert(args: argparse.Namespace) -> int:
@@ -20,8 +23,37 @@ def _convert(args: argparse.Namespace) -> int:
         print(f"{out} already exists")
         return 0
     record = convert(out)
-    print(f"wrote {out} (verified: max |logit difference| {record['verify_max_abs_diff']:.2e})")
+    print(f"wrote {out} (verified: max |logit difference| {record['verify_max_abs_diff']:.2e}; "
+          f"space-to-depth stem {record['space_to_depth_max_abs_diff']:.2e}; OpenVINO "
+          + ", ".join(f"{name} {ir['verify_max_abs_diff']:.2e}" for name, ir in record["openvino"].items()) + ")")
     return 0
+
+
+def _quantize(args: argparse.Namespace) -> int:
+    """python -m models quantize [--model DIR] [--data tests/data] [--windows 0 (all)] [--if-needed]"""
+    from models.precision import cpu_kind
+    from models.quantize import int8_is_current, quantize_int8, validate_int8
+
+    if args.if_needed and int8_is_current(args.model):
+        print(f"int8 model already made and checked on this kind of CPU ({cpu_kind()})")
+        return 0
+    if not (args.if_needed and (Path(args.model) / "openvino" / "int8.xml").is_file()):
+        record = quantize_int8(args.model, Path(args.data), max_windows=args.windows or None)
+        print(f"wrote {record['path']} ({record['calibration_windows']} calibration windows from "
+              f"{record['calibration_videos']} videos, {record['seconds']:.0f} s)")
+    verdict = validate_int8(args.model, Path(args.data))
+    print(f"int8 on this {cpu_kind()} CPU against float32 TensorFlow, {verdict['videos']} videos: "
+          f"top-1 same on {verdict['same_top1']}, top-5 overlap at least {verdict['min_top5_overlap']}, "
+          f"windows {verdict['window_top1_agreement']:.1%}, max logit difference {verdict['max_logit_diff']:.2f}: "
+          + ("passes the accuracy rule; PRECISION=auto uses it" if verdict["passes"]
+             else "fails the accuracy rule (" + "; ".join(verdict["failures"]) + "); PRECISION=auto will not use it"))
+    return 0
+
+
+def _extractor(args: argparse.Namespace):
+    from models.extractor import open_extractor
+
+    return open_extractor(args.model, runtime=args.runtime, precision=args.precision)
 
 
 def _clip_settings(args: argparse.Namespace, device: str = "CPU"):
@@ -34,12 +66,11 @@ def _clip_settings(args: argparse.Namespace, device: str = "CPU"):
 
 def _predict(args: argparse.Namespace) -> int:
     """python -m models predict clip.mp4 [--head HEAD_DIR] [--top-k 5] [--json]"""
-    from models.extractor import I3DExtractor
     from models.heads import LstmHead
     from models.recognizer import ActionRecognizer
     from models.video import VideoDecodeError
 
-    extractor = I3DExtractor(args.model, precision=args.precision)
+    extractor = _extractor(args)
     clips = _clip_settings(args, extractor.device)
     head = None
     if args.head:
@@ -67,14 +98,13 @@ def _predict(args: argparse.Namespace) -> int:
 def _train(args: argparse.Namespace) -> int:
     """python -m models train --data videos/ --out heads/sports [--val val.csv] [--epochs 60] ..."""
     from models.datasets import load_samples
-    from models.extractor import I3DExtractor
     from models.training import TrainConfig, train
 
     config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size_train, lr=args.lr, patience=args.patience,
                          units=args.units, dropout=args.dropout, seed=args.seed)
     train_samples = load_samples(args.data, split=args.split, subset="train")
     val_samples = load_samples(args.val, split=args.split, subset="test") if args.val else None
-    extractor = I3DExtractor(args.model, precision=args.precision)
+    extractor = _extractor(args)
     results = train(train_samples, Path(args.out), extractor, val_samples=val_samples,
                     clips=_clip_settings(args, extractor.device), config=config, cache_dir=Path(args.cache),
                     name=args.name)
@@ -86,11 +116,10 @@ def _train(args: argparse.Namespace) -> int:
 def _evaluate(args: argparse.Namespace) -> int:
     """python -m models evaluate --data test.csv --head heads/sports [--json]"""
     from models.datasets import load_samples
-    from models.extractor import I3DExtractor
     from models.training import evaluate
 
     samples = load_samples(args.data, split=args.split, subset="test")
-    results = evaluate(samples, Path(args.head), I3DExtractor(args.model, precision=args.precision), cache_dir=Path(args.cache))
+    results = evaluate(samples, Path(args.head), _extractor(args), cache_dir=Path(args.cache))
     if args.json:
         print(json.dumps(results, indent=2))
     else:
@@ -121,10 +150,6 @@ def _print_results(results: dict) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from models.convert import DEFAULT_SAVED_MODEL
-
-    DEFAULT_FEATURE_CACHE = Path(__file__).resolve().parent / "saved" / "feature-cache"
-
     parser = argparse.ArgumentParser(prog="python -m models", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -132,6 +157,15 @@ def main(argv: list[str] | None = None) -> int:
     convert.add_argument("--out", default=str(DEFAULT_SAVED_MODEL))
     convert.add_argument("--if-missing", action="store_true", help="do nothing when the SavedModel exists")
     convert.set_defaults(run=_convert)
+
+    quantize = commands.add_parser("quantize", help="make the int8 OpenVINO model (NNCF, calibrated on real clips)")
+    quantize.add_argument("--model", default=os.environ.get("MODEL_HANDLE", str(DEFAULT_SAVED_MODEL)))
+    quantize.add_argument("--data", default=str(Path(__file__).resolve().parent.parent / "tests" / "data"),
+                          help="folder of videos whose 64-frame windows calibrate it")
+    quantize.add_argument("--windows", type=int, default=0, help="at most this many windows (default: all)")
+    quantize.add_argument("--if-needed", action="store_true",
+                          help="only what is missing: the int8 model, or its check on this kind of CPU")
+    quantize.set_defaults(run=_quantize)
 
     predict = commands.add_parser("predict", help="rank the actions in a video (same JSON as the API)")
     predict.add_argument("video")
@@ -166,8 +200,10 @@ def main(argv: list[str] | None = None) -> int:
                              help="feature cache folder")
     for command in (predict, train, evaluate):
         command.add_argument("--model", default=os.environ.get("MODEL_HANDLE", str(DEFAULT_SAVED_MODEL)))
+        command.add_argument("--runtime", default=os.environ.get("RUNTIME", "auto"),
+                             choices=("auto", "tensorflow", "openvino"), help="auto: OpenVINO on a CPU, TensorFlow on a GPU")
         command.add_argument("--precision", default=os.environ.get("PRECISION", "auto"),
-                             choices=("auto", "float32", "bfloat16", "float16"), help="auto: by hardware")
+                             choices=("auto", "float32", "bfloat16", "float16", "int8"), help="auto: by hardware")
         command.add_argument("--clip-length", type=int, default=int(os.environ.get("CLIP_LENGTH", 64)))
         command.add_argument("--clip-stride", type=int, default=int(os.environ.get("CLIP_STRIDE", 32)))
         command.add_argument("--batch-size" if command is predict else "--clip-batch", dest="batch_size", type=int,

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from models.extractor import I3DExtractor
+from models.extractor import Extractor
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +49,7 @@ _STOP = object()
 
 
 class ClipBatcher:
-    def __init__(self, extractor: I3DExtractor, batch_size: int = 1, *, max_wait_s: float = 0.02,
+    def __init__(self, extractor: Extractor, batch_size: int = 1, *, max_wait_s: float = 0.02,
                  idle_unload_s: float | None = None):
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")

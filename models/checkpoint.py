@@ -88,6 +88,8 @@ def assign_weights(model, arrays: dict[str, np.ndarray]) -> None:
     """Copy checkpoint arrays into a model from `models.i3d.build_i3d`; every array must be used once."""
     from keras import layers
 
+    from models.i3d import space_to_depth_stem_kernel
+
     unused = set(arrays)
 
     def take(key: str) -> np.ndarray:
@@ -99,7 +101,10 @@ def assign_weights(model, arrays: dict[str, np.ndarray]) -> None:
     for layer in model.layers:
         scope = layer.name.rsplit(".", 1)[0].replace(".", "/")
         if isinstance(layer, layers.Conv3D):
-            layer.set_weights([take(f"params/{scope}/Conv_0/kernel")])
+            kernel = take(f"params/{scope}/Conv_0/kernel")
+            if tuple(layer.kernel.shape) != kernel.shape:  # the space-to-depth stem
+                kernel = space_to_depth_stem_kernel(kernel)
+            layer.set_weights([kernel])
         elif isinstance(layer, layers.BatchNormalization):
             # Flax keeps the running statistics broadcastable, (1, 1, 1, 1, C).
             layer.set_weights([

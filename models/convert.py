@@ -4,7 +4,9 @@ The SavedModel opens with `tensorflow_hub.load(path)` (or `tf.saved_model.load`)
 `serving_default` signature, maps `clips: (N, T, 224, 224, 3) float32 in [-1, 1]` to
 `{"logits": (N, 400), "features": (N, 1024)}`. `assets/labels.txt` holds the label order.
 The same graph built in reduced precisions is written under `variants/<precision>/` (see
-`models.precision`); each has the same signature, float32 in and out.
+`models.precision`), and with the space-to-depth stem under `variants/space_to_depth/`; each has the same
+signature, float32 in and out. `openvino/` holds the OpenVINO IRs of the plain and space-to-depth graphs
+(`convert_openvino`), so that the OpenVINO runtime converts nothing at start-up.
 """
 
 from __future__ import annotations
@@ -15,16 +17,19 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-import tensorflow as tf
 
 from models.checkpoint import CHECKPOINT_SHA256, assign_weights, read_checkpoint
-from models.i3d import FEATURE_DIM, build_i3d
-from models.labels import KINETICS_LABELS_FILE
+from models.paths import DEFAULT_SAVED_MODEL, openvino_dir
 from models.precision import KERAS_POLICY, variant_dir
+from models.tensorflow_env import import_tensorflow
+
+tf = import_tensorflow()
+from models.i3d import FEATURE_DIM, build_i3d  # noqa: E402  (imports Keras, after TensorFlow's quiet import)
+from models.labels import KINETICS_LABELS_FILE  # noqa: E402
 
 EXTRACTOR_ID = "i3d-kinetics400-rgb"
-DEFAULT_SAVED_MODEL = Path(__file__).resolve().parent / "saved" / "i3d-kinetics-400"
-_VERIFY_TOLERANCE = 1e-3  # max |logit difference| between the Keras model and the reloaded SavedModel
+STEM_VARIANT = "space_to_depth"  # variants/space_to_depth: float32, the stem rewritten (models.i3d)
+_VERIFY_TOLERANCE = 1e-3  # max |logit difference| between the Keras model and a reloaded or converted copy
 
 
 class I3DModule(tf.Module):
@@ -57,17 +62,70 @@ def _save(module: I3DModule, directory: Path) -> None:
     shutil.copyfile(KINETICS_LABELS_FILE, directory / "assets" / "labels.txt")
 
 
+def _max_abs_diff(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.max(np.abs(np.asarray(a) - np.asarray(b))))
+
+
+def convert_openvino(handle: str | Path, out_dir: Path, *, check_clip: np.ndarray | None = None,
+                     expected_logits: np.ndarray | None = None) -> dict:
+    """Write OpenVINO IRs for the SavedModel (or TF Hub handle) `handle` into `out_dir`: `plain.xml`, and
+    `space_to_depth.xml` where `handle` has that variant. Weights stay float32. With `check_clip` and
+    `expected_logits`, each IR's float32 logits on that clip must match within the conversion tolerance.
+    The signature is converted as TensorFlow loaded it (its variables frozen): OpenVINO's own SavedModel
+    reader could not find the space-to-depth graph's variables."""
+    import openvino as ov
+    import tensorflow_hub as hub
+
+    out_dir = Path(out_dir)
+    sources = {"plain": str(handle)}
+    if (Path(handle) / "variants" / STEM_VARIANT / "saved_model.pb").is_file():
+        sources[STEM_VARIANT] = str(Path(handle) / "variants" / STEM_VARIANT)
+    staging = Path(tempfile.mkdtemp(prefix=".openvino-", dir=_existing_parent(out_dir)))
+    try:
+        record = {"source": str(handle), "irs": {}}
+        for name, source in sources.items():
+            loaded = hub.load(source)
+            signature = loaded.signatures["serving_default"]
+            record["extractor_id"] = loaded.extractor_id.numpy().decode() if hasattr(loaded, "extractor_id") else str(handle)
+            record["feature_dim"] = int(signature.structured_outputs["features"].shape[-1])
+            model = ov.convert_model(signature)
+            ov.save_model(model, staging / f"{name}.xml", compress_to_fp16=False)
+            entry = {}
+            if check_clip is not None:
+                compiled = ov.Core().compile_model(staging / f"{name}.xml", "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+                entry["verify_max_abs_diff"] = _max_abs_diff(compiled(check_clip)[compiled.output("logits")],
+                                                             expected_logits)
+                if not entry["verify_max_abs_diff"] < _VERIFY_TOLERANCE:
+                    raise RuntimeError(f"OpenVINO {name} logits differ from the Keras model by {entry['verify_max_abs_diff']}")
+            record["irs"][name] = entry
+        (staging / "openvino.json").write_text(json.dumps(record, indent=2) + "\n")
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        staging.rename(out_dir)
+        return record
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _existing_parent(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path.parent
+
+
 def convert(out_dir: Path = DEFAULT_SAVED_MODEL, *, seed: int = 0,
             variants: tuple[str, ...] = ("bfloat16", "float16")) -> dict:
     """Write the SavedModel to `out_dir` (replacing it atomically) and return the verification record.
 
-    Verification runs one random clip through the Keras model and through the reloaded SavedModel
-    and compares logits by max absolute difference. The reduced-precision `variants` are checked
-    against float32 on real clips by the tests (a random clip says little about them).
+    Verification runs one random clip through the Keras model and through the reloaded SavedModel, the
+    space-to-depth variant and the OpenVINO IRs, comparing logits by max absolute difference. The
+    reduced-precision `variants` are checked against float32 on real clips by the tests (a random clip
+    says little about them).
     Usage: `python -m models convert [--out DIR]`
     """
     out_dir = Path(out_dir)
-    model = build_converted_model()
+    arrays = read_checkpoint()
+    model = build_i3d()
+    assign_weights(model, arrays)
     module = I3DModule(model)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".i3d-", dir=out_dir.parent))
@@ -78,19 +136,27 @@ def convert(out_dir: Path = DEFAULT_SAVED_MODEL, *, seed: int = 0,
             variant = build_i3d(dtype_policy=KERAS_POLICY[precision])
             variant.set_weights(weights)  # cast to the variant's variable dtype
             _save(I3DModule(variant, precision), variant_dir(staging, precision))
+        stem_variant = build_i3d(stem=STEM_VARIANT)
+        assign_weights(stem_variant, arrays)
+        _save(I3DModule(stem_variant), staging / "variants" / STEM_VARIANT)
 
         clip = np.random.default_rng(seed).uniform(-1, 1, (1, 64, 224, 224, 3)).astype(np.float32)
         expected = model(clip, training=False)["logits"].numpy()
-        reloaded = tf.saved_model.load(str(staging))(tf.constant(clip))["logits"].numpy()
-        max_abs_diff = float(np.max(np.abs(expected - reloaded)))
+        max_abs_diff = _max_abs_diff(tf.saved_model.load(str(staging))(tf.constant(clip))["logits"], expected)
         if not max_abs_diff < _VERIFY_TOLERANCE:
             raise RuntimeError(f"SavedModel logits differ from the Keras model by {max_abs_diff}")
+        stem_diff = _max_abs_diff(stem_variant(clip, training=False)["logits"], expected)
+        if not stem_diff < 1e-4:  # an exact rewrite: float32 rounding only (measured 5e-6 on this clip)
+            raise RuntimeError(f"the space-to-depth stem changes logits by {stem_diff}")
+        openvino = convert_openvino(staging, openvino_dir(staging), check_clip=clip, expected_logits=expected)
         record = {
             "extractor_id": EXTRACTOR_ID,
             "feature_dim": FEATURE_DIM,
             "checkpoint_sha256": CHECKPOINT_SHA256,
             "verify_max_abs_diff": max_abs_diff,
-            "variants": list(variants),
+            "space_to_depth_max_abs_diff": stem_diff,
+            "openvino": openvino["irs"],
+            "variants": [*variants, STEM_VARIANT],
         }
         (staging / "conversion.json").write_text(json.dumps(record, indent=2) + "\n")
         if out_dir.exists():

@@ -1,46 +1,18 @@
-"""The I3D feature extractor as the service and training use it: loaded once, called on uint8 clip batches."""
+"""I3D behind one small interface, whichever runtime runs it (`models.runtimes`).
+
+`extractor(clips)` maps `clips: (N, T, 224, 224, 3) uint8 RGB` to `logits: (N, 400)` and
+`features: (N, 1024)`, as numpy. The batcher, the recognizer, training and the benchmark call this
+interface and never know which runtime runs. `open_extractor` picks the runtime and precision.
+"""
 
 from __future__ import annotations
 
-import gc
-import logging
-import threading
 from dataclasses import dataclass
-from pathlib import Path
+from typing import Protocol
 
 import numpy as np
-import tensorflow as tf
-import tensorflow_hub as hub
 
-from models.precision import choose_precision, variant_dir
-from models.video import to_model_input
-
-log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Device:
-    name: str  # "CPU" or "GPU:0 (NVIDIA H100 ...)"
-    gpu_capability: tuple[int, int] | None = None
-
-
-def configure_devices() -> Device:
-    """Turn on GPU memory growth (never grab the whole GPU) and say where inference runs."""
-    gpus = tf.config.list_physical_devices("GPU")
-    for gpu in gpus:
-        try:
-            tf.config.experimental.set_memory_growth(gpu, True)
-        except RuntimeError:  # already initialised by an earlier load in this process
-            pass
-    if gpus:
-        details = tf.config.experimental.get_device_details(gpus[0])
-        return Device(f"GPU:0 ({details.get('device_name', 'CUDA GPU')})", details.get("compute_capability", (0, 0)))
-    return Device("CPU")
-
-
-def default_batch_size(device: str) -> int:
-    """Clips per forward pass: batching gave no speed-up on the 2-core CPU (and coarser progress), a GPU wants it."""
-    return 8 if device.startswith("GPU") else 1
+from models.precision import choose_runtime
 
 
 @dataclass
@@ -51,78 +23,44 @@ class ClipOutputs:
     features: np.ndarray
 
 
-def _load_signature(handle: str):
-    model = hub.load(handle)
-    if "serving_default" not in model.signatures:
-        raise ValueError(f"{handle} has no serving_default signature")
-    signature = model.signatures["serving_default"]
-    outputs = set(signature.structured_outputs)
-    if not {"logits", "features"} <= outputs:
-        raise ValueError(f"{handle} returns {sorted(outputs)}; expected 'logits' and 'features' (run `make setup`)")
-    return model, signature
-
-
-class I3DExtractor:
-    """Wraps the SavedModel from `models.convert` (a local path or a TF Hub handle).
-
-    `precision` "auto" picks by hardware (`models.precision`); a precision the SavedModel has no graph
-    for falls back to float32. `cpu_flags` stands in for /proc/cpuinfo's (tests run both CPU branches).
-    `xla` "auto" compiles with XLA on a GPU only (on the CPU it was slower).
-    `unload()` drops the model (and its GPU memory); the next call loads it again.
-    """
-
-    def __init__(self, handle: str, *, precision: str = "auto", xla: str = "auto",
-                 cpu_flags: frozenset[str] | None = None):
-        self.device_info = configure_devices()
-        self.device = self.device_info.name
-        wanted = choose_precision(precision, gpu_capability=self.device_info.gpu_capability, flags=cpu_flags)
-        if wanted == "float16" and self.device_info.gpu_capability is None:
-            raise ValueError("float16 runs on a GPU only (TensorFlow has no CPU float16 MaxPool3D); "
-                             "use float32 or bfloat16 on a CPU")
-        variant = variant_dir(Path(handle), wanted)
-        if wanted != "float32" and not (variant / "saved_model.pb").is_file():
-            log.warning("no %s graph at %s; running float32 (run `make setup` to convert it)", wanted, variant)
-            wanted, variant = "float32", handle
-        self.handle, self.precision, self._variant = handle, wanted, str(variant)
-        self.xla = xla == "on" or (xla == "auto" and self.device_info.gpu_capability is not None)
-        self._lock = threading.Lock()
-        self._model = self._call = None
-        self.load()
-        self.extractor_id = self._model.extractor_id.numpy().decode() if hasattr(self._model, "extractor_id") else handle
-        self.feature_dim = int(self._signature.structured_outputs["features"].shape[-1])
+class Extractor(Protocol):
+    runtime: str  # "tensorflow" or "openvino"
+    precision: str  # "float32", "bfloat16", "float16" or "int8"
+    stem: str  # "plain" or "space_to_depth" (the same function)
+    device: str  # "CPU" or "GPU:0 (NVIDIA ...)"
+    xla: bool
+    handle: str
+    extractor_id: str
+    feature_dim: int
 
     @property
-    def loaded(self) -> bool:
-        return self._model is not None
+    def loaded(self) -> bool: ...
 
-    def load(self):
-        """Load the model unless it is loaded; returns the callable that runs it."""
-        with self._lock:
-            if self._model is None:
-                self._model, self._signature = _load_signature(self._variant)
-                signature = self._signature
-                # XLA compiles once per input shape: callers keep shapes fixed (see models.batching).
-                self._call = tf.function(lambda clips: signature(clips=clips), jit_compile=True) if self.xla else (
-                    lambda clips: signature(clips=clips))
-            return self._call
+    def __call__(self, clips: np.ndarray) -> ClipOutputs: ...
 
-    def unload(self) -> None:
-        with self._lock:
-            self._model = self._signature = self._call = None
-            gc.collect()
+    def load(self): ...
 
-    def __call__(self, clips: np.ndarray) -> ClipOutputs:
-        """`clips: (N, T, 224, 224, 3) uint8 RGB` -> logits and features, as numpy (no tensor outlives the call)."""
-        outputs = self.load()(tf.constant(to_model_input(clips)))
-        result = ClipOutputs(logits=outputs["logits"].numpy(), features=outputs["features"].numpy())
-        del outputs
-        return result
+    def unload(self) -> None: ...
 
-    def gpu_memory_bytes(self) -> int | None:
-        """GPU memory TensorFlow has in use now (None on a CPU): flat from request to request when tensors are freed."""
-        if self.device_info.gpu_capability is None:
-            return None
-        return int(tf.config.experimental.get_memory_info("GPU:0")["current"])
+    def close(self) -> None: ...
 
-    def close(self) -> None:
-        self.unload()
+    def gpu_memory_bytes(self) -> int | None: ...
+
+
+def open_extractor(handle: str, *, runtime: str = "auto", precision: str = "auto", xla: str = "auto",
+                   cpu_flags: frozenset[str] | None = None) -> Extractor:
+    """I3D from `handle` (the SavedModel `make setup` writes, or a TF Hub handle) on `runtime`:
+    "auto" is TensorFlow on a CUDA GPU and OpenVINO on a CPU. `cpu_flags` stands in for
+    /proc/cpuinfo's (tests run both CPU kinds' choices on any machine)."""
+    if choose_runtime(runtime) == "openvino":
+        from models.runtimes.openvino import OpenVINOI3D
+
+        return OpenVINOI3D(handle, precision=precision, cpu_flags=cpu_flags)
+    from models.runtimes.tensorflow import TensorFlowI3D
+
+    return TensorFlowI3D(handle, precision=precision, xla=xla, cpu_flags=cpu_flags)
+
+
+def default_batch_size(device: str) -> int:
+    """Clips per forward pass: batching gave no speed-up on the 2-core CPU (and coarser progress), a GPU wants it."""
+    return 8 if device.startswith("GPU") else 1

@@ -19,7 +19,7 @@ import numpy as np
 
 from models.batching import ClipBatcher
 from models.checkpoint import sha256_of
-from models.extractor import I3DExtractor
+from models.extractor import Extractor
 from models.recognizer import ClipSettings, run_clips
 from models.video import VideoDecodeError
 
@@ -54,7 +54,7 @@ def _progress(iterable, total: int, description: str, enabled: bool):
 
 
 def extract_all(
-    paths: list[Path], extractor: I3DExtractor, *, clips: ClipSettings, cache_dir: Path, progress: bool = True
+    paths: list[Path], extractor: Extractor, *, clips: ClipSettings, cache_dir: Path, progress: bool = True
 ) -> FeatureSet:
     """Features of every readable video in `paths`, from the cache where possible."""
     cache_dir = Path(cache_dir)

@@ -8,6 +8,7 @@ Layer names follow the checkpoint's scopes with '/' written as '.' (Keras forbid
 from __future__ import annotations
 
 import keras
+import numpy as np
 from keras import layers, ops
 
 FEATURE_DIM = 1024
@@ -34,6 +35,41 @@ def _unit3d(x, filters: int, kernel, *, name: str, stride=(1, 1, 1)):
     return layers.ReLU(name=f"{name}.relu")(x)
 
 
+# The stem, a 7x7x7 stride-2 conv over 3 channels, is slow on AMX (its tiles want 32 input channels).
+# Its exact rewrite: pad as SAME would (2 before, 3 after) plus one more zero at the end, fold 2x2x2
+# blocks into 24 channels, and run a 4x4x4 stride-1 VALID conv whose kernel is the 7x7x7 one padded to
+# 8x8x8 with zeros and folded the same way (`space_to_depth_stem_kernel`).
+STEMS = ("plain", "space_to_depth")
+_STEM_PAD = ((2, 4), (2, 4), (2, 4))  # SAME's (2, 3) for kernel 7 stride 2 on even sizes, and one more zero
+
+
+def _space_to_depth(x, *, name: str):
+    """`(N, T, H, W, C)` with even T, H, W (H, W static) -> `(N, T/2, H/2, W/2, 8C)`, channels (dt, dh, dw, c)."""
+    _, _, h, w, c = x.shape
+    x = layers.Reshape((-1, 2, h // 2, 2, w // 2, 2, c), name=f"{name}.split")(x)
+    x = layers.Permute((1, 3, 5, 2, 4, 6, 7), name=f"{name}.permute")(x)
+    return layers.Reshape((-1, h // 2, w // 2, 8 * c), name=f"{name}.fold")(x)
+
+
+def space_to_depth_stem_kernel(kernel: np.ndarray) -> np.ndarray:
+    """The stem's `(7, 7, 7, C, F)` kernel as the equivalent `(4, 4, 4, 8C, F)` space-to-depth kernel."""
+    *_, c, f = kernel.shape
+    padded = np.pad(kernel, ((0, 1), (0, 1), (0, 1), (0, 0), (0, 0)))  # (8, 8, 8, C, F)
+    folded = padded.reshape(4, 2, 4, 2, 4, 2, c, f).transpose(0, 2, 4, 1, 3, 5, 6, 7)
+    return np.ascontiguousarray(folded.reshape(4, 4, 4, 8 * c, f))
+
+
+def _stem(clips, stem: str):
+    name = "Conv3d_1a_7x7"
+    if stem == "plain":
+        return _unit3d(clips, 64, (7, 7, 7), stride=(2, 2, 2), name=name)
+    x = layers.ZeroPadding3D(_STEM_PAD, name=f"{name}.pad")(clips)
+    x = _space_to_depth(x, name=f"{name}.space_to_depth")
+    x = layers.Conv3D(64, (4, 4, 4), padding="valid", use_bias=False, name=f"{name}.conv")(x)
+    x = layers.BatchNormalization(epsilon=1e-3, momentum=0.999, scale=False, name=f"{name}.bn")(x)
+    return layers.ReLU(name=f"{name}.relu")(x)
+
+
 def _max_pool(x, window, stride, *, name: str):
     return layers.MaxPooling3D(window, strides=stride, padding="same", name=name)(x)
 
@@ -50,10 +86,12 @@ def _inception(x, channels, *, name: str):
     return layers.Concatenate(axis=-1, name=f"{name}.concat")([b0, b1, b2, b3])
 
 
-def build_i3d(*, num_classes: int = NUM_KINETICS_CLASSES, dtype_policy: str = "float32") -> keras.Model:
+def build_i3d(*, num_classes: int = NUM_KINETICS_CLASSES, dtype_policy: str = "float32",
+              stem: str = "plain") -> keras.Model:
     """Build I3D RGB for inference.
 
-    Input `clips: (N, T, 224, 224, 3)` RGB in [-1, 1] (T >= 9; 64 in this project).
+    Input `clips: (N, T, 224, 224, 3)` RGB in [-1, 1] (T >= 9; 64 in this project; even T with the
+    space-to-depth `stem`, which computes the same function as the plain one).
     Outputs a dict: `logits: (N, num_classes)` averaged over time, and `features: (N, 1024)`,
     the 2x7x7-average-pooled Mixed_5c activations averaged over time. The reference applies the
     1x1x1 logits conv before the temporal mean; both are affine, so applying it after is the same.
@@ -63,7 +101,9 @@ def build_i3d(*, num_classes: int = NUM_KINETICS_CLASSES, dtype_policy: str = "f
     keras.config.set_dtype_policy(policy)
     try:
         clips = keras.Input(shape=(None, 224, 224, 3), name="clips", dtype="float32")
-        x = _unit3d(clips, 64, (7, 7, 7), stride=(2, 2, 2), name="Conv3d_1a_7x7")
+        if stem not in STEMS:
+            raise ValueError(f"unknown stem {stem!r}; one of {', '.join(STEMS)}")
+        x = _stem(clips, stem)
         x = _max_pool(x, (1, 3, 3), (1, 2, 2), name="MaxPool3d_2a_3x3")
         x = _unit3d(x, 64, (1, 1, 1), name="Conv3d_2b_1x1")
         x = _unit3d(x, 192, (3, 3, 3), name="Conv3d_2c_3x3")

@@ -1,18 +1,24 @@
-"""Which numeric precision I3D runs in, chosen by what the hardware has (float32 when in doubt).
+"""Which runtime and numeric precision run I3D, chosen by what the hardware has.
 
-Measured on a 2-core AVX2 CPU without bfloat16 units, a bfloat16 graph took 56 s per 64-frame clip
-against 4.5 s in float32, so reduced precision is only chosen where the hardware computes it natively:
-bfloat16 on CPUs with AMX or AVX512-BF16, float16 (mixed: float32 weights) on GPUs with tensor cores.
+Measured on a 2-core AVX2 CPU without bfloat16 units, a TensorFlow bfloat16 graph took 56 s per 64-frame
+clip against 4.5 s in float32, so reduced precision is only chosen where the hardware computes it
+natively: bfloat16 on CPUs with AMX or AVX512-BF16, float16 (mixed: float32 weights) on GPUs with
+tensor cores. int8 (OpenVINO, NNCF post-training) is chosen by "auto" only on a CPU without bfloat16
+units and only where `python -m models quantize` (run by `make setup`) found it passing the accuracy rule
+(`models.accuracy`) on this kind of CPU: it passed on AVX2 and failed on AMX (one clip's whole-video
+top-5 shared 3 of 5 labels with float32), so the verdict is measured, not assumed.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-PRECISIONS = ("float32", "bfloat16", "float16")
-# Keras dtype policy each precision's graph is built with.
+RUNTIMES = ("tensorflow", "openvino")
+PRECISIONS = ("float32", "bfloat16", "float16", "int8")
+# Keras dtype policy each TensorFlow graph is built with.
 KERAS_POLICY = {"float32": "float32", "bfloat16": "bfloat16", "float16": "mixed_float16"}
 BF16_CPU_FLAGS = frozenset({"amx_bf16", "avx512_bf16"})
+AMX_FLAGS = frozenset({"amx_bf16"})
 TENSOR_CORES = (7, 0)  # compute capability from which float16 runs on tensor cores
 
 
@@ -27,19 +33,75 @@ def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> frozenset[str]:
     return frozenset()
 
 
-def choose_precision(requested: str = "auto", *, gpu_capability: tuple[int, int] | None = None,
-                     flags: frozenset[str] | None = None) -> str:
-    """`requested` unless it is "auto"; then float16 on a tensor-core GPU, bfloat16 on a CPU with
-    bfloat16 units, float32 otherwise. `gpu_capability` is None when inference runs on the CPU."""
+def has_bf16_units(flags: frozenset[str] | None = None) -> bool:
+    return bool(BF16_CPU_FLAGS & (cpu_flags() if flags is None else flags))
+
+
+def cuda_gpu_present() -> bool:
+    """A CUDA GPU visible to this process, judged without importing a framework (the NVIDIA driver's
+    /proc entry, and CUDA_VISIBLE_DEVICES not hiding every device)."""
+    import os
+
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None and visible.strip() in ("", "-1"):
+        return False
+    gpus = Path("/proc/driver/nvidia/gpus")
+    return gpus.is_dir() and any(gpus.iterdir())
+
+
+def choose_runtime(requested: str = "auto", *, gpu: bool | None = None) -> str:
+    """`requested` unless "auto"; then TensorFlow on a CUDA GPU, OpenVINO on a CPU."""
     if requested != "auto":
-        if requested not in PRECISIONS:
-            raise ValueError(f"unknown precision {requested!r}; one of auto, {', '.join(PRECISIONS)}")
+        if requested not in RUNTIMES:
+            raise ValueError(f"unknown runtime {requested!r}; one of auto, {', '.join(RUNTIMES)}")
         return requested
-    if gpu_capability is not None:
-        return "float16" if gpu_capability >= TENSOR_CORES else "float32"
-    return "bfloat16" if BF16_CPU_FLAGS & (cpu_flags() if flags is None else flags) else "float32"
+    return "tensorflow" if (cuda_gpu_present() if gpu is None else gpu) else "openvino"
+
+
+def choose_precision(requested: str = "auto", *, runtime: str = "tensorflow",
+                     gpu_capability: tuple[int, int] | None = None, flags: frozenset[str] | None = None) -> str:
+    """`requested` unless it is "auto"; then float16 on a tensor-core GPU, bfloat16 on a CPU with
+    bfloat16 units, float32 otherwise. `gpu_capability` is None when inference runs on the CPU.
+    Raises ValueError for a precision `runtime` cannot run there."""
+    if requested == "auto":
+        if gpu_capability is not None:
+            return "float16" if gpu_capability >= TENSOR_CORES else "float32"
+        return "bfloat16" if has_bf16_units(flags) else "float32"
+    if requested not in PRECISIONS:
+        raise ValueError(f"unknown precision {requested!r}; one of auto, {', '.join(PRECISIONS)}")
+    if requested == "int8" and runtime != "openvino":
+        raise ValueError("int8 runs on the OpenVINO runtime only (RUNTIME=openvino)")
+    if requested == "float16" and gpu_capability is None:
+        raise ValueError("float16 runs on a GPU only (no CPU float16 MaxPool3D in TensorFlow; OpenVINO's "
+                         "CPU plugin has no float16 either); use float32 or bfloat16 on a CPU")
+    return requested
+
+
+def cpu_kind(flags: frozenset[str] | None = None) -> str:
+    """The kind of CPU, as far as kernels (and so int8 numerics) go: amx, avx512_bf16, avx512, avx2 or other."""
+    flags = cpu_flags() if flags is None else flags
+    for kind, needs in (("amx", "amx_bf16"), ("avx512_bf16", "avx512_bf16"), ("avx512", "avx512f"), ("avx2", "avx2")):
+        if needs in flags:
+            return kind
+    return "other"
+
+
+def openvino_auto_precision(flags: frozenset[str] | None = None, validated: dict | None = None) -> str:
+    """OpenVINO's "auto": bfloat16 with bfloat16 units; else int8 where `validated` (the IR record's
+    `{cpu kind: {precision: accuracy summary}}`) says int8 passed the rule on this kind of CPU; else float32."""
+    if has_bf16_units(flags):
+        return "bfloat16"
+    verdict = (validated or {}).get(cpu_kind(flags), {}).get("int8", {})
+    return "int8" if verdict.get("passes") else "float32"
+
+
+def choose_stem(runtime: str, precision: str, flags: frozenset[str] | None = None) -> str:
+    """The space-to-depth stem where it was measured faster: OpenVINO bfloat16 on AMX (the plain stem's 3
+    input channels waste AMX tiles). In float32 it was slower, so everywhere else the plain stem runs."""
+    on_amx = bool(AMX_FLAGS & (cpu_flags() if flags is None else flags))
+    return "space_to_depth" if runtime == "openvino" and precision == "bfloat16" and on_amx else "plain"
 
 
 def variant_dir(saved_model: Path, precision: str) -> Path:
-    """Where `models.convert` writes the graph built for `precision` (float32 is the SavedModel itself)."""
+    """Where `models.convert` writes the TensorFlow graph built for `precision` (float32 is the SavedModel)."""
     return saved_model if precision == "float32" else saved_model / "variants" / precision

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from models.batching import ClipBatcher, ClipResult
-from models.extractor import I3DExtractor
+from models.extractor import Extractor
 from models.heads import KineticsHead, VideoHead
 from models.labels import kinetics_labels, softmax, top_k
 from models.video import VideoInfo, VideoLimits, clip_starts, iter_clips, write_grey_ramp
@@ -122,7 +122,7 @@ class ActionRecognizer:
     safe to call from many threads at once: their clips share one batcher. `close()` stops it.
     """
 
-    def __init__(self, extractor: I3DExtractor, *, head: VideoHead | None = None, clips: ClipSettings = ClipSettings(),
+    def __init__(self, extractor: Extractor, *, head: VideoHead | None = None, clips: ClipSettings = ClipSettings(),
                  limits: VideoLimits = VideoLimits(), idle_unload_s: float | None = None, batch_wait_s: float = 0.02):
         self.extractor = extractor
         self.batcher = ClipBatcher(extractor, clips.batch_size, max_wait_s=batch_wait_s, idle_unload_s=idle_unload_s)

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from models.datasets import DatasetError, Sample, split_by_group
-from models.extractor import I3DExtractor
+from models.extractor import Extractor
 from models.features import FeatureSet, extract_all
 from models.heads import CONFIG_FILE, build_lstm_head, save_head
 from models.recognizer import ClipSettings
@@ -136,7 +136,7 @@ def _seed_everything(seed: int) -> None:
 def train(
     train_samples: list[Sample],
     out_dir: Path,
-    extractor: I3DExtractor,
+    extractor: Extractor,
     *,
     val_samples: list[Sample] | None = None,
     clips: ClipSettings = ClipSettings(),
@@ -216,7 +216,7 @@ def train(
     return results
 
 
-def evaluate(samples: list[Sample], head_dir: Path, extractor: I3DExtractor, *, cache_dir: Path,
+def evaluate(samples: list[Sample], head_dir: Path, extractor: Extractor, *, cache_dir: Path,
              progress: bool = True) -> dict:
     """Results of the head at `head_dir` on `samples`; writes `confusion_matrix_eval.png` beside it."""
     from models.heads import LstmHead

@@ -52,7 +52,7 @@ def write_video(path: Path, num_frames: int, *, size=(320, 240), fps: float = 25
 
 @pytest.fixture(scope="session")
 def saved_model_dir() -> Path:
-    from models.convert import DEFAULT_SAVED_MODEL
+    from models.paths import DEFAULT_SAVED_MODEL
 
     if not (DEFAULT_SAVED_MODEL / "saved_model.pb").is_file():
         pytest.fail(f"{DEFAULT_SAVED_MODEL} is missing: run `make setup` (make test does it)")
@@ -61,19 +61,20 @@ def saved_model_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def extractor(saved_model_dir):
-    """I3D as the service runs it on this machine: precision "auto" (bfloat16 with AMX, float32 on AVX2).
-    Tests that compare its numbers with another run's compare only what that precision promises."""
-    from models.extractor import I3DExtractor
+    """I3D as the service runs it on this machine: runtime and precision "auto" (on a CPU: OpenVINO, bfloat16
+    with AMX, int8 or float32 elsewhere). Tests comparing its numbers with another run's compare only what
+    that precision promises (the accuracy rule, rankings)."""
+    from models.extractor import open_extractor
 
-    return I3DExtractor(str(saved_model_dir))
+    return open_extractor(str(saved_model_dir))
 
 
 @pytest.fixture(scope="session")
-def float32_extractor(saved_model_dir, extractor):
-    """I3D in float32 on every machine: the reference, and the extractor of tests that compare exact numbers."""
-    from models.extractor import I3DExtractor
+def float32_extractor(saved_model_dir):
+    """float32 TensorFlow on every machine: the source of truth, and the extractor of tests that compare exact numbers."""
+    from models.extractor import open_extractor
 
-    return extractor if extractor.precision == "float32" else I3DExtractor(str(saved_model_dir), precision="float32")
+    return open_extractor(str(saved_model_dir), runtime="tensorflow", precision="float32")
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from api.main import app
 from api.settings import Settings, get_settings
 from conftest import ARCHERY_AVI, CRICKET_MP4
-from models.precision import choose_precision
+from models.precision import choose_runtime, has_bf16_units
 from models.video import VideoLimits
 
 
@@ -115,8 +115,10 @@ def test_health_labels_model_docs(client):
     model = client.get("/model").json()
     assert model["extractor"] == "i3d-kinetics400-rgb" and model["head"] == "kinetics400"
     assert model["device"].startswith(("CPU", "GPU")) and model["loaded"] is True
-    if model["device"] == "CPU":  # chosen by the CPU's flags: float32 here, bfloat16 with AMX or AVX512-BF16
-        assert model["precision"] == choose_precision() and model["xla"] is False
+    assert model["runtime"] == choose_runtime()
+    if model["device"] == "CPU":  # OpenVINO: bfloat16 with AMX or AVX512-BF16; int8 where validated, or float32
+        assert model["precision"] == "bfloat16" if has_bf16_units() else model["precision"] in ("int8", "float32")
+        assert model["xla"] is False
     assert (model["clip_length"], model["clip_stride"]) == (64, 32)
     assert client.get("/docs").status_code == 200
     spec = client.get("/openapi.json").json()

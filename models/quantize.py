@@ -1,0 +1,110 @@
+"""int8 I3D for OpenVINO: NNCF post-training quantization of the plain IR, calibrated on real clips, then
+checked against the accuracy rule on this machine's kind of CPU.
+
+Every 64-frame window (stride 32) of the videos in `data` calibrates it, prepared exactly as the service
+prepares clips. The stem convolution (3 input channels) and the logits layer stay in float: quantizing
+them cost the most accuracy in the prototype. int8 numerics depend on the CPU's kernels (AVX2, VNNI,
+AMX), so the verdict is recorded per kind of CPU (`record["validated"][kind]["int8"]`), and
+`PRECISION=auto` picks int8 only where it passed. Usage: `python -m models quantize` (`make setup`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+
+from models.accuracy import compare, reference_logits, window_logits
+from models.precision import cpu_kind
+from models.runtimes.openvino import IR_RECORD, OpenVINOI3D, _ensure_irs
+from models.video import VideoDecodeError, iter_clips, to_model_input
+
+log = logging.getLogger(__name__)
+VIDEO_SUFFIXES = {".mp4", ".avi", ".mkv", ".mov", ".webm", ".gif"}
+
+
+def video_paths(data: Path) -> list[Path]:
+    return sorted(p for p in Path(data).rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES)
+
+
+def calibration_windows(data: Path, *, max_windows: int | None = None) -> tuple[list[np.ndarray], int]:
+    """`(64, 224, 224, 3) uint8` windows of every readable video under `data`, and how many videos gave some."""
+    windows, videos = [], 0
+    for path in video_paths(data):
+        try:
+            clips = [clip.frames for clip in iter_clips(path)]
+        except VideoDecodeError:
+            continue
+        windows += clips
+        videos += bool(clips)
+    if max_windows:
+        step = max(1, len(windows) // max_windows)  # spread over the videos, not the first few
+        windows = windows[::step][:max_windows]
+    return windows, videos
+
+
+def quantize_int8(handle: str, data: Path, *, max_windows: int | None = None) -> dict:
+    """Write `int8.xml` beside the plain IR of `handle` and record how it was made in the IR record."""
+    import openvino as ov
+
+    from models.tensorflow_env import native_stderr_filtered
+
+    with native_stderr_filtered():  # NNCF imports TensorFlow when it is installed
+        import nncf
+    directory = _ensure_irs(handle)
+    windows, videos = calibration_windows(data, max_windows=max_windows)
+    if not windows:
+        raise ValueError(f"no readable video under {data} to calibrate on")
+    model = ov.Core().read_model(directory / "plain.xml")
+    ops = model.get_ordered_ops()
+    keep_float = [next(op for op in ops if op.get_type_name() == "Convolution").get_friendly_name()]
+    keep_float += [op.get_friendly_name() for op in ops if op.get_type_name() == "MatMul"]  # the logits layer
+    started = time.perf_counter()
+    quantized = nncf.quantize(model, nncf.Dataset(windows, lambda window: to_model_input(window[None])),
+                              subset_size=len(windows), fast_bias_correction=True,
+                              ignored_scope=nncf.IgnoredScope(names=keep_float))
+    seconds = time.perf_counter() - started
+    partial = directory / "int8.partial.xml"
+    ov.save_model(quantized, partial, compress_to_fp16=False)
+    partial.with_suffix(".bin").replace(directory / "int8.bin")
+    partial.replace(directory / "int8.xml")
+    record_path = directory / IR_RECORD
+    record = json.loads(record_path.read_text())
+    entry = {"calibration_windows": len(windows), "calibration_videos": videos, "calibration_data": str(data),
+             "kept_float": keep_float, "seconds": round(seconds, 1)}
+    record["irs"]["int8"] = entry
+    record.pop("validated", None)  # verdicts were for the previous int8 model
+    record_path.write_text(json.dumps(record, indent=2) + "\n")
+    return {**entry, "path": str(directory / "int8.xml")}
+
+
+def validate_int8(handle: str, data: Path, *, flags: frozenset[str] | None = None) -> dict:
+    """Run the int8 model over every window of the videos in `data`, compare with float32 TensorFlow
+    (cached beside the SavedModel), and record the verdict for this kind of CPU."""
+    directory = _ensure_irs(handle)
+    paths = [p for p in video_paths(data)]
+    reference = reference_logits(handle, paths, cache=Path(handle) / "reference" / "tensorflow-float32-windows.npz"
+                                 if Path(handle).is_dir() else None)
+    int8 = OpenVINOI3D(handle, precision="int8", cpu_flags=flags)
+    try:
+        report = compare(reference, window_logits(int8, [p for p in paths if p.name in reference]))
+    finally:
+        int8.close()
+    record_path = directory / IR_RECORD
+    record = json.loads(record_path.read_text())
+    summary = report.summary()
+    record.setdefault("validated", {}).setdefault(cpu_kind(flags), {})["int8"] = summary
+    record_path.write_text(json.dumps(record, indent=2) + "\n")
+    return summary
+
+
+def int8_is_current(handle: str, *, flags: frozenset[str] | None = None) -> bool:
+    """True when `int8.xml` exists and has a verdict for this kind of CPU (`make setup` then does nothing)."""
+    directory = _ensure_irs(handle)
+    if not (directory / "int8.xml").is_file():
+        return False
+    record = json.loads((directory / IR_RECORD).read_text())
+    return "int8" in record.get("validated", {}).get(cpu_kind(flags), {})

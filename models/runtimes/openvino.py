@@ -1,0 +1,124 @@
+"""The OpenVINO runtime: I3D on the CPU through OpenVINO's oneDNN kernels (AMX, AVX-512, AVX2), without TensorFlow.
+
+It runs the IRs `make setup` writes beside the SavedModel (`models.convert.convert_openvino`):
+`plain.xml` and `space_to_depth.xml` (the same network with the stem rewritten, float32 weights) and,
+after `python -m models quantize`, `int8.xml`. For a handle with no IRs beside it (a TF Hub handle), they
+are made from whatever TensorFlow loads, once, into `models/saved/openvino-cache/` (TensorFlow is needed
+for that one conversion only).
+
+float32 and bfloat16 are the same IR compiled with another inference precision; int8 is its own IR.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from models.extractor import ClipOutputs
+from models.paths import OPENVINO_CACHE, openvino_dir
+from models.precision import choose_precision, choose_stem, openvino_auto_precision
+from models.video import to_model_input
+
+log = logging.getLogger(__name__)
+
+IR_RECORD = "openvino.json"
+INFERENCE_PRECISION = {"float32": "f32", "bfloat16": "bf16", "int8": "f32"}  # int8 IR: unquantized layers in f32
+
+
+def ir_dir_for(handle: str) -> Path:
+    """Where the IRs for `handle` are: beside a local SavedModel, else in the cache, keyed by the handle."""
+    local = openvino_dir(handle)
+    if Path(handle).is_dir():
+        return local
+    return OPENVINO_CACHE / hashlib.sha256(handle.encode()).hexdigest()[:16]
+
+
+def _ensure_irs(handle: str) -> Path:
+    directory = ir_dir_for(handle)
+    if not (directory / IR_RECORD).is_file():
+        from models.convert import convert_openvino
+
+        log.info("no OpenVINO IR for %s; converting it once into %s", handle, directory)
+        convert_openvino(handle, directory)
+    return directory
+
+
+class OpenVINOI3D:
+    """I3D compiled for this CPU by OpenVINO. `precision` "auto" is bfloat16 with AMX or AVX512-BF16; else
+    int8 where `make setup` validated it on this kind of CPU; else float32 (`openvino_auto_precision`).
+    "int8" runs `int8.xml` (refused with a clear message when it was not made).
+    With the space-to-depth stem, a clip of odd length runs the plain IR (the rewrite needs even T)."""
+
+    runtime = "openvino"
+    device = "CPU"
+    xla = False
+
+    def __init__(self, handle: str, *, precision: str = "auto", cpu_flags: frozenset[str] | None = None,
+                 stem: str = "auto", threads: int | None = None):
+        import openvino as ov
+
+        self.handle = handle
+        self._dir = _ensure_irs(handle)
+        record = json.loads((self._dir / IR_RECORD).read_text())
+        if precision == "auto":
+            validated = record.get("validated", {}) if (self._dir / "int8.xml").is_file() else {}
+            precision = openvino_auto_precision(cpu_flags, validated)
+        self.precision = choose_precision(precision, runtime=self.runtime, flags=cpu_flags)
+        if stem == "auto":
+            stem = "plain" if self.precision == "int8" else choose_stem(self.runtime, self.precision, cpu_flags)
+        self.stem = stem
+        if self.stem not in record["irs"]:  # a TF Hub handle has only the plain graph
+            self.stem = "plain"
+        self.extractor_id, self.feature_dim = record["extractor_id"], int(record["feature_dim"])
+        if self.precision == "int8" and not (self._dir / "int8.xml").is_file():
+            raise ValueError(f"no int8 model in {self._dir}: run `python -m models quantize` first")
+        self._core = ov.Core()
+        self._config = {"INFERENCE_PRECISION_HINT": INFERENCE_PRECISION[self.precision], "PERFORMANCE_HINT": "LATENCY"}
+        if threads:
+            self._config["INFERENCE_NUM_THREADS"] = threads
+        self._lock = threading.Lock()
+        self._compiled: dict[str, object] = {}
+        self.load()
+
+    def _ir(self, even_frames: bool) -> str:
+        if self.precision == "int8":
+            return "int8"
+        return self.stem if even_frames else "plain"
+
+    def _compiled_model(self, name: str):
+        if name not in self._compiled:
+            model = self._core.read_model(self._dir / f"{name}.xml")
+            self._compiled[name] = self._core.compile_model(model, "CPU", self._config)
+        return self._compiled[name]
+
+    @property
+    def loaded(self) -> bool:
+        return bool(self._compiled)
+
+    def load(self):
+        """Compile the IR that 64-frame clips run (others compile on first use)."""
+        with self._lock:
+            return self._compiled_model(self._ir(even_frames=True))
+
+    def unload(self) -> None:
+        with self._lock:
+            self._compiled.clear()
+
+    def __call__(self, clips: np.ndarray) -> ClipOutputs:
+        """`clips: (N, T, 224, 224, 3) uint8 RGB` -> logits and features, as numpy."""
+        with self._lock:
+            compiled = self._compiled_model(self._ir(clips.shape[1] % 2 == 0))
+            outputs = compiled(to_model_input(clips))
+            return ClipOutputs(logits=np.array(outputs[compiled.output("logits")]),
+                               features=np.array(outputs[compiled.output("features")]))
+
+    def gpu_memory_bytes(self) -> int | None:
+        return None
+
+    def close(self) -> None:
+        self.unload()

@@ -1,0 +1,159 @@
+"""The runtime interface: OpenVINO against TensorFlow on real clips, the space-to-depth stem, int8 from
+NNCF, and an API and a command line that need no TensorFlow (and print none of its notices)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import CRICKET_MP4, DATA, ROOT
+from models.video import read_frames
+
+YOGA = DATA / "yoga__uniformer_Tw2yXa6CzWE.mp4"  # the clip with the smallest float32 margin
+
+
+@pytest.fixture(scope="module")
+def real_clip():
+    frames = read_frames(YOGA)
+    return frames[100:164][None]
+
+
+@pytest.mark.parametrize("stem", ["plain", "space_to_depth"])
+def test_openvino_float32_equals_tensorflow(saved_model_dir, float32_extractor, real_clip, stem):
+    from models.runtimes.openvino import OpenVINOI3D
+
+    openvino = OpenVINOI3D(str(saved_model_dir), precision="float32", stem=stem)  # whichever this CPU would choose
+    try:
+        got, expected = openvino(real_clip), float32_extractor(real_clip)
+        assert np.abs(got.logits - expected.logits).max() < 1e-3
+        assert np.abs(got.features - expected.features).max() < 1e-4
+    finally:
+        openvino.close()
+
+
+def test_space_to_depth_stem_is_exact(saved_model_dir, float32_extractor, real_clip):
+    """The rewritten stem computes the same function as the 7x7x7 one. Built in float64, the two stems'
+    activations on a real clip agree to 1e-9 (the rewrite is exact); in float32 the network's logits differ
+    by rounding only (5e-6 on `make setup`'s random clip, 1.05e-5 measured on this one, bound 1e-4)."""
+    import keras
+
+    from models.checkpoint import assign_weights, read_checkpoint
+    from models.extractor import open_extractor
+    from models.i3d import build_i3d
+    from models.video import to_model_input
+
+    arrays, stems = read_checkpoint(), {}
+    for stem in ("plain", "space_to_depth"):
+        network = build_i3d(stem=stem, dtype_policy="float64")
+        assign_weights(network, arrays)
+        stems[stem] = keras.Model(network.input, network.get_layer("Conv3d_1a_7x7.relu").output)
+    clip = to_model_input(real_clip).astype(np.float64)
+    plain, rewritten = (np.asarray(stems[stem](clip)) for stem in ("plain", "space_to_depth"))
+    assert plain.shape == rewritten.shape == (1, 32, 112, 112, 64) and plain.dtype == np.float64
+    assert np.abs(plain - rewritten).max() <= 1e-9
+    variant = open_extractor(str(saved_model_dir / "variants" / "space_to_depth"), runtime="tensorflow",
+                             precision="float32")
+    try:
+        assert np.abs(variant(real_clip).logits - float32_extractor(real_clip).logits).max() <= 1e-4
+    finally:
+        variant.close()
+
+
+def test_openvino_outputs_and_odd_clip_lengths(extractor, real_clip):
+    """Whatever this CPU chose: logits are the affine image of features, and an odd-length clip (which the
+    space-to-depth stem cannot take) runs through the plain graph with the same ranking."""
+    from models.checkpoint import read_checkpoint
+
+    if extractor.runtime != "openvino":
+        pytest.skip("a GPU runs TensorFlow")
+    out = extractor(real_clip)
+    assert out.logits.shape == (1, 400) and out.features.shape == (1, 1024)
+    arrays = read_checkpoint()
+    kernel = arrays["params/Logits/Conv3d_0c_1x1/Conv_0/kernel"].reshape(1024, 400)
+    bias = arrays["params/Logits/Conv3d_0c_1x1/Conv_0/bias"]
+    tolerance = 0.5 if extractor.precision == "bfloat16" else 1e-3  # the logits layer runs in bfloat16 there
+    assert np.abs(out.features @ kernel + bias - out.logits).max() < tolerance
+    odd = extractor(real_clip[:, :63])
+    assert odd.logits.argmax() == out.logits.argmax()
+
+
+def _python(code: str, **env) -> subprocess.CompletedProcess:
+    import os
+
+    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=600,
+                          env={**os.environ, **env})
+
+
+def test_api_on_openvino_recognizes_without_tensorflow(saved_model_dir, tmp_path):
+    code = f"""
+import sys
+from fastapi.testclient import TestClient
+from api.main import app
+from api.settings import Settings, get_settings
+settings = Settings(model_handle={str(saved_model_dir)!r}, upload_dir={str(tmp_path)!r}, runtime="openvino")
+app.dependency_overrides[get_settings] = lambda: settings
+with TestClient(app) as client:
+    body = client.post("/recognize_action", content=open({str(CRICKET_MP4)!r}, "rb").read(),
+                       headers={{"Content-Type": "video/mp4"}}).json()
+    model = client.get("/model").json()
+print(body["actions"][0]["label"], model["runtime"], "tensorflow" in sys.modules, "keras" in sys.modules)
+"""
+    done = _python(code)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.split()[-4:] == ["cricket", "openvino", "False", "False"], done.stdout[-500:]
+
+
+def test_command_line_help_needs_no_tensorflow_and_prints_no_notices():
+    done = _python("import runpy, sys\nsys.argv = ['models', 'predict', '--help']\n"
+                   "try:\n    runpy.run_module('models', run_name='__main__')\nexcept SystemExit:\n    pass\n"
+                   "print('tensorflow' in sys.modules, 'openvino' in sys.modules)")
+    assert done.stdout.split()[-2:] == ["False", "False"] and "--runtime" in done.stdout
+    predict = subprocess.run([sys.executable, "-m", "models", "predict", str(CRICKET_MP4), "--runtime", "tensorflow",
+                              "--precision", "float32"], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert predict.returncode == 0 and " 1. playing cricket" in predict.stdout
+    for notice in ("oneDNN custom operations", "cuda", "absl::InitializeLog", "rebuild TensorFlow"):
+        assert notice not in predict.stderr, predict.stderr[-2000:]
+
+
+def test_native_stderr_filter_keeps_real_warnings():
+    done = _python("import os\nfrom models.tensorflow_env import native_stderr_filtered\n"
+                   "with native_stderr_filtered():\n"
+                   "    os.write(2, b'I0000 00:00:1.0 1 port.cc:153] oneDNN custom operations are on\\n')\n"
+                   "    os.write(2, b'W0000 00:00:1.0 1 something.cc:1] a warning that matters\\n')\n")
+    assert "a warning that matters" in done.stderr and "oneDNN" not in done.stderr
+
+
+def test_int8_quantization_runs_and_keeps_rankings(saved_model_dir, float32_extractor, tmp_path):
+    """NNCF on a few real windows (the full calibration is `make setup`'s): an int8 IR that OpenVINO runs,
+    with the stem and logits kept in float, ranking real clips' windows as float32 TensorFlow does."""
+    from models.quantize import quantize_int8
+    from models.runtimes.openvino import OpenVINOI3D
+
+    handle = tmp_path / "model"
+    (handle / "openvino").mkdir(parents=True)
+    for name in ("plain.xml", "plain.bin", "openvino.json"):
+        shutil.copy(saved_model_dir / "openvino" / name, handle / "openvino" / name)
+    calibration = tmp_path / "calibration"
+    calibration.mkdir()
+    for name in ("archery__paddlevideo_example.avi", "makeup__mmaction2_test_ApplyEyeMakeup.avi"):
+        shutil.copy(DATA / name, calibration / name)
+    made = quantize_int8(str(handle), calibration, max_windows=8)
+    assert made["calibration_windows"] == 8 and made["calibration_videos"] == 2 and len(made["kept_float"]) == 2
+    record = json.loads((handle / "openvino" / "openvino.json").read_text())
+    assert record["irs"]["int8"]["calibration_windows"] == 8
+    int8 = OpenVINOI3D(str(handle), precision="int8")
+    try:
+        assert int8.precision == "int8" and int8.stem == "plain"
+        for name in ("cricket__kinetics_i3d_v_CricketShot_g04_c01.mp4", "archery__paddlevideo_example.avi"):
+            clip = read_frames(DATA / name, max_frames=64)[None]
+            assert int8(clip).logits.argmax() == float32_extractor(clip).logits.argmax(), name
+    finally:
+        int8.close()
+    with pytest.raises(ValueError, match="python -m models quantize"):
+        (handle / "openvino" / "int8.xml").unlink()
+        OpenVINOI3D(str(handle), precision="int8")
