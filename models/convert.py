@@ -11,6 +11,7 @@ signature, float32 in and out. `openvino/` holds the OpenVINO IRs of the plain a
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import tempfile
@@ -80,8 +81,7 @@ def convert_openvino(handle: str | Path, out_dir: Path, *, check_clip: np.ndarra
     sources = {"plain": str(handle)}
     if (Path(handle) / "variants" / STEM_VARIANT / "saved_model.pb").is_file():
         sources[STEM_VARIANT] = str(Path(handle) / "variants" / STEM_VARIANT)
-    staging = Path(tempfile.mkdtemp(prefix=".openvino-", dir=_existing_parent(out_dir)))
-    try:
+    with _staged(out_dir) as staging:
         record = {"source": str(handle), "irs": {}}
         for name, source in sources.items():
             loaded = hub.load(source)
@@ -99,17 +99,21 @@ def convert_openvino(handle: str | Path, out_dir: Path, *, check_clip: np.ndarra
                     raise RuntimeError(f"OpenVINO {name} logits differ from the Keras model by {entry['verify_max_abs_diff']}")
             record["irs"][name] = entry
         (staging / "openvino.json").write_text(json.dumps(record, indent=2) + "\n")
+    return record
+
+
+@contextlib.contextmanager
+def _staged(out_dir: Path):
+    """A staging folder beside `out_dir` that replaces it when the block succeeds, and is removed if not."""
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
+    try:
+        yield staging
         if out_dir.exists():
             shutil.rmtree(out_dir)
         staging.rename(out_dir)
-        return record
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-
-
-def _existing_parent(path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return path.parent
 
 
 def convert(out_dir: Path = DEFAULT_SAVED_MODEL, *, seed: int = 0,
@@ -127,9 +131,7 @@ def convert(out_dir: Path = DEFAULT_SAVED_MODEL, *, seed: int = 0,
     model = build_i3d()
     assign_weights(model, arrays)
     module = I3DModule(model)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".i3d-", dir=out_dir.parent))
-    try:
+    with _staged(out_dir) as staging:
         _save(module, staging)
         weights = model.get_weights()
         for precision in variants:
@@ -159,9 +161,4 @@ def convert(out_dir: Path = DEFAULT_SAVED_MODEL, *, seed: int = 0,
             "variants": [*variants, STEM_VARIANT],
         }
         (staging / "conversion.json").write_text(json.dumps(record, indent=2) + "\n")
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        staging.rename(out_dir)
-        return record
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    return record

@@ -94,7 +94,14 @@ def test_openvino_compiles_what_each_cpu_kind_chooses(saved_model_dir, flags):
     from models.extractor import open_extractor
     from models.paths import openvino_dir
 
+    import openvino as ov
+
     record = json.loads((openvino_dir(saved_model_dir) / "openvino.json").read_text())
+    bf16_here = "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+    if flags is AMX_FLAGS and not bf16_here:  # the choice is AMX's; this CPU cannot run it, and says so
+        with pytest.raises(ValueError, match="bfloat16 needs a CPU with AMX or AVX512-BF16"):
+            open_extractor(str(saved_model_dir), runtime="openvino", cpu_flags=flags)
+        return
     chosen = open_extractor(str(saved_model_dir), runtime="openvino", cpu_flags=flags)
     try:
         if flags is AMX_FLAGS:

@@ -78,6 +78,9 @@ class OpenVINOI3D:
         if self.precision == "int8" and not (self._dir / "int8.xml").is_file():
             raise ValueError(f"no int8 model in {self._dir}: run `python -m models quantize` first")
         self._core = ov.Core()
+        if self.precision == "bfloat16" and "BF16" not in self._core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
+            raise ValueError("bfloat16 needs a CPU with AMX or AVX512-BF16 (OpenVINO reports no BF16 support "
+                             "here); use float32 or int8")
         self._config = {"INFERENCE_PRECISION_HINT": INFERENCE_PRECISION[self.precision], "PERFORMANCE_HINT": "LATENCY"}
         if threads:
             self._config["INFERENCE_NUM_THREADS"] = threads
