@@ -51,8 +51,10 @@ def build_lstm_head(*, num_classes: int, feature_dim: int = 1024, units: int = 1
 
     All-zero rows are masked: real I3D features are averages of ReLU outputs and never all zero.
     """
-    import keras
-    from keras import layers
+    from models.tensorflow_env import import_keras
+
+    keras = import_keras()
+    layers = keras.layers
 
     features = keras.Input(shape=(None, feature_dim), name="features")
     x = layers.Masking(mask_value=0.0, name="mask")(features)

@@ -67,3 +67,11 @@ def import_tensorflow():
             tf.config.list_logical_devices()  # initialises the runtime (cuInit and its notices) here, not later
         _initialised = True
     return sys.modules["tensorflow"]
+
+
+def import_keras():
+    """`keras`, after TensorFlow's quiet import (training and trained heads come in here)."""
+    import_tensorflow()
+    import keras
+
+    return keras

@@ -22,6 +22,7 @@ from models.extractor import Extractor
 from models.features import FeatureSet, extract_all
 from models.heads import CONFIG_FILE, build_lstm_head, save_head
 from models.recognizer import ClipSettings
+from models.tensorflow_env import import_keras
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +127,7 @@ def plot_confusion(confusion: list[list[int]], labels: list[str], path: Path) ->
 
 
 def _seed_everything(seed: int) -> None:
-    import keras
+    keras = import_keras()
 
     random.seed(seed)
     np.random.seed(seed)
@@ -149,7 +150,7 @@ def train(
 
     Usage: `python -m models train --data DATA --out HEAD_DIR [--val DATA] [--epochs ...]`
     """
-    import keras
+    keras = import_keras()
 
     _seed_everything(config.seed)
     out_dir = Path(out_dir)
