@@ -19,6 +19,7 @@ from common.logs import configure_logging
 from models.extractor import default_batch_size, open_extractor
 from models.heads import LstmHead
 from models.recognizer import ActionRecognizer, ClipSettings
+from models.shared_trunk import check_shared_slicing
 
 log = logging.getLogger("api")
 
@@ -34,11 +35,16 @@ async def lifespan(app: FastAPI):
     extractor = open_extractor(settings.model_handle, runtime=settings.runtime, precision=settings.precision,
                                xla=settings.xla)
     clips = ClipSettings(clip_len=settings.clip_length, stride=settings.clip_stride,
-                         batch_size=settings.batch_size or default_batch_size(extractor.device))
+                         batch_size=settings.batch_size or default_batch_size(extractor.device),
+                         extraction=settings.extraction, recompute_below=settings.recompute_below,
+                         chunk_frames=settings.shared_chunk_frames)
+    if clips.extraction == "shared":  # refuse impossible settings now, not on the first request
+        check_shared_slicing(clips.clip_len, clips.stride, clips.chunk_frames, clips.context)
+        extractor.logits_weights()
     head = None
     if settings.head_path:  # refuses a head trained on other features or clip settings
         head = LstmHead(settings.head_path, extractor_id=extractor.extractor_id, feature_dim=extractor.feature_dim,
-                        clip_len=clips.clip_len, stride=clips.stride)
+                        clip_len=clips.clip_len, stride=clips.stride, extraction=clips.extraction_id)
         log.info("serving a trained head", extra={"head": head.name, "labels": len(head.labels)})
     recognizer = ActionRecognizer(extractor, head=head, clips=clips, limits=settings.video_limits,
                                   idle_unload_s=settings.model_idle_unload_s, batch_wait_s=settings.batch_wait_ms / 1000)
@@ -62,7 +68,7 @@ async def lifespan(app: FastAPI):
     if extractor.gpu_memory_bytes() is not None:
         metrics.GPU_MEMORY.set_function(extractor.gpu_memory_bytes)
     log.info("ready", extra={"runtime": extractor.runtime, "device": extractor.device, "precision": extractor.precision,
-                             "stem": extractor.stem, "xla": extractor.xla,
+                             "stem": extractor.stem, "xla": extractor.xla, "extraction": clips.extraction_id,
                              "batch_size": clips.batch_size})
     try:
         yield

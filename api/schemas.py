@@ -55,6 +55,8 @@ class ModelInfo(BaseModel):
     loaded: bool = Field(description="false after an idle unload; the next recognition loads it again")
     clip_length: int
     clip_stride: int
+    extraction: str = Field(description='windows (each clip its own I3D pass), or shared (pooled from one trunk pass; '
+                                        '"shared:recompute<P" re-runs windows less sure than P clip by clip)')
     batch_size: int
 
 

@@ -23,6 +23,13 @@ class Settings(BaseSettings):
     head_path: Path | None = Field(None, description="trained head directory (python -m models train); unset: Kinetics-400")
     clip_length: int = Field(64, ge=9, le=256, description="frames per clip")
     clip_stride: int = Field(32, ge=1, le=256, description="frames between clip starts")
+    extraction: Literal["windows", "shared"] = Field(
+        "windows", description="windows: each clip its own I3D pass; shared: clips pooled from one trunk pass over long "
+                               "stretches (about 1.5x less compute, not identical: docs/performance.md)")
+    recompute_below: float = Field(0, ge=0, le=1, description="with EXTRACTION=shared, re-run clip by clip the clips "
+                                                               "whose top-1 probability is under this")
+    shared_chunk_frames: int = Field(384, ge=64, le=4096, description="with EXTRACTION=shared, frames per trunk pass "
+                                                                      "(plus 64 of context each side); bounds memory")
     batch_size: int | None = Field(None, ge=1, le=64, description="clips per I3D forward pass (default: 1 on CPU, 8 on GPU)")
     batch_wait_ms: float = Field(20, ge=0, le=1000, description="how long a batch waits to fill with clips of other requests")
     runtime: Literal["auto", "tensorflow", "openvino"] = Field(

@@ -38,6 +38,8 @@ LONG_SOURCE = DATA / "basketball__mmaction2_shooting_drill.mp4"
 LONG_FPS = 30  # 5 minutes: 9,000 frames, 280 windows
 CONCURRENCY = (1, 4, 8)
 TF_FLOAT32 = {"RUNTIME": "tensorflow", "PRECISION": "float32"}
+SHARED = {"EXTRACTION": "shared"}
+SHARED_VARIANTS = ("shared", "shared:recompute<0.5", "shared:recompute<0.8")
 MB = 2**20
 
 
@@ -174,27 +176,64 @@ def tensorflow_onednn(handle: str) -> dict:
     return out
 
 
-def accuracy_table(handle: str) -> list[dict]:
-    """The accuracy rule's figures for each OpenVINO precision this machine offers, on tests/data."""
-    from models.accuracy import compare, reference_logits, window_logits
+def accuracy_table(handle: str, derived_dir: Path) -> list[dict]:
+    """The accuracy rule's figures for each OpenVINO precision this machine offers, on tests/data; and for
+    windows pooled from a shared trunk (`EXTRACTION=shared`, with and without re-running unsure windows) on
+    tests/data and on the same clips mirrored and shifted (`write_derived_clips`), the clips beyond tests/data
+    that this machine has."""
+    from models.accuracy import compare, reference_logits, window_logits, write_derived_clips
+    from models.extractor import open_extractor
     from models.precision import has_bf16_units
     from models.quantize import video_paths
     from models.runtimes.openvino import OpenVINOI3D, ir_dir_for
 
-    paths = video_paths(DATA)
-    reference = reference_logits(handle, paths, cache=Path(handle) / "reference" / "tensorflow-float32-windows.npz")
+    sets = {"tests/data": video_paths(DATA)}
+    sets["derived"] = write_derived_clips(sets["tests/data"], derived_dir)
+    caches = {"tests/data": "tensorflow-float32-windows.npz", "derived": "tensorflow-float32-derived.npz"}
+    references = {name: reference_logits(handle, paths, cache=Path(handle) / "reference" / caches[name])
+                  for name, paths in sets.items()}
     candidates = [("float32", "plain")] + ([("bfloat16", "space_to_depth")] if has_bf16_units() else [])
     if (ir_dir_for(handle) / "int8.xml").is_file():
         candidates.append(("int8", "plain"))
     rows = []
+
+    def measure(extractor, clip_set: str, extraction: str = "windows") -> None:
+        summary = compare(references[clip_set], window_logits(extractor, sets[clip_set], extraction=extraction)).summary()
+        rows.append({"runtime": extractor.runtime, "precision": extractor.precision, "stem": extractor.stem,
+                     "extraction": extraction, "clips": clip_set, **{k: v for k, v in summary.items() if k != "per_video"}})
+        log(f"accuracy {rows[-1]}")
+
     for precision, stem in candidates:
         extractor = OpenVINOI3D(handle, precision=precision, stem=stem)
-        summary = compare(reference, window_logits(extractor, paths)).summary()
+        measure(extractor, "tests/data")
         extractor.close()
-        rows.append({"runtime": "openvino", "precision": precision, "stem": stem,
-                     **{k: v for k, v in summary.items() if k != "per_video"}})
-        log(f"accuracy {rows[-1]}")
+    extractor = open_extractor(handle)  # the default runtime and precision
+    for extraction in SHARED_VARIANTS:
+        for clip_set in sets:
+            measure(extractor, clip_set, extraction)
+    extractor.close()
     return rows
+
+
+def shared_trunk_throughput(handle: str, frames: np.ndarray) -> dict:
+    """Windows/s of I3D alone with `EXTRACTION=shared` (default runtime and precision): one chunk of the long
+    video, 384 frames kept and 64 of context each side (512 frames through the trunk), gives 12 windows."""
+    from models.extractor import open_extractor
+
+    extractor = open_extractor(handle)
+    chunk = frames[None, :512]
+    extractor.trunk_positions(chunk)  # warm-up (compiles the trunk)
+    times = []
+    for _ in range(3):
+        started = time.perf_counter()
+        extractor.trunk_positions(chunk)
+        times.append(time.perf_counter() - started)
+    extractor.close()
+    seconds = statistics.median(times)
+    row = {"runtime": extractor.runtime, "precision": extractor.precision, "stem": extractor.stem,
+           "s_per_chunk": round(seconds, 3), "windows_per_s": round(384 / 32 / seconds, 2)}
+    log(f"I3D shared trunk {row}")
+    return row
 
 
 def naive_clips(handle: str) -> dict:
@@ -289,6 +328,8 @@ def ratios(report: dict) -> dict:
         "startup_vs_tensorflow_float32": round(api["startup_s"] / tf32["startup_s"], 2),
         "idle_rss_vs_tensorflow_float32": round(api["idle_rss_mb"] / tf32["idle_rss_mb"], 2),
         "throughput_8_vs_1": round(api["concurrency"][-1]["clips_per_s"] / api["concurrency"][0]["clips_per_s"], 2),
+        "shared_i3d_vs_windows": round(report["i3d_shared"]["windows_per_s"] / default["clips_per_s"], 2),
+        "shared_long_video_vs_windows": round(api["long_video"]["seconds"] / report["api_shared"]["long_video"]["seconds"], 2),
     }
     long = naive["long_video"]
     if "fps" in long:
@@ -318,6 +359,10 @@ def markdown(report: dict) -> str:
     lines.append(f"| {report['long_seconds']} s {LONG_FPS} fps video ({long['clips']} windows) | {long['seconds']} s "
                  f"({long['windows_per_s']} windows/s) | {tf32['long_video']['seconds']} s | | "
                  f"**{r['long_video_vs_tensorflow_float32']}x** |")
+    shared = report["api_shared"]["long_video"]
+    lines.append(f"| that video, EXTRACTION=shared | {shared['seconds']} s ({shared['windows_per_s']} windows/s, "
+                 f"peak RSS {shared['peak_rss_mb']} MB) | | | {tf32['long_video']['seconds'] / shared['seconds']:.2f}x "
+                 f"({r['shared_long_video_vs_windows']}x default) |")
     lines.append(f"| peak RSS on that video | {long['peak_rss_mb']} MB | {tf32['long_video']['peak_rss_mb']} MB | "
                  + (f"{round(nlong['peak_rss_bytes'] / MB)} MB (decode + 1 clip) | |" if "fps" in nlong else f"{nlong['failed']} | |"))
     lines.append(f"| API start-up (load, warm-up) | {api['startup_s']} s | {tf32['startup_s']} s | | "
@@ -337,13 +382,18 @@ def markdown(report: dict) -> str:
         lines.append(f"| {row['runtime']}{' + XLA' if row['xla'] else ''} | {row['precision']} | {row['stem']} | "
                      f"{row['batch']} | {'yes' if row['native'] else 'emulated'} | {row['clips_per_s']} | "
                      f"{row['s_per_clip']} | {row['clips_per_s'] / tf_rate:.2f}x |")
+    trunk = report["i3d_shared"]
+    lines += ["", f"I3D alone with EXTRACTION=shared ({trunk['runtime']} {trunk['precision']}, {trunk['stem']} stem): "
+              f"{trunk['s_per_chunk']} s for a 512-frame chunk that serves 12 windows, {trunk['windows_per_s']} windows/s "
+              f"({r['shared_i3d_vs_windows']}x the same precision window by window)."]
     onednn = report["tensorflow_onednn"]
     lines += ["", f"TensorFlow float32, one clip: Eigen {onednn['eigen_s_per_clip']} s, oneDNN {onednn['onednn_s_per_clip']} s"
               + (f" ({onednn['onednn_speedup']}x)." if "onednn_speedup" in onednn else "."), "",
-              "| accuracy rule vs TF float32, tests/data | whole-video top-1 same | min top-5 overlap | "
-              "windows top-1 same | max logit diff | passes |", "|---|---|---|---|---|---|"]
+              "| accuracy rule vs TF float32 | clips | whole-video top-1 same | min top-5 overlap | "
+              "windows top-1 same | max logit diff | passes |", "|---|---|---|---|---|---|---|"]
     for row in report["accuracy"]:
-        lines.append(f"| openvino {row['precision']} ({row['stem']}) | {row['same_top1']}/{row['videos']} | "
+        lines.append(f"| {row['runtime']} {row['precision']} ({row['stem']}), {row['extraction']} | {row['clips']} | "
+                     f"{row['same_top1']}/{row['videos']} | "
                      f"{row['min_top5_overlap']} | {row['window_top1_agreement']:.1%} | {row['max_logit_diff']} | "
                      f"{'yes' if row['passes'] else 'no: ' + '; '.join(row['failures'])} |")
     lines += ["", f"| concurrent requests ({api['first_clip']}) | requests/s | clips/s | median latency | peak RSS |",
@@ -372,11 +422,13 @@ def main(argv: list[str] | None = None) -> int:
     report["baseline"] = {"long_video": naive_long_video(long_video)}
     log(f"baseline long video: {report['baseline']['long_video']}")
     report["i3d"] = i3d_throughput(handle, read_frames(LONG_SOURCE, max_frames=64))
+    report["i3d_shared"] = shared_trunk_throughput(handle, read_frames(long_video, max_frames=512))
     report["tensorflow_onednn"] = tensorflow_onednn(handle)
-    report["accuracy"] = accuracy_table(handle)
+    report["accuracy"] = accuracy_table(handle, args.out / "derived-clips")
     report["baseline"]["clips"] = naive_clips(handle)
     report["api"] = api_figures(long_video, args.repeats)
     report["api_tensorflow_float32"] = api_figures(long_video, args.repeats, env=TF_FLOAT32, concurrency=False)
+    report["api_shared"] = api_figures(long_video, args.repeats, env=SHARED, concurrency=False)
     report["ratios"] = ratios(report)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "report.json").write_text(json.dumps(report, indent=2) + "\n")

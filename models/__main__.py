@@ -61,7 +61,8 @@ def _clip_settings(args: argparse.Namespace, device: str = "CPU"):
     from models.recognizer import ClipSettings
 
     return ClipSettings(clip_len=args.clip_length, stride=args.clip_stride,
-                        batch_size=args.batch_size or default_batch_size(device))
+                        batch_size=args.batch_size or default_batch_size(device), extraction=args.extraction,
+                        recompute_below=args.recompute_below)
 
 
 def _predict(args: argparse.Namespace) -> int:
@@ -75,7 +76,7 @@ def _predict(args: argparse.Namespace) -> int:
     head = None
     if args.head:
         head = LstmHead(args.head, extractor_id=extractor.extractor_id, feature_dim=extractor.feature_dim,
-                        clip_len=clips.clip_len, stride=clips.stride)
+                        clip_len=clips.clip_len, stride=clips.stride, extraction=clips.extraction_id)
     recognizer = ActionRecognizer(extractor, head=head, clips=clips)
     try:
         result = recognizer.recognize(args.video, top_k_actions=args.top_k)
@@ -206,6 +207,12 @@ def main(argv: list[str] | None = None) -> int:
                              choices=("auto", "float32", "bfloat16", "float16", "int8"), help="auto: by hardware")
         command.add_argument("--clip-length", type=int, default=int(os.environ.get("CLIP_LENGTH", 64)))
         command.add_argument("--clip-stride", type=int, default=int(os.environ.get("CLIP_STRIDE", 32)))
+        command.add_argument("--extraction", default=os.environ.get("EXTRACTION", "windows"), choices=("windows", "shared"),
+                             help="windows: each window its own I3D pass; shared: windows pooled from one trunk pass "
+                                  "(about 1.5x less compute, not identical; docs/performance.md)")
+        command.add_argument("--recompute-below", type=float, default=float(os.environ.get("RECOMPUTE_BELOW", 0)),
+                             help="with --extraction shared, run again clip by clip the windows whose top-1 "
+                                  "probability is under this")
         command.add_argument("--batch-size" if command is predict else "--clip-batch", dest="batch_size", type=int,
                              default=int(os.environ.get("BATCH_SIZE") or 0) or None,
                              help="clips per I3D forward pass (default: 1 on CPU, 8 on GPU)")

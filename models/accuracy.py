@@ -52,13 +52,45 @@ def reference_logits(handle: str, paths: list[Path], *, cache: Path | None = Non
     return logits
 
 
-def window_logits(extractor, paths: list[Path], *, clip_len: int = 64, stride: int = 32) -> dict[str, np.ndarray]:
-    """`{video name: (windows, 400) logits}` for each video, one window per forward pass."""
-    from models.video import iter_clips
+def window_logits(extractor, paths: list[Path], *, clip_len: int = 64, stride: int = 32,
+                  extraction: str = "windows") -> dict[str, np.ndarray]:
+    """`{video name: (windows, 400) logits}` for each video: one window per forward pass, or with `extraction`
+    "shared" (or "shared:recompute<P") pooled from shared trunk passes (`models.shared_trunk`)."""
+    from models.batching import ClipBatcher
+    from models.recognizer import ClipSettings, run_video
 
-    return {Path(path).name: np.stack([extractor(clip.frames[None]).logits[0]
-                                       for clip in iter_clips(path, clip_len=clip_len, stride=stride)])
-            for path in paths}
+    clips = ClipSettings.for_extraction(extraction, clip_len=clip_len, stride=stride)
+    with ClipBatcher(extractor) as batcher:
+        return {Path(path).name: run_video(batcher, path, clips).logits for path in paths}
+
+
+def write_derived_clips(paths: list[Path], out_dir: Path) -> list[Path]:
+    """Each video mirrored left to right and started 13 frames later (so every window sees other frames), as
+    MJPG AVI in `out_dir`: a second set of inputs for the rule when no other real clips are at hand. They are
+    not independent clips: same scenes, same labels."""
+    import cv2
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for path in paths:
+        target = out_dir / f"{Path(path).stem}__mirrored_from13.avi"
+        if not target.is_file():
+            capture = cv2.VideoCapture(str(path))
+            fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
+            frames = []
+            while (frame := capture.read()[1]) is not None:
+                frames.append(frame)
+            capture.release()
+            frames = frames[13:] if len(frames) > 13 + 64 else frames
+            height, width = frames[0].shape[:2]
+            partial = target.with_suffix(".partial.avi")
+            writer = cv2.VideoWriter(str(partial), cv2.VideoWriter_fourcc(*"MJPG"), fps, (width, height))
+            for frame in frames:
+                writer.write(cv2.flip(frame, 1))
+            writer.release()
+            partial.replace(target)
+        written.append(target)
+    return written
 
 
 @dataclass

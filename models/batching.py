@@ -2,7 +2,8 @@
 
 Callers `submit` clips (uint8 frames) and get futures. The worker takes whatever is queued, up to
 `batch_size` clips (waiting at most `max_wait_s` for a batch to fill), pads the batch to exactly
-`batch_size` so the graph always sees one input shape, and runs I3D once. With `idle_unload_s` set, the
+`batch_size` so the graph always sees one input shape, and runs I3D once. Trunk passes over long stretches of
+frames (`submit_trunk`, for `EXTRACTION=shared`) run one at a time on the same thread. With `idle_unload_s` set, the
 model is unloaded after that long without work and loaded again by the next clip.
 """
 
@@ -32,9 +33,18 @@ class ClipResult:
 
 
 @dataclass
+class TrunkResult:
+    """Mixed_5c averaged over space for a stretch of frames, `positions: (T/8, 1024)`, and its compute time."""
+
+    positions: np.ndarray
+    infer_s: float
+
+
+@dataclass
 class _Request:
     frames: np.ndarray  # (T, 224, 224, 3) uint8
     future: Future = field(default_factory=Future)
+    trunk: bool = False
 
 
 @dataclass
@@ -42,6 +52,7 @@ class BatcherStats:
     batches: int = 0
     clips: int = 0
     padded: int = 0  # zero clips added to fill batches
+    trunks: int = 0  # trunk passes (EXTRACTION=shared)
     unloads: int = 0
 
 
@@ -63,9 +74,16 @@ class ClipBatcher:
     def submit(self, frames: np.ndarray) -> Future:
         """Queue one clip, `(T, 224, 224, 3) uint8`; the future gives a ClipResult (or the error).
         Cancelling the future before its batch starts skips the clip."""
+        return self._put(_Request(frames))
+
+    def submit_trunk(self, frames: np.ndarray) -> Future:
+        """Queue one trunk pass over `(T, 224, 224, 3) uint8` frames, T a multiple of 8; the future gives a
+        TrunkResult."""
+        return self._put(_Request(frames, trunk=True))
+
+    def _put(self, request: _Request) -> Future:
         if not self._thread.is_alive():
             raise RuntimeError("the batcher is closed")
-        request = _Request(frames)
         self._queue.put(request)
         return request.future
 
@@ -111,8 +129,20 @@ class ClipBatcher:
     def _run(self) -> None:
         while (batch := self._next_batch()) is not None:
             live = [request for request in batch if request.future.set_running_or_notify_cancel()]
-            if live:
-                self._infer(live)
+            for request in (r for r in live if r.trunk):
+                self._infer_trunk(request)
+            if clips := [r for r in live if not r.trunk]:
+                self._infer(clips)
+
+    def _infer_trunk(self, request: _Request) -> None:
+        started = time.perf_counter()
+        try:
+            positions = self.extractor.trunk_positions(request.frames[None])[0]
+        except BaseException as exc:
+            request.future.set_exception(exc)
+            return
+        self.stats.trunks += 1
+        request.future.set_result(TrunkResult(positions, time.perf_counter() - started))
 
     def _infer(self, live: list[_Request]) -> None:
         frames = np.stack([request.frames for request in live])

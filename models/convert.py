@@ -2,7 +2,10 @@
 
 The SavedModel opens with `tensorflow_hub.load(path)` (or `tf.saved_model.load`). Calling it, or its
 `serving_default` signature, maps `clips: (N, T, 224, 224, 3) float32 in [-1, 1]` to
-`{"logits": (N, 400), "features": (N, 1024)}`. `assets/labels.txt` holds the label order.
+`{"logits": (N, 400), "features": (N, 1024)}`. `assets/labels.txt` holds the label order. Its `trunk`
+signature maps `clips: (N, T, 224, 224, 3)` (T a multiple of 8) to `positions: (N, T/8, 1024)`, Mixed_5c
+averaged over space, and `logits_kernel`/`logits_bias` are the logits layer's weights: with them one pass of
+the trunk over a long stretch of frames serves every window in it (`models.shared_trunk`).
 The same graph built in reduced precisions is written under `variants/<precision>/` (see
 `models.precision`), and with the space-to-depth stem under `variants/space_to_depth/`; each has the same
 signature, float32 in and out. `openvino/` holds the OpenVINO IRs of the plain and space-to-depth graphs
@@ -25,8 +28,11 @@ from models.precision import KERAS_POLICY, variant_dir
 from models.tensorflow_env import import_tensorflow
 
 tf = import_tensorflow()
-from models.i3d import FEATURE_DIM, build_i3d  # noqa: E402  (imports Keras, after TensorFlow's quiet import)
+import keras  # noqa: E402  (after TensorFlow's quiet import)
+
+from models.i3d import FEATURE_DIM, LOGITS_LAYER, TRUNK_END, build_i3d  # noqa: E402
 from models.labels import KINETICS_LABELS_FILE  # noqa: E402
+from models.shared_trunk import pool_windows  # noqa: E402
 
 EXTRACTOR_ID = "i3d-kinetics400-rgb"
 STEM_VARIANT = "space_to_depth"  # variants/space_to_depth: float32, the stem rewritten (models.i3d)
@@ -43,11 +49,19 @@ class I3DModule(tf.Module):
         self.extractor_id = tf.Variable(EXTRACTOR_ID, trainable=False, name="extractor_id")
         self.feature_dim = tf.Variable(FEATURE_DIM, trainable=False, name="feature_dim")
         self.precision = tf.Variable(precision, trainable=False, name="precision")
+        self.trunk_model = keras.Model(model.inputs, model.get_layer(TRUNK_END).output, name="i3d_trunk")
+        logits_layer = model.get_layer(LOGITS_LAYER)
+        self.logits_kernel, self.logits_bias = logits_layer.kernel, logits_layer.bias
 
     @tf.function(input_signature=[tf.TensorSpec([None, None, 224, 224, 3], tf.float32, name="clips")])
     def __call__(self, clips):
         outputs = self.model(clips, training=False)
         return {"logits": outputs["logits"], "features": outputs["features"]}
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None, 224, 224, 3], tf.float32, name="clips")])
+    def trunk(self, clips):
+        mixed_5c = self.trunk_model(clips, training=False)  # (N, T/8, 7, 7, 1024)
+        return {"positions": tf.reduce_mean(tf.cast(mixed_5c, tf.float32), axis=[2, 3])}
 
 
 def build_converted_model():
@@ -58,7 +72,7 @@ def build_converted_model():
 
 
 def _save(module: I3DModule, directory: Path) -> None:
-    tf.saved_model.save(module, str(directory), signatures={"serving_default": module.__call__})
+    tf.saved_model.save(module, str(directory), signatures={"serving_default": module.__call__, "trunk": module.trunk})
     (directory / "assets").mkdir(exist_ok=True)
     shutil.copyfile(KINETICS_LABELS_FILE, directory / "assets" / "labels.txt")
 
@@ -144,9 +158,16 @@ def convert(out_dir: Path = DEFAULT_SAVED_MODEL, *, seed: int = 0,
 
         clip = np.random.default_rng(seed).uniform(-1, 1, (1, 64, 224, 224, 3)).astype(np.float32)
         expected = model(clip, training=False)["logits"].numpy()
-        max_abs_diff = _max_abs_diff(tf.saved_model.load(str(staging))(tf.constant(clip))["logits"], expected)
+        reloaded = tf.saved_model.load(str(staging))
+        max_abs_diff = _max_abs_diff(reloaded(tf.constant(clip))["logits"], expected)
         if not max_abs_diff < _VERIFY_TOLERANCE:
             raise RuntimeError(f"SavedModel logits differ from the Keras model by {max_abs_diff}")
+        positions = reloaded.signatures["trunk"](clips=tf.constant(clip))["positions"].numpy()[0]
+        pooled, _ = pool_windows(positions, [0], clip.shape[1], reloaded.logits_kernel.numpy(),
+                                 reloaded.logits_bias.numpy())
+        trunk_diff = _max_abs_diff(pooled, expected)
+        if not trunk_diff < _VERIFY_TOLERANCE:  # one whole window pooled from the trunk is the same network
+            raise RuntimeError(f"logits pooled from the trunk signature differ by {trunk_diff}")
         stem_diff = _max_abs_diff(stem_variant(clip, training=False)["logits"], expected)
         if not stem_diff < 1e-4:  # an exact rewrite: float32 rounding only (measured 5e-6 on this clip)
             raise RuntimeError(f"the space-to-depth stem changes logits by {stem_diff}")
@@ -157,6 +178,7 @@ def convert(out_dir: Path = DEFAULT_SAVED_MODEL, *, seed: int = 0,
             "checkpoint_sha256": CHECKPOINT_SHA256,
             "verify_max_abs_diff": max_abs_diff,
             "space_to_depth_max_abs_diff": stem_diff,
+            "trunk_max_abs_diff": trunk_diff,
             "openvino": openvino["irs"],
             "variants": [*variants, STEM_VARIANT],
         }

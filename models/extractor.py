@@ -1,7 +1,8 @@
 """I3D behind one small interface, whichever runtime runs it (`models.runtimes`).
 
 `extractor(clips)` maps `clips: (N, T, 224, 224, 3) uint8 RGB` to `logits: (N, 400)` and
-`features: (N, 1024)`, as numpy. The batcher, the recognizer, training and the benchmark call this
+`features: (N, 1024)`, as numpy. `extractor.trunk_positions(frames)` and `extractor.logits_weights()` serve
+`EXTRACTION=shared` (`models.shared_trunk`). The batcher, the recognizer, training and the benchmark call this
 interface and never know which runtime runs. `open_extractor` picks the runtime and precision.
 """
 
@@ -37,6 +38,12 @@ class Extractor(Protocol):
     def loaded(self) -> bool: ...
 
     def __call__(self, clips: np.ndarray) -> ClipOutputs: ...
+
+    def trunk_positions(self, frames: np.ndarray) -> np.ndarray:
+        """`frames: (N, T, 224, 224, 3) uint8`, T a multiple of 8 -> `(N, T/8, 1024)` Mixed_5c averaged over space."""
+
+    def logits_weights(self) -> tuple[np.ndarray, np.ndarray]:
+        """The logits layer: `kernel: (1024, 400)`, `bias: (400,)` (logits = features @ kernel + bias)."""
 
     def load(self): ...
 

@@ -1,7 +1,7 @@
 """Per-video I3D feature sequences, cached on disk.
 
 One `.npy` per video, `(clips, 1024) float32`, named by a hash of the video's bytes, the extractor and
-the clip settings (and the precision, if not float32): renaming a file reuses its features, changing a setting does not. Files are written
+the clip settings (and the precision, if not float32, and the extraction, if not clip by clip): renaming a file reuses its features, changing a setting does not. Files are written
 atomically, so an interrupted run resumes where it stopped. Unreadable videos are skipped and listed.
 """
 
@@ -20,7 +20,7 @@ import numpy as np
 from models.batching import ClipBatcher
 from models.checkpoint import sha256_of
 from models.extractor import Extractor
-from models.recognizer import ClipSettings, run_clips
+from models.recognizer import ClipSettings, run_video
 from models.video import VideoDecodeError
 
 
@@ -28,13 +28,15 @@ def cache_key(path: Path, *, extractor_id: str, clips: ClipSettings, precision: 
     key = {"video": sha256_of(path), "extractor": extractor_id, "clip_len": clips.clip_len, "stride": clips.stride}
     if precision != "float32":  # float32 keys stay as they were
         key["precision"] = precision
+    if clips.extraction_id != "windows":  # so do keys of windows run clip by clip
+        key["extraction"] = clips.extraction_id
     settings = json.dumps(key, sort_keys=True)
     return hashlib.sha256(settings.encode()).hexdigest()[:32]
 
 
 def video_features(batcher: ClipBatcher, path: Path, clips: ClipSettings) -> np.ndarray:
     """`(num_clips, feature_dim) float32` for one video, decoded clip by clip."""
-    return run_clips(batcher, path, clips).features.astype(np.float32)
+    return run_video(batcher, path, clips).features.astype(np.float32)
 
 
 @dataclass

@@ -76,7 +76,7 @@ class LstmHead:
     """A trained sequence head loaded from its directory."""
 
     def __init__(self, directory: str | Path, *, extractor_id: str, feature_dim: int, clip_len: int | None = None,
-                 stride: int | None = None):
+                 stride: int | None = None, extraction: str | None = None):
         directory = Path(directory)
         for needed in (WEIGHTS_FILE, LABELS_FILE, CONFIG_FILE):
             if not (directory / needed).is_file():
@@ -85,9 +85,10 @@ class LstmHead:
         self.config = json.loads((directory / CONFIG_FILE).read_text())
         self.labels = tuple(json.loads((directory / LABELS_FILE).read_text()))
         self.name = self.config.get("name") or directory.name
-        expected = {"extractor_id": extractor_id, "feature_dim": feature_dim, "clip_len": clip_len, "stride": stride}
+        expected = {"extractor_id": extractor_id, "feature_dim": feature_dim, "clip_len": clip_len, "stride": stride,
+                    "extraction": extraction}
         for key, value in expected.items():
-            trained = self.config.get(key)
+            trained = self.config.get(key, "windows" if key == "extraction" else None)  # heads from before EXTRACTION
             if value is not None and trained != value:
                 raise HeadMismatchError(
                     f"head {directory} was trained with {key}={trained!r} but the service uses {key}={value!r}; "

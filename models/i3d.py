@@ -13,6 +13,8 @@ from keras import layers, ops
 
 FEATURE_DIM = 1024
 NUM_KINETICS_CLASSES = 400
+TRUNK_END = "Mixed_5c.concat"  # the last layer before pooling: convolutional in time, stride 8 frames
+LOGITS_LAYER = "Logits.Conv3d_0c_1x1"
 
 # (name, [branch_0, branch_1a, branch_1b, branch_2a, branch_2b, branch_3]) output channels.
 _INCEPTION_BLOCKS = {
@@ -121,7 +123,7 @@ def build_i3d(*, num_classes: int = NUM_KINETICS_CLASSES, dtype_policy: str = "f
         features = layers.Lambda(
             lambda t: ops.mean(ops.cast(t, "float32"), axis=(1, 2, 3)), name="features", dtype="float32"
         )(x)
-        logits = layers.Dense(num_classes, name="Logits.Conv3d_0c_1x1", dtype="float32")(features)
+        logits = layers.Dense(num_classes, name=LOGITS_LAYER, dtype="float32")(features)
         return keras.Model(clips, {"logits": logits, "features": features}, name="i3d_rgb")
     finally:
         keras.config.set_dtype_policy(previous)

@@ -5,110 +5,27 @@ from __future__ import annotations
 import os
 import tempfile
 import time
-from collections import deque
-from collections.abc import Callable
-from concurrent.futures import Future
-from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
-from models.batching import ClipBatcher, ClipResult
+from models.batching import ClipBatcher
 from models.extractor import Extractor
 from models.heads import KineticsHead, VideoHead
 from models.labels import kinetics_labels, softmax, top_k
-from models.video import VideoInfo, VideoLimits, clip_starts, iter_clips, write_grey_ramp
+from models.shared_trunk import run_shared
+from models.video import VideoLimits, write_grey_ramp
+from models.windows import ClipRun, ClipSettings, ProcessingTimeout, Progress, run_clips
+
+__all__ = ["ActionRecognizer", "ClipRun", "ClipSettings", "ProcessingTimeout", "Progress", "UnknownHeadError",
+           "run_clips", "run_video"]
 
 CLIP_TOP_K = 3
 
 
-@dataclass(frozen=True)
-class ClipSettings:
-    clip_len: int = 64
-    stride: int = 32
-    batch_size: int = 1
-
-
-class ProcessingTimeout(RuntimeError):
-    """A recognition ran past its time limit."""
-
-
-@dataclass
-class ClipRun:
-    """Everything I3D said about one video: `logits: (N, 400)`, `features: (N, 1024)`, clip spans in frames."""
-
-    info: VideoInfo
-    spans: list[tuple[int, int]]
-    logits: np.ndarray
-    features: np.ndarray
-    decode_s: float
-    infer_s: float
-
-
-Progress = Callable[[int, int], None]  # (clips done, clips expected in all)
-
-
-def run_clips(
-    batcher: ClipBatcher, path: str | Path, clips: ClipSettings, on_progress: Progress | None = None, *,
-    limits: VideoLimits = VideoLimits(), deadline: float | None = None,
-) -> ClipRun:
-    """Decode `path` clip by clip and run I3D on each clip through `batcher`. Raises VideoDecodeError
-    for a non-video.
-
-    Decoding runs ahead of inference by up to two batches, so the next clips are decoded and
-    preprocessed while the current ones are in I3D, and at most that many decoded clips are held.
-    `on_progress(done, total)` is called as clips finish; `total` comes from the container's frame
-    count until decoding ends, then it is exact.
-    """
-    info = VideoInfo(0, 0.0, 0, 0)
-    spans: list[tuple[int, int]] = []
-    results: list[ClipResult] = []
-    pending: deque[tuple[tuple[int, int], Future]] = deque()
-    ahead = 2 * batcher.batch_size
-    decode_s = 0.0
-
-    def remaining() -> float | None:
-        if deadline is None:
-            return None
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise ProcessingTimeout(f"processing took longer than the limit, after {len(results)} clips")
-        return left
-
-    def finish_one() -> None:
-        span, future = pending.popleft()
-        try:
-            results.append(future.result(timeout=remaining()))
-        except FutureTimeout:
-            raise ProcessingTimeout(f"processing took longer than the limit, after {len(results)} clips") from None
-        spans.append(span)
-        if on_progress:
-            expected = len(clip_starts(info.frames, clips.clip_len, clips.stride))
-            on_progress(len(spans), max(expected, len(spans) + len(pending)))
-
-    stream = iter_clips(path, clip_len=clips.clip_len, stride=clips.stride, info=info, limits=limits)
-    try:
-        while True:
-            remaining()
-            started = time.perf_counter()
-            clip = next(stream, None)
-            decode_s += time.perf_counter() - started
-            if clip is None:
-                break
-            pending.append(((clip.start_frame, clip.end_frame), batcher.submit(clip.frames)))
-            while len(pending) >= ahead:
-                finish_one()
-        while pending:
-            finish_one()
-    finally:
-        for _, future in pending:  # an error or the time limit: skip what has not started
-            future.cancel()
-        stream.close()
-    if on_progress:
-        on_progress(len(spans), len(spans))
-    return ClipRun(info, spans, np.stack([r.logits for r in results]), np.stack([r.features for r in results]),
-                   decode_s, sum(r.infer_s for r in results))
+def run_video(batcher: ClipBatcher, path: str | Path, clips: ClipSettings, on_progress: Progress | None = None, *,
+              limits: VideoLimits = VideoLimits(), deadline: float | None = None) -> ClipRun:
+    """I3D's logits and features for every window of `path`, computed as `clips.extraction` says."""
+    runner = run_shared if clips.extraction == "shared" else run_clips
+    return runner(batcher, path, clips, on_progress, limits=limits, deadline=deadline)
 
 
 class UnknownHeadError(KeyError):
@@ -155,7 +72,7 @@ class ActionRecognizer:
             raise UnknownHeadError(head)
         ranking_head = self.heads[head] if head else self.head
         started = time.perf_counter()
-        run = run_clips(self.batcher, path, self.clips, on_progress, limits=self.limits, deadline=deadline)
+        run = run_video(self.batcher, path, self.clips, on_progress, limits=self.limits, deadline=deadline)
         video_probs = ranking_head.video_probabilities(run.logits, run.features)
         clip_probs = softmax(run.logits)
         info = run.info
@@ -195,7 +112,7 @@ class ActionRecognizer:
         handle, name = tempfile.mkstemp(prefix=".warm-up-", suffix=".avi", dir=scratch_dir)
         os.close(handle)
         try:
-            run = run_clips(self.batcher, write_grey_ramp(Path(name), self.clips.clip_len), self.clips)
+            run = run_video(self.batcher, write_grey_ramp(Path(name), self.clips.clip_len), self.clips)
             for head in self.heads.values():
                 head.video_probabilities(run.logits, run.features)
         finally:

@@ -202,6 +202,7 @@ def train(
         "feature_dim": dim,
         "clip_len": clips.clip_len,
         "stride": clips.stride,
+        "extraction": clips.extraction_id,
         "units": config.units,
         "dropout": config.dropout,
         "training": {**asdict(config), "train_videos": len(kept_train), "val_videos": len(kept_val),
@@ -223,7 +224,8 @@ def evaluate(samples: list[Sample], head_dir: Path, extractor: Extractor, *, cac
     from models.heads import LstmHead
 
     config = json.loads((Path(head_dir) / CONFIG_FILE).read_text())
-    clips = ClipSettings(clip_len=config["clip_len"], stride=config["stride"])
+    clips = ClipSettings.for_extraction(config.get("extraction", "windows"), clip_len=config["clip_len"],
+                                        stride=config["stride"])
     head = LstmHead(head_dir, extractor_id=extractor.extractor_id, feature_dim=extractor.feature_dim)
     labels = list(head.labels)
     unknown = sorted({s.label for s in samples} - set(labels))

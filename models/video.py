@@ -8,6 +8,7 @@ for the network (`to_model_input`).
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections import deque
 from collections.abc import Iterator
@@ -136,18 +137,14 @@ def _decoded_frames(capture: cv2.VideoCapture) -> Iterator[np.ndarray]:
         yield prepare_frame(frame)
 
 
-def iter_clips(
-    path: str | Path, *, clip_len: int = 64, stride: int = 32, info: VideoInfo | None = None,
-    limits: VideoLimits = VideoLimits(),
-) -> Iterator[Clip]:
-    """Decode `path` and yield its clips in order, as `clip_starts` places them, while decoding.
+def iter_frames(path: str | Path, *, info: VideoInfo | None = None, limits: VideoLimits = VideoLimits()
+                ) -> Iterator[np.ndarray]:
+    """Decode `path` and yield its prepared frames, `(224, 224, 3) uint8 RGB`, checking `limits` as it goes.
 
-    Pass `info` (from `open_video`'s VideoInfo or a fresh one) to have its `frames` set to the number
-    actually decoded once the iterator is exhausted.
-    Raises VideoDecodeError when the file opens as no video or no frame decodes, VideoLimitError when
-    it exceeds `limits`.
+    Pass `info` to have it filled from the container, and its `frames` set to the number actually decoded
+    once the iterator is exhausted. Raises VideoDecodeError when the file opens as no video or no frame
+    decodes, VideoLimitError when it exceeds `limits`.
     """
-    _check_slicing(clip_len, stride)
     capture, opened = open_video(path)
     if info is not None:
         info.fps, info.width, info.height, info.frames = opened.fps, opened.width, opened.height, opened.frames
@@ -157,29 +154,49 @@ def iter_clips(
     except VideoLimitError:
         capture.release()
         raise
-    window: deque[np.ndarray] = deque(maxlen=clip_len)  # the last clip_len prepared frames
     count = 0
-    next_start = 0
-    index = 0
     try:
         for frame in _decoded_frames(capture):
-            window.append(frame)
             count += 1
             if count % 256 == 0:  # containers can lie about their length
                 limits.check_length(count, opened.fps)
-            if count == next_start + clip_len:
-                yield Clip(index, next_start, count, np.stack(window))
-                index += 1
-                next_start += stride
+            yield frame
     finally:
         capture.release()
     if count == 0:
         raise VideoDecodeError("no decodable video frame")
     if info is not None:
         info.frames = count
+
+
+def loop_to_length(frames: list[np.ndarray], length: int) -> np.ndarray:
+    """A video shorter than one clip, `frames` looped to `(length, 224, 224, 3)`."""
+    return np.stack([frames[i % len(frames)] for i in range(length)])
+
+
+def iter_clips(
+    path: str | Path, *, clip_len: int = 64, stride: int = 32, info: VideoInfo | None = None,
+    limits: VideoLimits = VideoLimits(),
+) -> Iterator[Clip]:
+    """Decode `path` and yield its clips in order, as `clip_starts` places them, while decoding.
+
+    `info` and the errors are as `iter_frames` says.
+    """
+    _check_slicing(clip_len, stride)
+    window: deque[np.ndarray] = deque(maxlen=clip_len)  # the last clip_len prepared frames
+    count = 0
+    next_start = 0
+    index = 0
+    with contextlib.closing(iter_frames(path, info=info, limits=limits)) as frames:  # closing releases the file
+        for frame in frames:
+            window.append(frame)
+            count += 1
+            if count == next_start + clip_len:
+                yield Clip(index, next_start, count, np.stack(window))
+                index += 1
+                next_start += stride
     if count < clip_len:  # shorter than one clip: loop it
-        frames = list(window)
-        yield Clip(0, 0, count, np.stack([frames[i % count] for i in range(clip_len)]))
+        yield Clip(0, 0, count, loop_to_length(list(window), clip_len))
     elif (next_start - stride) + clip_len < count:  # tail: a last clip ending at the last frame
         yield Clip(index, count - clip_len, count, np.stack(window))
 

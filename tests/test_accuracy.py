@@ -51,3 +51,15 @@ def test_the_rule_catches_what_it_should(reference):
     assert not failed.passes and f"{names[0]}: whole-video top-1 differs" in failed.failures
     noisy = {name: logits[:, ::-1] for name, logits in reference.items()}
     assert compare(reference, noisy).window_top1_agreement < MIN_WINDOW_AGREEMENT
+
+
+def test_shared_extraction_keeps_every_clips_top1(extractor, reference, record_property):
+    """EXTRACTION=shared (windows pooled from one trunk pass) is not the default: it is not bit-identical and
+    has not met the rule on clips beyond tests/data. What it keeps here: every whole-video top-1, and most
+    window top-1s (docs/performance.md has the measured figures)."""
+    report = compare(reference, window_logits(extractor, VIDEOS, extraction="shared"))
+    summary = report.summary()
+    record_property("accuracy_shared", json.dumps({k: v for k, v in summary.items() if k != "per_video"}))
+    print(f"\nshared, {extractor.precision}: {json.dumps(summary)[:400]}")
+    assert report.same_top1 == len(VIDEOS)
+    assert report.window_top1_agreement >= 0.9

@@ -218,3 +218,20 @@ def test_command_line_train_evaluate_subset(trained, tmp_path):
                   "--classes", "2", "--per-class", "2", "--fractions", "0.5", "0.5", "0")
     assert "train.csv: 2 videos, 2 classes" in printed
     assert len(load_samples(tmp_path / "splits" / "val.csv")) == 2
+
+
+def test_a_head_trained_on_windows_is_refused_under_shared_extraction(trained, saved_model_dir):
+    from fastapi.testclient import TestClient
+
+    from api.main import app
+    from api.settings import Settings, get_settings
+
+    settings = Settings(model_handle=str(saved_model_dir), head_path=trained["head"], extraction="shared",
+                        warm_up=False)
+    app.dependency_overrides[get_settings] = lambda: settings
+    try:
+        with pytest.raises(HeadMismatchError, match="extraction='windows' but the service uses extraction='shared'"):
+            with TestClient(app):
+                pass
+    finally:
+        app.dependency_overrides.clear()

@@ -38,5 +38,6 @@ def model(recognizer: RecognizerDep, settings: SettingsDep) -> ModelInfo:
         loaded=extractor.loaded,
         clip_length=recognizer.clips.clip_len,
         clip_stride=recognizer.clips.stride,
+        extraction=recognizer.clips.extraction_id,
         batch_size=recognizer.clips.batch_size,
     )

@@ -86,6 +86,7 @@ class OpenVINOI3D:
             self._config["INFERENCE_NUM_THREADS"] = threads
         self._lock = threading.Lock()
         self._compiled: dict[str, object] = {}
+        self._logits_weights: tuple[np.ndarray, np.ndarray] | None = None
         self.load()
 
     def _ir(self, even_frames: bool) -> str:
@@ -93,11 +94,12 @@ class OpenVINOI3D:
             return "int8"
         return self.stem if even_frames else "plain"
 
-    def _compiled_model(self, name: str):
-        if name not in self._compiled:
+    def _compiled_model(self, name: str, *, trunk: bool = False):
+        key = f"{name}:trunk" if trunk else name
+        if key not in self._compiled:
             model = self._core.read_model(self._dir / f"{name}.xml")
-            self._compiled[name] = self._core.compile_model(model, "CPU", self._config)
-        return self._compiled[name]
+            self._compiled[key] = self._core.compile_model(_trunk_of(model) if trunk else model, "CPU", self._config)
+        return self._compiled[key]
 
     @property
     def loaded(self) -> bool:
@@ -120,8 +122,54 @@ class OpenVINOI3D:
             return ClipOutputs(logits=np.array(outputs[compiled.output("logits")]),
                                features=np.array(outputs[compiled.output("features")]))
 
+    def trunk_positions(self, frames: np.ndarray) -> np.ndarray:
+        """`frames: (N, T, 224, 224, 3) uint8`, T a multiple of 8 -> `(N, T/8, 1024)` Mixed_5c averaged over space."""
+        with self._lock:
+            compiled = self._compiled_model(self._ir(even_frames=True), trunk=True)
+            return np.array(compiled(to_model_input(frames))[compiled.output("positions")])
+
+    def logits_weights(self) -> tuple[np.ndarray, np.ndarray]:
+        """`kernel: (1024, 400)`, `bias: (400,)`, read from the IR's logits layer."""
+        if self._logits_weights is None:
+            self._logits_weights = _logits_weights_of(self._core.read_model(self._dir / "plain.xml"))
+        return self._logits_weights
+
     def gpu_memory_bytes(self) -> int | None:
         return None
 
     def close(self) -> None:
         self.unload()
+
+
+def _only(model, op_type: str):
+    ops = [op for op in model.get_ordered_ops() if op.get_type_name() == op_type]
+    if len(ops) != 1:
+        raise ValueError(f"expected one {op_type} in the I3D IR, found {len(ops)}")
+    return ops[0]
+
+
+def _trunk_of(model):
+    """The IR cut before its one AvgPool (the head's 2x7x7 pool): `clips` -> `positions: (N, T/8, 1024)`,
+    Mixed_5c averaged over space. The IR keeps TensorFlow's channels-last input but runs channels-first inside."""
+    import openvino as ov
+    import openvino.opset13 as ops
+
+    mixed_5c = _only(model, "AvgPool").input_value(0)
+    channels_first = mixed_5c.get_partial_shape()[1].is_static and mixed_5c.get_partial_shape()[1].get_length() > 7
+    space = [3, 4] if channels_first else [2, 3]
+    means = ops.reduce_mean(mixed_5c, ops.constant(np.array(space, np.int64)), keep_dims=False)
+    if channels_first:
+        means = ops.transpose(means, ops.constant(np.array([0, 2, 1], np.int64)))
+    means.output(0).get_tensor().set_names({"positions"})
+    return ov.Model([means.output(0)], model.get_parameters(), "i3d_trunk")
+
+
+def _logits_weights_of(model) -> tuple[np.ndarray, np.ndarray]:
+    """The logits layer's `kernel: (1024, 400)` and `bias: (400,)` from the IR's one MatMul and the Add after it."""
+    matmul = _only(model, "MatMul")
+    kernel = matmul.input_value(1).get_node().get_data().astype(np.float32)
+    if matmul.get_attributes().get("transpose_b"):
+        kernel = kernel.T
+    add = next(iter(matmul.output(0).get_target_inputs())).get_node()
+    bias = next(add.input_value(i).get_node() for i in range(2) if add.input_value(i).get_node().get_type_name() == "Constant")
+    return np.ascontiguousarray(kernel), bias.get_data().astype(np.float32).reshape(-1)

@@ -109,6 +109,23 @@ class TensorFlowI3D:
         del outputs
         return result
 
+    def trunk_positions(self, frames: np.ndarray) -> np.ndarray:
+        """`frames: (N, T, 224, 224, 3) uint8`, T a multiple of 8 -> `(N, T/8, 1024)` Mixed_5c averaged over space."""
+        self.load()
+        model = self._model
+        if "trunk" not in model.signatures:
+            raise ValueError(f"{self._variant} has no trunk signature, which EXTRACTION=shared needs: convert it with "
+                             "`python -m models convert` (a TF Hub handle runs shared windows on RUNTIME=openvino)")
+        return model.signatures["trunk"](clips=tf.constant(to_model_input(frames)))["positions"].numpy()
+
+    def logits_weights(self) -> tuple[np.ndarray, np.ndarray]:
+        """`kernel: (1024, 400)`, `bias: (400,)`, the SavedModel's logits layer."""
+        self.load()
+        if not hasattr(self._model, "logits_kernel"):
+            raise ValueError(f"{self._variant} does not export its logits layer, which EXTRACTION=shared needs: "
+                             "convert it with `python -m models convert`")
+        return self._model.logits_kernel.numpy().astype(np.float32), self._model.logits_bias.numpy().astype(np.float32)
+
     def gpu_memory_bytes(self) -> int | None:
         """GPU memory TensorFlow has in use now (None on a CPU): flat from request to request when tensors are freed."""
         if self.device_info.gpu_capability is None:

@@ -1,0 +1,138 @@
+"""Windows run clip by clip (`EXTRACTION=windows`, the default): each 64-frame window is its own I3D pass."""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from models.batching import ClipBatcher, ClipResult
+from models.video import VideoInfo, VideoLimits, clip_starts, iter_clips
+
+
+@dataclass(frozen=True)
+class ClipSettings:
+    """How a video becomes windows. `extraction` "shared" pools them from one trunk pass (`models.shared_trunk`),
+    in chunks of `chunk_frames` with `context` frames each side, re-running clip by clip the windows whose
+    top-1 probability is under `recompute_below`."""
+
+    clip_len: int = 64
+    stride: int = 32
+    batch_size: int = 1
+    extraction: str = "windows"
+    chunk_frames: int = 384
+    context: int = 64
+    recompute_below: float = 0.0
+
+    @property
+    def extraction_id(self) -> str:
+        """How features are computed, beyond clip length and stride: "windows", "shared", or
+        "shared:recompute<0.5". In the feature cache key and a trained head's config, so a head never sees
+        features prepared differently from its training. (Chunk size and context do not change them.)"""
+        if self.extraction == "windows":
+            return "windows"
+        return f"shared:recompute<{self.recompute_below:g}" if self.recompute_below > 0 else "shared"
+
+    @classmethod
+    def for_extraction(cls, extraction_id: str, **settings) -> ClipSettings:
+        """The settings whose `extraction_id` is `extraction_id` (a trained head's), with `settings` besides."""
+        mode, _, recompute = extraction_id.partition(":recompute<")
+        return cls(extraction=mode, recompute_below=float(recompute or 0), **settings)
+
+
+class ProcessingTimeout(RuntimeError):
+    """A recognition ran past its time limit."""
+
+
+@dataclass(frozen=True)
+class Deadline:
+    """A `time.monotonic()` limit (None: none) for waiting on the batcher."""
+
+    at: float | None = None
+
+    def left(self, done: int) -> float | None:
+        if self.at is None:
+            return None
+        left = self.at - time.monotonic()
+        if left <= 0:
+            raise ProcessingTimeout(f"processing took longer than the limit, after {done} clips")
+        return left
+
+    def wait(self, future: Future, done: int):
+        try:
+            return future.result(timeout=self.left(done))
+        except FutureTimeout:
+            raise ProcessingTimeout(f"processing took longer than the limit, after {done} clips") from None
+
+
+@dataclass
+class ClipRun:
+    """Everything I3D said about one video: `logits: (N, 400)`, `features: (N, 1024)`, clip spans in frames."""
+
+    info: VideoInfo
+    spans: list[tuple[int, int]]
+    logits: np.ndarray
+    features: np.ndarray
+    decode_s: float
+    infer_s: float
+
+
+Progress = Callable[[int, int], None]  # (clips done, clips expected in all)
+
+
+def run_clips(
+    batcher: ClipBatcher, path: str | Path, clips: ClipSettings, on_progress: Progress | None = None, *,
+    limits: VideoLimits = VideoLimits(), deadline: float | None = None,
+) -> ClipRun:
+    """Decode `path` clip by clip and run I3D on each clip through `batcher`. Raises VideoDecodeError
+    for a non-video.
+
+    Decoding runs ahead of inference by up to two batches, so the next clips are decoded and
+    preprocessed while the current ones are in I3D, and at most that many decoded clips are held.
+    `on_progress(done, total)` is called as clips finish; `total` comes from the container's frame
+    count until decoding ends, then it is exact.
+    """
+    info = VideoInfo(0, 0.0, 0, 0)
+    spans: list[tuple[int, int]] = []
+    results: list[ClipResult] = []
+    pending: deque[tuple[tuple[int, int], Future]] = deque()
+    ahead = 2 * batcher.batch_size
+    decode_s = 0.0
+    limit = Deadline(deadline)
+
+    def finish_one() -> None:
+        span, future = pending.popleft()
+        results.append(limit.wait(future, len(results)))
+        spans.append(span)
+        if on_progress:
+            expected = len(clip_starts(info.frames, clips.clip_len, clips.stride))
+            on_progress(len(spans), max(expected, len(spans) + len(pending)))
+
+    stream = iter_clips(path, clip_len=clips.clip_len, stride=clips.stride, info=info, limits=limits)
+    try:
+        while True:
+            limit.left(len(results))
+            started = time.perf_counter()
+            clip = next(stream, None)
+            decode_s += time.perf_counter() - started
+            if clip is None:
+                break
+            pending.append(((clip.start_frame, clip.end_frame), batcher.submit(clip.frames)))
+            while len(pending) >= ahead:
+                finish_one()
+        while pending:
+            finish_one()
+    finally:
+        for _, future in pending:  # an error or the time limit: skip what has not started
+            future.cancel()
+        stream.close()
+    if on_progress:
+        on_progress(len(spans), len(spans))
+    return ClipRun(info, spans, np.stack([r.logits for r in results]), np.stack([r.features for r in results]),
+                   decode_s, sum(r.infer_s for r in results))
