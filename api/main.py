@@ -9,6 +9,7 @@ from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from api import metrics
+from api.admission import Admission
 from api.deps import require_api_key
 from api.jobs import InProcessJobs, Job, JobFailedError
 from api.routes import jobs, meta, recognize
@@ -48,9 +49,12 @@ async def lifespan(app: FastAPI):
         log.info("serving a trained head", extra={"head": head.name, "labels": len(head.labels)})
     recognizer = ActionRecognizer(extractor, head=head, clips=clips, limits=settings.video_limits,
                                   idle_unload_s=settings.model_idle_unload_s, batch_wait_s=settings.batch_wait_ms / 1000)
+    admission = Admission(running=lambda: settings.max_concurrent_requests, waiting=lambda: settings.queue_depth,
+                          fallback_retry_after_s=lambda: settings.retry_after_s)
     if settings.warm_up:
         settings.upload_dir.mkdir(parents=True, exist_ok=True)
-        recognizer.warm_up(settings.upload_dir)
+        warm = recognizer.warm_up(settings.upload_dir)
+        admission.rate.record(len(warm.spans), warm.infer_s)  # a first clips/s for wait estimates
 
     def run_job(job: Job, progress) -> dict:
         try:
@@ -60,10 +64,13 @@ async def lifespan(app: FastAPI):
             raise JobFailedError(exc.status_code, exc.detail) from None
 
     app.state.recognizer = recognizer
+    app.state.admission = admission
     app.state.jobs = InProcessJobs(run_job, max_queued=settings.jobs_max_queued, ttl_s=settings.jobs_ttl_s,
                                    workers=settings.jobs_workers)
     metrics.JOBS_QUEUED.set_function(app.state.jobs.queued)
     metrics.CLIPS_QUEUED.set_function(recognizer.batcher.queued)
+    metrics.CLIPS_CANCELLED.set_function(lambda: recognizer.batcher.stats.cancelled)
+    metrics.CLIPS_INFERRED.set_function(lambda: recognizer.batcher.stats.clips)
     metrics.MODEL_LOADED.set_function(lambda: float(extractor.loaded))
     if extractor.gpu_memory_bytes() is not None:
         metrics.GPU_MEMORY.set_function(extractor.gpu_memory_bytes)

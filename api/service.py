@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
-import contextlib
+import asyncio
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from fastapi import HTTPException, Request, status
+from fastapi.concurrency import run_in_threadpool
 
 from api.metrics import CLIPS, RUNNING
 from models.containers import SUPPORTED, sniff_container
-from models.recognizer import ActionRecognizer, ProcessingTimeout, Progress
-from models.video import VideoDecodeError, VideoLimitError
+from models.recognizer import ActionRecognizer, Cancelled, ClipSettings, ProcessingTimeout, Progress
+from models.video import VideoDecodeError, VideoLimitError, clip_starts, open_video
+
+T = TypeVar("T")
 
 
 class RecognitionRefused(Exception):
@@ -29,20 +35,35 @@ def check_container(path: Path) -> None:
                             f"the upload is not a video container this service reads ({SUPPORTED})")
 
 
-@contextlib.asynccontextmanager
-async def admitted(request: Request, settings):
-    """Bounded concurrency: past `max_concurrent_requests` synchronous recognitions, 503 with Retry-After
-    at once instead of an unbounded queue. (Runs on the event loop, so a plain counter is safe.)"""
-    state = request.app.state
-    if getattr(state, "in_flight", 0) >= settings.max_concurrent_requests:
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE,
-                            f"busy: {settings.max_concurrent_requests} recognitions are in progress; try again shortly",
-                            headers={"Retry-After": str(settings.retry_after_s)})
-    state.in_flight = getattr(state, "in_flight", 0) + 1
+CLIENT_GONE = 499  # nginx's "client closed request": logged, never read
+
+
+def expected_clips(path: Path, clips: ClipSettings) -> int:
+    """Clips the video at `path` will give, from its container's frame count (0 when it does not say)."""
     try:
-        yield
+        capture, info = open_video(path)
+    except VideoDecodeError:
+        return 0
+    capture.release()
+    return len(clip_starts(info.frames, clips.clip_len, clips.stride))
+
+
+async def run_while_connected(request: Request, work: Callable[[threading.Event], T]) -> T:
+    """`work(cancel)` in a worker thread; `cancel` is set when the client disconnects (or this is cancelled),
+    so that the clips nobody will read are skipped. The request's body must have been read."""
+    cancel = threading.Event()
+
+    async def watch() -> None:  # after the body, the only message left to receive is the disconnect
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
+        cancel.set()
+
+    watcher = asyncio.ensure_future(watch())
+    try:
+        return await run_in_threadpool(work, cancel)
     finally:
-        state.in_flight -= 1
+        cancel.set()
+        watcher.cancel()
 
 
 def check_head(recognizer: ActionRecognizer, head: str | None) -> None:
@@ -54,23 +75,25 @@ def check_head(recognizer: ActionRecognizer, head: str | None) -> None:
 
 def recognize_shared(
     recognizer: ActionRecognizer, path: Path, *, top_k: int, filename: str, head: str | None, timeout_s: float,
-    on_progress: Progress | None = None,
+    on_progress: Progress | None = None, deadline: float | None = None, cancel: threading.Event | None = None,
 ) -> dict:
     """A recognition on the shared model (its clips are batched with those of concurrent requests),
-    stopped after `timeout_s`, waiting for the model included.
+    stopped at `deadline` (default: `timeout_s` from now), waiting for the model included, or once `cancel` is set.
 
-    Raises RecognitionRefused (422 not a video or over a limit, 503 past the time limit).
+    Raises RecognitionRefused (422 not a video or over a limit, 503 past the time limit, 499 cancelled).
     """
-    deadline = time.monotonic() + timeout_s
+    deadline = time.monotonic() + timeout_s if deadline is None else deadline
     with RUNNING.track_inprogress():
         try:
             result = recognizer.recognize(path, top_k_actions=top_k, filename=filename, head=head,
-                                          on_progress=on_progress, deadline=deadline)
+                                          on_progress=on_progress, deadline=deadline, cancel=cancel)
         except VideoDecodeError as exc:
             raise RecognitionRefused(422, f"not a readable video: {exc}") from None
         except VideoLimitError as exc:
             raise RecognitionRefused(422, f"video over a limit: {exc}") from None
         except ProcessingTimeout as exc:
             raise RecognitionRefused(503, f"{exc} ({timeout_s:g} s); try a shorter video") from None
+        except Cancelled as exc:
+            raise RecognitionRefused(CLIENT_GONE, f"the client went away: {exc}") from None
     CLIPS.inc(len(result["clips"]))
     return result

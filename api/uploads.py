@@ -8,7 +8,6 @@ a job takes the file over with `save_upload` and deletes it when it has run.
 from __future__ import annotations
 
 import contextlib
-import os
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -68,6 +67,13 @@ class _VideoPartWriter:
     def _part_data(self, data: bytes, start: int, end: int) -> None:
         if self._in_video:
             self.file.write(data[start:end])
+
+
+def display_filename(name: str | None) -> str:
+    """The client's file name, for display only (files are stored under random names): its last path
+    component, without control characters, at most 255 characters; "upload" when nothing is left."""
+    name = "".join(ch for ch in (name or "") if ch.isprintable()).replace("\\", "/").rsplit("/", 1)[-1].strip()
+    return name[:255] if name not in ("", ".", "..") else "upload"
 
 
 async def _limited(stream: AsyncIterator[bytes], limit: int) -> AsyncIterator[bytes]:
@@ -134,7 +140,7 @@ async def save_upload(request: Request, upload_dir: Path, max_bytes: int) -> Sav
         size = path.stat().st_size
         if size == 0:
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "the uploaded video is empty")
-        return SavedUpload(path=path, filename=os.path.basename(filename or "") or "upload", size=size)
+        return SavedUpload(path=path, filename=display_filename(filename), size=size)
     except BaseException:
         path.unlink(missing_ok=True)
         raise

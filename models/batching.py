@@ -53,6 +53,7 @@ class BatcherStats:
     clips: int = 0
     padded: int = 0  # zero clips added to fill batches
     trunks: int = 0  # trunk passes (EXTRACTION=shared)
+    cancelled: int = 0  # clips and trunk passes skipped: their caller gave up before they started
     unloads: int = 0
 
 
@@ -129,6 +130,7 @@ class ClipBatcher:
     def _run(self) -> None:
         while (batch := self._next_batch()) is not None:
             live = [request for request in batch if request.future.set_running_or_notify_cancel()]
+            self.stats.cancelled += len(batch) - len(live)
             for request in (r for r in live if r.trunk):
                 self._infer_trunk(request)
             if clips := [r for r in live if not r.trunk]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -13,19 +14,21 @@ from models.heads import KineticsHead, VideoHead
 from models.labels import kinetics_labels, softmax, top_k
 from models.shared_trunk import run_shared
 from models.video import VideoLimits, write_grey_ramp
-from models.windows import ClipRun, ClipSettings, ProcessingTimeout, Progress, run_clips
+from models.windows import Cancelled, ClipRun, ClipSettings, ProcessingTimeout, Progress, run_clips
 
-__all__ = ["ActionRecognizer", "ClipRun", "ClipSettings", "ProcessingTimeout", "Progress", "UnknownHeadError",
-           "run_clips", "run_video"]
+__all__ = ["ActionRecognizer", "Cancelled", "ClipRun", "ClipSettings", "ProcessingTimeout", "Progress",
+           "UnknownHeadError", "run_clips", "run_video"]
 
 CLIP_TOP_K = 3
 
 
 def run_video(batcher: ClipBatcher, path: str | Path, clips: ClipSettings, on_progress: Progress | None = None, *,
-              limits: VideoLimits = VideoLimits(), deadline: float | None = None) -> ClipRun:
-    """I3D's logits and features for every window of `path`, computed as `clips.extraction` says."""
+              limits: VideoLimits = VideoLimits(), deadline: float | None = None,
+              cancel: threading.Event | None = None) -> ClipRun:
+    """I3D's logits and features for every window of `path`, computed as `clips.extraction` says. Stops with
+    ProcessingTimeout past `deadline`, Cancelled once `cancel` is set."""
     runner = run_shared if clips.extraction == "shared" else run_clips
-    return runner(batcher, path, clips, on_progress, limits=limits, deadline=deadline)
+    return runner(batcher, path, clips, on_progress, limits=limits, deadline=deadline, cancel=cancel)
 
 
 class UnknownHeadError(KeyError):
@@ -62,17 +65,20 @@ class ActionRecognizer:
         head: str | None = None,
         on_progress: Progress | None = None,
         deadline: float | None = None,
+        cancel: threading.Event | None = None,
     ) -> dict:
         """Rank the actions of the video at `path` with `head` (default: the trained head if any).
 
         Raises VideoDecodeError for a non-video, VideoLimitError past the limits, ProcessingTimeout past
-        `deadline` (a `time.monotonic()` value), UnknownHeadError for a head that is not loaded.
+        `deadline` (a `time.monotonic()` value), Cancelled once `cancel` is set (its clips not yet run are
+        skipped), UnknownHeadError for a head that is not loaded.
         """
         if head is not None and head not in self.heads:
             raise UnknownHeadError(head)
         ranking_head = self.heads[head] if head else self.head
         started = time.perf_counter()
-        run = run_video(self.batcher, path, self.clips, on_progress, limits=self.limits, deadline=deadline)
+        run = run_video(self.batcher, path, self.clips, on_progress, limits=self.limits, deadline=deadline,
+                        cancel=cancel)
         video_probs = ranking_head.video_probabilities(run.logits, run.features)
         clip_probs = softmax(run.logits)
         info = run.info
@@ -106,9 +112,9 @@ class ActionRecognizer:
             },
         }
 
-    def warm_up(self, scratch_dir: Path) -> None:
+    def warm_up(self, scratch_dir: Path) -> ClipRun:
         """Run the whole path once (decoder, batcher, I3D, every head) on a one-clip video written to
-        `scratch_dir` and deleted, so that the first request is no slower than later ones."""
+        `scratch_dir` and deleted, so that the first request is no slower than later ones; returns its run."""
         handle, name = tempfile.mkstemp(prefix=".warm-up-", suffix=".avi", dir=scratch_dir)
         os.close(handle)
         try:
@@ -117,6 +123,7 @@ class ActionRecognizer:
                 head.video_probabilities(run.logits, run.features)
         finally:
             Path(name).unlink(missing_ok=True)
+        return run
 
     def close(self) -> None:
         self.batcher.close()

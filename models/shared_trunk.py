@@ -18,7 +18,7 @@ is under it are run again clip by clip (their frames are still at hand when they
 
 from __future__ import annotations
 
-import time
+import threading
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +27,7 @@ import numpy as np
 
 from models.batching import ClipBatcher
 from models.video import VideoInfo, VideoLimits, clip_starts, iter_frames, loop_to_length
-from models.windows import ClipRun, ClipSettings, Deadline, Progress
+from models.windows import ClipRun, ClipSettings, Deadline, Progress, TimedStream
 
 TRUNK_STRIDE = 8  # frames per Mixed_5c position
 EXTRACTIONS = ("windows", "shared")
@@ -109,7 +109,7 @@ class _PendingChunk:
 
 def run_shared(
     batcher: ClipBatcher, path: str | Path, clips: ClipSettings, on_progress: Progress | None = None, *,
-    limits: VideoLimits = VideoLimits(), deadline: float | None = None,
+    limits: VideoLimits = VideoLimits(), deadline: float | None = None, cancel: threading.Event | None = None,
 ) -> ClipRun:
     """`run_clips`'s result for `path`, its windows pooled from shared trunk passes (see the module's doc).
 
@@ -118,10 +118,10 @@ def run_shared(
     check_shared_slicing(clips.clip_len, clips.stride, clips.chunk_frames, clips.context)
     kernel, bias = batcher.extractor.logits_weights()
     info = VideoInfo(0, 0.0, 0, 0)
-    limit = Deadline(deadline)
+    limit = Deadline(deadline, cancel)
     positions: list[np.ndarray] = []  # (n, 1024) blocks, in order from position 0
     windows: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # start frame -> (logits, features)
-    infer_s = decode_s = 0.0
+    infer_s = 0.0
     pending: _PendingChunk | None = None
     done_decoding = False
 
@@ -160,13 +160,11 @@ def run_shared(
 
     buffer: list[np.ndarray] = []
     buffer_start = keep_start = 0
-    stream = iter_frames(path, info=info, limits=limits)
+    stream = TimedStream(iter_frames(path, info=info, limits=limits))
     try:
         while True:
             limit.left(len(windows))
-            started = time.perf_counter()
-            frame = next(stream, None)
-            decode_s += time.perf_counter() - started
+            frame = stream.next()
             if frame is None:
                 break
             buffer.append(frame)
@@ -205,4 +203,4 @@ def run_shared(
     if on_progress:
         on_progress(len(spans), len(spans))
     return ClipRun(info, spans, np.stack([windows[s][0] for s in starts]), np.stack([windows[s][1] for s in starts]),
-                   decode_s, infer_s)
+                   stream.seconds, infer_s)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -50,13 +51,21 @@ class ProcessingTimeout(RuntimeError):
     """A recognition ran past its time limit."""
 
 
+class Cancelled(RuntimeError):
+    """The caller gave up on a recognition (its client went away)."""
+
+
 @dataclass(frozen=True)
 class Deadline:
-    """A `time.monotonic()` limit (None: none) for waiting on the batcher."""
+    """A `time.monotonic()` limit (None: none) and a cancel event (None: none) for waiting on the batcher.
+    On either, the runner stops and cancels its clips that have not started."""
 
     at: float | None = None
+    cancel: threading.Event | None = None
 
     def left(self, done: int) -> float | None:
+        if self.cancel is not None and self.cancel.is_set():
+            raise Cancelled(f"cancelled after {done} clips")
         if self.at is None:
             return None
         left = self.at - time.monotonic()
@@ -65,10 +74,32 @@ class Deadline:
         return left
 
     def wait(self, future: Future, done: int):
+        while True:
+            left = self.left(done)
+            try:  # in slices, so that a cancel is seen within a fraction of a second
+                return future.result(timeout=_CANCEL_POLL_S if left is None else min(left, _CANCEL_POLL_S))
+            except FutureTimeout:
+                continue
+
+
+_CANCEL_POLL_S = 0.1
+
+
+class TimedStream:
+    """`next()` of a decoding iterator (None at its end), with the seconds spent in it summed in `seconds`."""
+
+    def __init__(self, stream):
+        self.stream, self.seconds = stream, 0.0
+
+    def next(self):
+        started = time.perf_counter()
         try:
-            return future.result(timeout=self.left(done))
-        except FutureTimeout:
-            raise ProcessingTimeout(f"processing took longer than the limit, after {done} clips") from None
+            return next(self.stream, None)
+        finally:
+            self.seconds += time.perf_counter() - started
+
+    def close(self) -> None:
+        self.stream.close()
 
 
 @dataclass
@@ -88,7 +119,7 @@ Progress = Callable[[int, int], None]  # (clips done, clips expected in all)
 
 def run_clips(
     batcher: ClipBatcher, path: str | Path, clips: ClipSettings, on_progress: Progress | None = None, *,
-    limits: VideoLimits = VideoLimits(), deadline: float | None = None,
+    limits: VideoLimits = VideoLimits(), deadline: float | None = None, cancel: threading.Event | None = None,
 ) -> ClipRun:
     """Decode `path` clip by clip and run I3D on each clip through `batcher`. Raises VideoDecodeError
     for a non-video.
@@ -103,8 +134,7 @@ def run_clips(
     results: list[ClipResult] = []
     pending: deque[tuple[tuple[int, int], Future]] = deque()
     ahead = 2 * batcher.batch_size
-    decode_s = 0.0
-    limit = Deadline(deadline)
+    limit = Deadline(deadline, cancel)
 
     def finish_one() -> None:
         span, future = pending.popleft()
@@ -114,13 +144,11 @@ def run_clips(
             expected = len(clip_starts(info.frames, clips.clip_len, clips.stride))
             on_progress(len(spans), max(expected, len(spans) + len(pending)))
 
-    stream = iter_clips(path, clip_len=clips.clip_len, stride=clips.stride, info=info, limits=limits)
+    stream = TimedStream(iter_clips(path, clip_len=clips.clip_len, stride=clips.stride, info=info, limits=limits))
     try:
         while True:
             limit.left(len(results))
-            started = time.perf_counter()
-            clip = next(stream, None)
-            decode_s += time.perf_counter() - started
+            clip = stream.next()
             if clip is None:
                 break
             pending.append(((clip.start_frame, clip.end_frame), batcher.submit(clip.frames)))
@@ -135,4 +163,4 @@ def run_clips(
     if on_progress:
         on_progress(len(spans), len(spans))
     return ClipRun(info, spans, np.stack([r.logits for r in results]), np.stack([r.features for r in results]),
-                   decode_s, sum(r.infer_s for r in results))
+                   stream.seconds, sum(r.infer_s for r in results))

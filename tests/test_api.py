@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import hypothesis
 import hypothesis.strategies as st
@@ -246,11 +247,55 @@ def test_processing_time_limit_and_busy_answer_503(client):
         response = _raw(client, CRICKET_MP4.read_bytes())
         assert response.status_code == 503 and "longer than the limit" in response.json()["detail"]
         assert response.headers["Retry-After"] == "10"
-        settings.processing_timeout_s, settings.max_concurrent_requests = 900, 0
-        response = _raw(client, CRICKET_MP4.read_bytes())
-        assert response.status_code == 503 and "busy" in response.json()["detail"] and "Retry-After" in response.headers
     finally:
-        settings.processing_timeout_s, settings.max_concurrent_requests = 900, 4
+        settings.processing_timeout_s = 900
+
+
+def test_a_burst_waits_in_line_instead_of_being_refused(client, upload_dir):
+    """Six concurrent uploads with one recognition running at a time: all six answered 200, in turn."""
+    settings = client.app.dependency_overrides[get_settings]()
+    try:
+        settings.max_concurrent_requests = 1
+        with ThreadPoolExecutor(6) as pool:
+            answers = list(pool.map(lambda _: _raw(client, CRICKET_MP4.read_bytes()), range(6)))
+    finally:
+        settings.max_concurrent_requests = 4
+    assert [a.status_code for a in answers] == [200] * 6, [a.text for a in answers]
+    assert {a.json()["actions"][0]["label"] for a in answers} == {"playing cricket"}
+    metrics = client.get("/metrics").text
+    assert "action_api_recognitions_waiting 0.0" in metrics
+    assert 'action_api_admission_wait_seconds_count' in metrics and "action_api_estimated_wait_seconds" in metrics
+
+
+def test_a_full_line_answers_503_with_a_measured_retry_after(client):
+    settings = client.app.dependency_overrides[get_settings]()
+    admission = client.app.state.admission
+    assert admission.rate.clips_per_s > 0  # measured at warm-up and on every recognition
+    try:
+        settings.max_concurrent_requests, settings.queue_depth = 0, 0
+        response = _raw(client, CRICKET_MP4.read_bytes())
+        assert response.status_code == 503 and "waiting, the most this service queues" in response.json()["detail"]
+        assert int(response.headers["Retry-After"]) >= 1
+    finally:
+        settings.max_concurrent_requests, settings.queue_depth = 4, 64
+
+
+@pytest.mark.parametrize("name, shown", [
+    ("../../etc/passwd", "passwd"), ("..\\..\\boot.ini", "boot.ini"), ("\x00\x1b[31mred\t.mp4", "[31mred.mp4"),
+    ("..", "upload"), ("/", "upload"), ("a" * 600 + ".mp4", "a" * 255),
+])
+def test_client_file_names_never_reach_a_path(client, upload_dir, name, shown):
+    """Names from multipart parts (sent as raw bytes) and X-Filename are shown cleaned, never used to store anything."""
+    video = CRICKET_MP4.read_bytes()
+    body = (b'--b0undary\r\nContent-Disposition: form-data; name="video"; filename="' + name.encode() +
+            b'"\r\nContent-Type: video/mp4\r\n\r\n' + video + b"\r\n--b0undary--\r\n")
+    multipart = client.post("/recognize_action?top_k=1", content=body,
+                            headers={"Content-Type": "multipart/form-data; boundary=b0undary"})
+    assert multipart.status_code == 200, multipart.text
+    assert multipart.json()["video"]["filename"] == shown
+    if name.isprintable():  # header values cannot carry control characters
+        raw = _raw(client, video, "?top_k=1", **{"X-Filename": name})
+        assert raw.status_code == 200 and raw.json()["video"]["filename"] == shown
 
 
 def test_api_key_when_configured(client):
