@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 
 from api.main import app
 from api.settings import Settings, get_settings
-from conftest import ARCHERY_AVI, CRICKET_MP4
+from conftest import ARCHERY_AVI, CRICKET_MP4, write_video
 from models.precision import choose_runtime, has_bf16_units
 from models.video import VideoLimits
 
@@ -284,9 +284,9 @@ def test_a_full_line_answers_503_with_a_measured_retry_after(client):
     ("../../etc/passwd", "passwd"), ("..\\..\\boot.ini", "boot.ini"), ("\x00\x1b[31mred\t.mp4", "[31mred.mp4"),
     ("..", "upload"), ("/", "upload"), ("a" * 600 + ".mp4", "a" * 255),
 ])
-def test_client_file_names_never_reach_a_path(client, upload_dir, name, shown):
+def test_client_file_names_never_reach_a_path(client, upload_dir, tmp_path, name, shown):
     """Names from multipart parts (sent as raw bytes) and X-Filename are shown cleaned, never used to store anything."""
-    video = CRICKET_MP4.read_bytes()
+    video = write_video(tmp_path / "one-clip.avi", 40).read_bytes()
     body = (b'--b0undary\r\nContent-Disposition: form-data; name="video"; filename="' + name.encode() +
             b'"\r\nContent-Type: video/mp4\r\n\r\n' + video + b"\r\n--b0undary--\r\n")
     multipart = client.post("/recognize_action?top_k=1", content=body,
