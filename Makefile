@@ -10,7 +10,7 @@ FRONTEND_PORT ?= 5000
 # Two malloc arenas keep the API's memory flat from request to request (scripts/soak.py measures it).
 export MALLOC_ARENA_MAX ?= 2
 
-.PHONY: setup int8 browser run api frontend test soak bench clean
+.PHONY: setup int8 browser run api frontend test soak load bench clean
 
 setup: $(INSTALLED) $(SAVED_MODEL) int8
 
@@ -31,14 +31,14 @@ $(SAVED_MODEL): $(INSTALLED) models/i3d.py models/checkpoint.py models/convert.p
 int8: $(SAVED_MODEL)
 	$(BIN)/python -m models quantize --if-needed
 
-# Both services; Ctrl-C stops both.
+# Both services; Ctrl-C stops both (the API finishes or cancels the recognitions in flight first).
 run: setup
 	@trap 'kill 0' INT TERM EXIT; \
 	API_URL=http://127.0.0.1:$(API_PORT) $(BIN)/flask --app frontend run --host $(HOST) --port $(FRONTEND_PORT) & \
-	$(BIN)/uvicorn api.main:app --host $(HOST) --port $(API_PORT) --no-access-log
+	$(BIN)/python -m api --host $(HOST) --port $(API_PORT)
 
 api: setup
-	$(BIN)/uvicorn api.main:app --host $(HOST) --port $(API_PORT) --no-access-log
+	$(BIN)/python -m api --host $(HOST) --port $(API_PORT)
 
 frontend: $(INSTALLED)
 	$(BIN)/flask --app frontend run --host $(HOST) --port $(FRONTEND_PORT)
@@ -53,6 +53,11 @@ test: setup browser
 # 100 sequential requests against a fresh API; fails if its RSS grows by 5% or more after warm-up.
 soak: setup
 	$(BIN)/python scripts/soak.py --requests 100
+
+# 16 and then 64 concurrent clients (a quarter through the page) against a fresh API, real clips of mixed
+# length; writes bench/load.md and bench/load.json, fails when a target is missed (docs/performance.md).
+load: setup
+	$(BIN)/python -m benchmarks.load
 
 # This service against a naive baseline on the same videos; writes bench/report.md and bench/report.json
 # (about 30 minutes on a 2-core CPU, most of it the 5-minute video).

@@ -70,6 +70,10 @@ class Admission:
         WAITING.set_function(self.waiting)
         ESTIMATED_WAIT.set_function(lambda: self.estimated_wait_s() or 0.0)
 
+    def in_flight(self) -> int:
+        """Requests admitted and not yet answered: uploading, waiting or running."""
+        return len(self._tickets)
+
     def waiting(self) -> int:
         return sum(not ticket.running for ticket in self._tickets)
 

@@ -26,4 +26,11 @@ def require_api_key(settings: SettingsDep, x_api_key: Annotated[str | None, Head
     if settings.api_key and not (x_api_key and secrets.compare_digest(x_api_key, settings.api_key)):
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "missing or wrong X-API-Key header",
                             headers={"WWW-Authenticate": "X-API-Key"})
+
+
+def accepting_work(request: Request, settings: SettingsDep) -> None:
+    """New recognitions and jobs: 503 with Retry-After while the service drains (api/drain.py)."""
+    request.app.state.drain.refuse_new_work(settings.retry_after_s)
+
+
 RecognizerDep = Annotated[ActionRecognizer, Depends(get_recognizer)]

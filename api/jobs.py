@@ -63,6 +63,7 @@ Runner = Callable[[Job, Callable[[int, int], None]], dict]
 class JobExecutor(Protocol):
     def submit(self, job: Job) -> None: ...  # raises QueueFullError
     def get(self, job_id: str) -> Job | None: ...
+    def active(self) -> int: ...  # queued or running
     def close(self) -> None: ...
 
 
@@ -96,6 +97,11 @@ class InProcessJobs:
 
     def queued(self) -> int:
         return self._queue.qsize()
+
+    def active(self) -> int:
+        """Jobs queued or running."""
+        with self._lock:
+            return sum(job.status in ("queued", "running") for job in self._jobs.values())
 
     def close(self) -> None:
         """Stop after the running jobs; jobs still queued are failed and their files deleted."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI
@@ -10,10 +11,12 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from api import metrics
 from api.admission import Admission
+from api.drain import Drain
+from api.header_limit import HeaderLimit
 from api.deps import require_api_key
 from api.jobs import InProcessJobs, Job, JobFailedError
 from api.routes import jobs, meta, recognize
-from api.service import RecognitionRefused, recognize_shared
+from api.service import RecognitionRefused, recognize_shared, stopped_instead
 from api.settings import Settings, get_settings
 from api.uploads import sweep_uploads
 from common.logs import configure_logging
@@ -58,9 +61,11 @@ async def lifespan(app: FastAPI):
 
     def run_job(job: Job, progress) -> dict:
         try:
-            return recognize_shared(recognizer, job.video, top_k=job.top_k, filename=job.filename,
-                                        head=job.head, timeout_s=settings.processing_timeout_s, on_progress=progress)
+            with app.state.drain.cancellable(threading.Event()) as cancel:
+                return recognize_shared(recognizer, job.video, top_k=job.top_k, filename=job.filename, head=job.head,
+                                        timeout_s=settings.processing_timeout_s, on_progress=progress, cancel=cancel)
         except RecognitionRefused as exc:
+            exc = stopped_instead(exc, app.state.drain)
             raise JobFailedError(exc.status_code, exc.detail) from None
 
     app.state.recognizer = recognizer
@@ -95,6 +100,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         lifespan=lifespan,
     )
+    app.state.drain = Drain(lambda: settings.drain_timeout_s)  # begun by api/serve.py on SIGTERM
     app.include_router(recognize.router, dependencies=[Depends(require_api_key)])
     app.include_router(jobs.router, dependencies=[Depends(require_api_key)])
     app.include_router(meta.router)
@@ -103,6 +109,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if settings.cors_origins:  # off unless configured
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
                            allow_headers=["Content-Type", "X-API-Key", "X-Request-ID", "X-Filename"])
+    app.add_middleware(HeaderLimit, max_bytes=settings.max_header_kib * 1024)  # outermost: before anything else
     return app
 
 

@@ -12,6 +12,7 @@ from typing import TypeVar
 from fastapi import HTTPException, Request, status
 from fastapi.concurrency import run_in_threadpool
 
+from api.drain import Drain
 from api.metrics import CLIPS, RUNNING
 from models.containers import SUPPORTED, sniff_container
 from models.recognizer import ActionRecognizer, Cancelled, ClipSettings, ProcessingTimeout, Progress
@@ -48,9 +49,10 @@ def expected_clips(path: Path, clips: ClipSettings) -> int:
     return len(clip_starts(info.frames, clips.clip_len, clips.stride))
 
 
-async def run_while_connected(request: Request, work: Callable[[threading.Event], T]) -> T:
+async def run_while_connected(request: Request, work: Callable[[threading.Event], T], drain: Drain) -> T:
     """`work(cancel)` in a worker thread; `cancel` is set when the client disconnects (or this is cancelled),
-    so that the clips nobody will read are skipped. The request's body must have been read."""
+    so that the clips nobody will read are skipped, and when a stopping service gives up on the work (503).
+    The request's body must have been read."""
     cancel = threading.Event()
 
     async def watch() -> None:  # after the body, the only message left to receive is the disconnect
@@ -60,10 +62,20 @@ async def run_while_connected(request: Request, work: Callable[[threading.Event]
 
     watcher = asyncio.ensure_future(watch())
     try:
-        return await run_in_threadpool(work, cancel)
+        with drain.cancellable(cancel):
+            return await run_in_threadpool(work, cancel)
+    except RecognitionRefused as exc:
+        raise stopped_instead(exc, drain) from None
     finally:
         cancel.set()
         watcher.cancel()
+
+
+def stopped_instead(exc: RecognitionRefused, drain: Drain) -> RecognitionRefused:
+    """A recognition cancelled by the service's own stop answers 503 (not "client gone")."""
+    if exc.status_code == CLIENT_GONE and drain.stopping:
+        return RecognitionRefused(503, "the service stopped before this recognition finished; send it again")
+    return exc
 
 
 def check_head(recognizer: ActionRecognizer, head: str | None) -> None:

@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from api.uploads import UploadLimits
 from models.paths import DEFAULT_SAVED_MODEL
 from models.video import VideoLimits
 
@@ -42,6 +43,9 @@ class Settings(BaseSettings):
         None, gt=0, description="unload I3D after this long without work (gives GPU memory back); next request reloads it")
     upload_dir: Path = Field(PROJECT_ROOT / "temp_uploads", description="where uploads wait while they are processed")
     max_upload_mb: int = Field(200, ge=1, description="largest accepted upload, in MiB")
+    upload_idle_timeout_s: float = Field(30, gt=0, description="an upload that sends nothing for this long gets 408")
+    upload_timeout_s: float = Field(600, gt=0, description="an upload that takes longer than this in all gets 408")
+    max_header_kib: int = Field(16, ge=1, le=256, description="requests with larger headers in all get 431")
     default_top_k: int = Field(5, ge=1, le=400)
     max_video_duration_s: float = Field(600, gt=0, description="longest accepted video, seconds")
     max_video_frames: int = Field(36_000, ge=1, description="most frames accepted in a video")
@@ -55,6 +59,8 @@ class Settings(BaseSettings):
     jobs_workers: int = Field(2, ge=1, le=16, description="jobs run at once (their clips share batches)")
     jobs_ttl_s: int = Field(3600, ge=1, description="how long a finished job's result is kept")
     retry_after_s: int = Field(10, ge=1, description="Retry-After sent with 503")
+    drain_timeout_s: float = Field(60, ge=0, description="on SIGTERM, how long admitted recognitions may still run "
+                                                        "(new ones get 503); then they are cancelled")
     warm_up: bool = Field(True, description="run a one-clip video through the whole path at start-up so the first request is not slower")
     log_level: str = "INFO"
 
@@ -64,8 +70,9 @@ class Settings(BaseSettings):
                            max_pixels=self.max_video_pixels)
 
     @property
-    def max_upload_bytes(self) -> int:
-        return self.max_upload_mb * 1024 * 1024
+    def upload_limits(self) -> UploadLimits:
+        return UploadLimits(max_bytes=self.max_upload_mb * 1024 * 1024, idle_timeout_s=self.upload_idle_timeout_s,
+                            timeout_s=self.upload_timeout_s)
 
 
 @lru_cache(maxsize=1)

@@ -7,6 +7,7 @@ a job takes the file over with `save_upload` and deletes it when it has run.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import uuid
 from collections.abc import AsyncIterator
@@ -76,9 +77,33 @@ def display_filename(name: str | None) -> str:
     return name[:255] if name not in ("", ".", "..") else "upload"
 
 
-async def _limited(stream: AsyncIterator[bytes], limit: int) -> AsyncIterator[bytes]:
-    total = 0
-    async for chunk in stream:
+@dataclass(frozen=True)
+class UploadLimits:
+    max_bytes: int
+    idle_timeout_s: float = 30  # longest silence between two pieces of the body
+    timeout_s: float = 600  # longest the whole body may take
+
+
+def _timed_out(detail: str) -> HTTPException:
+    return HTTPException(status.HTTP_408_REQUEST_TIMEOUT, detail, headers={"Connection": "close"})
+
+
+async def _limited(stream: AsyncIterator[bytes], limits: UploadLimits) -> AsyncIterator[bytes]:
+    """The body's chunks, refused past the size limit or when it stalls or drags on: a slow client cannot
+    hold its place (and its file) forever."""
+    limit, total = limits.max_bytes, 0
+    chunks = aiter(stream)
+    deadline = asyncio.get_running_loop().time() + limits.timeout_s
+    while True:
+        left = deadline - asyncio.get_running_loop().time()
+        try:
+            chunk = await asyncio.wait_for(anext(chunks), min(limits.idle_timeout_s, max(left, 0)))
+        except StopAsyncIteration:
+            return
+        except TimeoutError:
+            if left <= limits.idle_timeout_s:
+                raise _timed_out(f"the upload took longer than {limits.timeout_s:g} s") from None
+            raise _timed_out(f"the upload stalled: nothing arrived for {limits.idle_timeout_s:g} s") from None
         total += len(chunk)
         if total > limit:
             raise HTTPException(
@@ -92,10 +117,10 @@ def _declared_too_large(request: Request, limit: int) -> bool:
     return declared is not None and declared.isdigit() and int(declared) > limit + 64 * 1024
 
 
-async def _write_body(request: Request, file, limit: int) -> str | None:
+async def _write_body(request: Request, file, limits: UploadLimits) -> str | None:
     """Write the video bytes of `request` to `file`; return the client's file name if it gave one."""
     content_type, options = parse_options_header(request.headers.get("content-type", ""))
-    chunks = _limited(request.stream(), limit)
+    chunks = _limited(request.stream(), limits)
     if content_type == b"multipart/form-data":
         boundary = options.get(b"boundary")
         if not boundary:
@@ -125,18 +150,19 @@ async def _write_body(request: Request, file, limit: int) -> str | None:
     )
 
 
-async def save_upload(request: Request, upload_dir: Path, max_bytes: int) -> SavedUpload:
+async def save_upload(request: Request, upload_dir: Path, limits: UploadLimits) -> SavedUpload:
     """Save the request's video to a unique file in `upload_dir`; the caller owns (and deletes) it.
 
     On any error the partial file is deleted before the error propagates.
     """
-    if _declared_too_large(request, max_bytes):
-        raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, f"upload is larger than the {max_bytes // (1024 * 1024)} MiB limit")
+    if _declared_too_large(request, limits.max_bytes):
+        raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE,
+                            f"upload is larger than the {limits.max_bytes // (1024 * 1024)} MiB limit")
     upload_dir.mkdir(parents=True, exist_ok=True)
     path = upload_dir / f"{uuid.uuid4().hex}.upload"
     try:
         with open(path, "wb") as file:
-            filename = await _write_body(request, file, max_bytes)
+            filename = await _write_body(request, file, limits)
         size = path.stat().st_size
         if size == 0:
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "the uploaded video is empty")
@@ -147,9 +173,9 @@ async def save_upload(request: Request, upload_dir: Path, max_bytes: int) -> Sav
 
 
 @contextlib.asynccontextmanager
-async def saved_upload(request: Request, upload_dir: Path, max_bytes: int) -> AsyncIterator[SavedUpload]:
+async def saved_upload(request: Request, upload_dir: Path, limits: UploadLimits) -> AsyncIterator[SavedUpload]:
     """`save_upload`, deleted again when the block ends, however it ends."""
-    upload = await save_upload(request, upload_dir, max_bytes)
+    upload = await save_upload(request, upload_dir, limits)
     try:
         yield upload
     finally:

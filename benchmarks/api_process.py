@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -44,6 +45,20 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_healthy(url: str, server: subprocess.Popen, timeout_s: float) -> None:
+    """Until `url`/health answers 200; RuntimeError if `server` exits or `timeout_s` passes first."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if server.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"{url} did not start (exit status {server.poll()})")
+        try:
+            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+
+
 @dataclass
 class ApiProcess:
     url: str
@@ -54,25 +69,36 @@ class ApiProcess:
 
 @contextmanager
 def running_api(env: dict[str, str] | None = None, *, start_timeout_s: float = 300) -> Iterator[ApiProcess]:
-    """Start `uvicorn api.main:app` as `make run` does (two malloc arenas), wait until /health says ok."""
+    """Start `python -m api` as `make run` does (two malloc arenas), wait until /health says ok."""
     port = free_port()
     uploads = Path(tempfile.mkdtemp(prefix="api-uploads-"))
     env = {"MALLOC_ARENA_MAX": "2", **os.environ, "UPLOAD_DIR": str(uploads), "LOG_LEVEL": "WARNING", **(env or {})}
-    server = subprocess.Popen([str(Path(sys.executable).parent / "uvicorn"), "api.main:app", "--host", "127.0.0.1",
-                               "--port", str(port), "--log-level", "warning"], cwd=ROOT, env=env,
+    server = subprocess.Popen([sys.executable, "-m", "api", "--host", "127.0.0.1", "--port", str(port)], cwd=ROOT, env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     started = time.monotonic()
     try:
-        while True:
-            if server.poll() is not None or time.monotonic() - started > start_timeout_s:
-                raise RuntimeError("the API did not start")
-            try:
-                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.5)
+        wait_healthy(url, server, start_timeout_s)
         yield ApiProcess(url, server.pid, uploads, time.monotonic() - started)
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+@contextmanager
+def running_frontend(api_url: str, env: dict[str, str] | None = None, *, start_timeout_s: float = 60) -> Iterator[str]:
+    """The upload page (Flask) on a free local port, talking to `api_url`; yields its URL."""
+    port = free_port()
+    uploads = Path(tempfile.mkdtemp(prefix="page-uploads-"))
+    env = {**os.environ, "API_URL": api_url, "FRONTEND_UPLOAD_DIR": str(uploads), "LOG_LEVEL": "WARNING", **(env or {})}
+    server = subprocess.Popen([str(Path(sys.executable).parent / "flask"), "--app", "frontend", "run", "--host",
+                               "127.0.0.1", "--port", str(port)], cwd=ROOT, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_healthy(url, server, start_timeout_s)
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        shutil.rmtree(uploads, ignore_errors=True)

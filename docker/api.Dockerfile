@@ -29,4 +29,4 @@ EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=120s --retries=3 \
   CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/health', timeout=4)"
 # One model per worker process (about 1.5 GB of RAM each, plus GPU memory when there is a GPU).
-CMD ["sh", "-c", "exec uvicorn api.main:app --host 0.0.0.0 --port 8000 --workers ${API_WORKERS:-1} --no-access-log"]
+CMD ["sh", "-c", "exec python -m api --host 0.0.0.0 --port 8000 --workers ${API_WORKERS:-1}"]

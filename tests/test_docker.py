@@ -53,6 +53,13 @@ def test_healthchecks_hit_health():
         assert any(kind == "HEALTHCHECK" and "/health" in args for kind, args in _instructions(dockerfile))
 
 
+def test_api_image_stops_gracefully_within_the_compose_grace_period():
+    (command,) = [args for kind, args in _instructions(DOCKERFILES["api"]) if kind == "CMD"]
+    assert "python -m api" in command  # the draining server (api/serve.py), not bare uvicorn
+    grace_s = int(COMPOSE["services"]["api"]["stop_grace_period"].rstrip("s"))
+    assert grace_s > Settings.model_fields["drain_timeout_s"].default
+
+
 def test_volumes_for_weights_heads_and_uploads():
     api_volumes = COMPOSE["services"]["api"]["volumes"]
     assert "weights:/app/models/saved" in api_volumes

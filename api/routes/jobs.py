@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, Request, status
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from fastapi.responses import JSONResponse
 
-from api.deps import RecognizerDep, SettingsDep
+from api.deps import RecognizerDep, SettingsDep, accepting_work
 from api.jobs import Job, QueueFullError
 from api.routes.recognize import REQUEST_BODY
 from api.schemas import ErrorDetail, JobStatus
@@ -26,6 +26,7 @@ router = APIRouter(prefix="/jobs", tags=["recognition"])
                 "poll `GET /jobs/{id}`. 503 with Retry-After when the queue is full.",
     responses={code: {"model": ErrorDetail} for code in (400, 401, 413, 415, 422, 503)},
     openapi_extra={"requestBody": REQUEST_BODY},
+    dependencies=[Depends(accepting_work)],
 )
 async def create_job(
     request: Request,
@@ -35,7 +36,7 @@ async def create_job(
     head: Annotated[str | None, Query()] = None,
 ):
     check_head(recognizer, head)
-    upload = await save_upload(request, settings.upload_dir, settings.max_upload_bytes)
+    upload = await save_upload(request, settings.upload_dir, settings.upload_limits)
     try:
         check_container(upload.path)
     except HTTPException:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, status
+from fastapi.responses import JSONResponse
 
 from api.deps import RecognizerDep, SettingsDep
 from api.schemas import Health, Labels, ModelInfo
@@ -10,9 +11,12 @@ from api.schemas import Health, Labels, ModelInfo
 router = APIRouter(tags=["service"])
 
 
-@router.get("/health", response_model=Health)
-def health(request: Request) -> Health:
+@router.get("/health", response_model=Health, responses={503: {"model": Health, "description": "stopping"}})
+def health(request: Request):
+    """200 "ok" when serving; 503 "stopping" once a SIGTERM has begun the drain (load balancers stop sending)."""
     loaded = getattr(request.app.state, "recognizer", None) is not None
+    if request.app.state.drain.draining:
+        return JSONResponse(Health(status="stopping", model_loaded=loaded).model_dump(), status.HTTP_503_SERVICE_UNAVAILABLE)
     return Health(status="ok" if loaded else "starting", model_loaded=loaded)
 
 

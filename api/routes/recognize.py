@@ -6,11 +6,11 @@ import logging
 import time
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, Request, status
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from fastapi.concurrency import run_in_threadpool
 
 from api.admission import Busy
-from api.deps import RecognizerDep, SettingsDep
+from api.deps import RecognizerDep, SettingsDep, accepting_work
 from api.service import (
     RecognitionRefused, check_container, check_head, expected_clips, recognize_shared, run_while_connected,
 )
@@ -44,10 +44,11 @@ REQUEST_BODY = {
         "`Content-Type: video/*`. The video is cut into clips (64 frames, stride 32 by default), each clip "
         "goes through I3D, and the result ranks actions for the whole video and lists the top 3 per clip. "
         "Beyond MAX_CONCURRENT_REQUESTS running at once, requests wait in line (QUEUE_DEPTH); 503 with "
-        "Retry-After only when the line is full or the wait would pass the time limit."
+        "Retry-After only when the line is full or the wait would pass the time limit, or while the service stops."
     ),
     responses={code: {"model": ErrorDetail} for code in (400, 401, 413, 415, 422, 503)},
     openapi_extra={"requestBody": REQUEST_BODY},
+    dependencies=[Depends(accepting_work)],
 )
 async def recognize_action(
     request: Request,
@@ -62,7 +63,7 @@ async def recognize_action(
     deadline = time.monotonic() + timeout_s  # the time limit counts from arrival, the wait in line included
     try:
         async with admission.admit(timeout_s) as ticket, \
-                saved_upload(request, settings.upload_dir, settings.max_upload_bytes) as upload:
+                saved_upload(request, settings.upload_dir, settings.upload_limits) as upload:
             check_container(upload.path)
             ticket.clips_left = await run_in_threadpool(expected_clips, upload.path, recognizer.clips) or ticket.clips_left
             try:
@@ -73,7 +74,8 @@ async def recognize_action(
                                     headers={"Retry-After": str(settings.retry_after_s)}) from None
             result = await run_while_connected(request, lambda cancel: recognize_shared(
                 recognizer, upload.path, top_k=top_k or settings.default_top_k, filename=upload.filename, head=head,
-                timeout_s=timeout_s, deadline=deadline, on_progress=ticket.progress, cancel=cancel))
+                timeout_s=timeout_s, deadline=deadline, on_progress=ticket.progress, cancel=cancel),
+                request.app.state.drain)
     except Busy as exc:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, exc.detail,
                             headers={"Retry-After": str(exc.retry_after_s)}) from None
