@@ -30,7 +30,8 @@ def _call(method: str, url: str, *, timeout_s: float, api_key: str | None = None
         with httpx.Client(timeout=httpx.Timeout(timeout_s, connect=5.0), transport=transport) as client:
             response = client.request(method, url, headers=headers, **kwargs)
     except httpx.ConnectError:
-        raise ApiError("The recognition service is not reachable. Is the API running?", 503) from None
+        raise ApiError("The recognition service is not reachable right now; it may be restarting. "
+                       "Try again in a moment.", 503) from None
     except httpx.TimeoutException:
         raise ApiError(f"The recognition service did not answer within {timeout_s:.0f} seconds.", 504) from None
     except httpx.HTTPError as exc:

@@ -16,7 +16,7 @@ from frontend.playback import transcode_for_browser
 
 bp = Blueprint("pages", __name__)
 
-ALLOWED_EXTENSIONS = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"}
+ALLOWED_EXTENSIONS = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".gif"}
 ACCEPT = ",".join(sorted(ALLOWED_EXTENSIONS)) + ",video/*"
 
 

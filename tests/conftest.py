@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -12,28 +13,15 @@ from pathlib import Path
 import httpx
 import pytest
 
+from benchmarks.clips import expected_top1
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data"
 
-# Real clips and the Kinetics-400 top-1 a correct I3D gives them (tests/data/CLIPS.md).
-EXPECTED_TOP1 = {
-    "archery__paddlevideo_example.avi": "archery",
-    "armwrestling__mmaction2_demo.mp4": "arm wrestling",
-    "baseball__askanything_hitting_baseball.mp4": "hitting baseball",
-    "basketball__mmaction2_shooting_drill.mp4": "shooting basketball",
-    "bassguitar__askanything_playing_guitar.mp4": "playing bass guitar",
-    "cleaningpool__mmaction2_test.mp4": "cleaning pool",
-    "cricket__kinetics_i3d_v_CricketShot_g04_c01.mp4": "playing cricket",
-    "cricket__kinetics_i3d_v_CricketShot_g04_c01_rgb.gif": "playing cricket",
-    "makeup__mmaction2_test_ApplyEyeMakeup.avi": "filling eyebrows",
-    "pancake__decord_flipping_a_pancake.mkv": "flipping pancake",
-    "taichi__stgcn_ta_chi.mp4": "tai chi",
-    "weightlifting__stgcn_clean_and_jerk.mp4": "clean and jerk",
-    "yoga__askanything_yoga.mp4": "yoga",
-    "yoga__uniformer_Tw2yXa6CzWE.mp4": "yoga",
-}
+# Real clips and the Kinetics-400 top-1 a correct I3D gives them (the table in tests/data/CLIPS.md).
+EXPECTED_TOP1 = expected_top1(DATA)
 # The two kinds of CPU that run this suite (CI included), as /proc/cpuinfo flags: tests inject them to run
 # both branches of every CPU-dependent choice on either kind.
 AVX2_ONLY_FLAGS = frozenset({"sse4_2", "avx", "avx2", "fma", "f16c"})  # AMD EPYC
@@ -92,18 +80,65 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _wait_until_up(url: str, process: subprocess.Popen, log: Path, timeout_s: float = 180) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{url} exited with {process.returncode}: {log.read_text()[-2000:]}")
-        try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    raise TimeoutError(f"{url} did not come up in {timeout_s} s")
+class Service:
+    """A service as its own process on a fixed loopback port: started, signalled, killed, started again.
+    Its output goes to `log` (appended across restarts)."""
+
+    def __init__(self, argv: list[str], *, port: int, env: dict[str, str], log: Path, health: str = "/health"):
+        self.argv, self.port, self.env, self.log = argv, port, env, log
+        self.url = f"http://127.0.0.1:{port}"
+        self.health_url = self.url + health
+        self.process: subprocess.Popen | None = None
+
+    @classmethod
+    def api(cls, port: int, env: dict[str, str], log: Path) -> "Service":
+        return cls([sys.executable, "-m", "api", "--host", "127.0.0.1", "--port", str(port)], port=port, env=env, log=log)
+
+    @classmethod
+    def page(cls, port: int, env: dict[str, str], log: Path) -> "Service":
+        flask = str(Path(sys.executable).parent / "flask")
+        return cls([flask, "--app", "frontend", "run", "--host", "127.0.0.1", "--port", str(port)], port=port, env=env,
+                   log=log)
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def start(self, *, wait: bool = True) -> "Service":
+        with open(self.log, "a") as log:
+            self.process = subprocess.Popen(self.argv, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        if wait:
+            self.wait_up()
+        return self
+
+    def ensure_up(self) -> None:
+        if not self.running:
+            self.start()
+
+    def wait_up(self, timeout_s: float = 180) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.url} exited with {self.process.returncode}: {self.log.read_text()[-2000:]}")
+            try:
+                if httpx.get(self.health_url, timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.3)
+        raise TimeoutError(f"{self.url} did not come up in {timeout_s} s")
+
+    def wait_exit(self, timeout_s: float) -> int:
+        return self.process.wait(timeout=timeout_s)
+
+    def stop(self) -> None:
+        if self.running:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
 
 
 @pytest.fixture(scope="session")
@@ -114,25 +149,46 @@ def live_services(tmp_path_factory):
     web_uploads = tmp_path_factory.mktemp("web-uploads")
     env = {**os.environ, "UPLOAD_DIR": str(temp_uploads), "FRONTEND_UPLOAD_DIR": str(web_uploads),
            "API_URL": f"http://127.0.0.1:{api_port}", "PYTHONUNBUFFERED": "1"}
-    bin_dir = Path(sys.executable).parent
     logs = tmp_path_factory.mktemp("service-logs")
-    api_log, web_log = logs / "api.log", logs / "frontend.log"
-    api = subprocess.Popen([str(bin_dir / "uvicorn"), "api.main:app", "--host", "127.0.0.1", "--port", str(api_port)],
-                           cwd=ROOT, env=env, stdout=open(api_log, "w"), stderr=subprocess.STDOUT)
-    web = subprocess.Popen([str(bin_dir / "flask"), "--app", "frontend", "run", "--host", "127.0.0.1", "--port", str(web_port)],
-                           cwd=ROOT, env=env, stdout=open(web_log, "w"), stderr=subprocess.STDOUT)
+    api = Service.api(api_port, env, logs / "api.log")
+    web = Service.page(web_port, env, logs / "frontend.log")
     try:
-        _wait_until_up(f"http://127.0.0.1:{api_port}/health", api, api_log)
-        _wait_until_up(f"http://127.0.0.1:{web_port}/", web, web_log)
-        yield {"api": f"http://127.0.0.1:{api_port}", "web": f"http://127.0.0.1:{web_port}",
-               "temp_uploads": temp_uploads, "web_uploads": web_uploads, "api_log": api_log, "web_log": web_log}
+        api.start(wait=False)
+        web.start()
+        api.wait_up()
+        yield {"api": api.url, "web": web.url, "temp_uploads": temp_uploads, "web_uploads": web_uploads,
+               "api_log": api.log, "web_log": web.log}
     finally:
-        for process in (web, api):
-            process.terminate()
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        web.stop()
+        api.stop()
+
+
+# Headless Chromium for the page tests (Debian's, installed by `make test`), driven by Playwright.
+ARTIFACTS = ROOT / "test-artifacts"  # screenshots
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run", "--disable-dev-shm-usage", "--autoplay-policy=no-user-gesture-required"]
+
+
+@pytest.fixture(scope="module")  # per module: Playwright's loop is not kept open under other modules' tests
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    if not Path(CHROMIUM).exists():
+        pytest.fail("chromium is missing: `make test` installs it (apt-get install chromium)")
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1200, "height": 900})
+    page = context.new_page()
+    yield page
+    context.close()
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -4,6 +4,7 @@
 
 (function () {
   const POLL_MS = 1000;
+  const STILL_SELECTED = "Your video is still selected: press “Recognize actions” to send it again.";
 
   function el(tag, attrs = {}, ...children) {
     const node = document.createElement(tag);
@@ -195,7 +196,9 @@
       request.addEventListener("error", () => showError("The upload failed: the page's server could not be reached. Try again."));
       request.addEventListener("load", () => {
         const answer = request.response || {};
-        if (request.status !== 202) return showError(answer.error || `The upload failed (HTTP ${request.status}).`);
+        const message = answer.error || `The upload failed (HTTP ${request.status}).`;
+        if (request.status >= 500) return showError(`${message} ${STILL_SELECTED}`);
+        if (request.status !== 202) return showError(message);
         poll(answer, 0);
       });
       setStatus("Uploading… 0%", 0, "uploading");
@@ -208,7 +211,8 @@
         .then(({ ok, status: code, body }) => {
           if (!ok) {
             if (code >= 500 && failures < 5) return setTimeout(() => poll(job, failures + 1), POLL_MS * 2 ** failures);
-            return showError(body.error || `Lost track of the job (HTTP ${code}).`);
+            if (code === 404) return showError(`The recognition service restarted and lost this job. ${STILL_SELECTED}`);
+            return showError(`${body.error || `Lost track of the job (HTTP ${code}).`} ${STILL_SELECTED}`);
           }
           if (body.status === "done") {
             status.hidden = true;
@@ -217,7 +221,10 @@
             renderResult(resultRoot, body.result, job.video_url, job.filename, job.playback_note);
             return;
           }
-          if (body.status === "failed") return showError(`The recognition service rejected the video: ${body.error.detail}`);
+          if (body.status === "failed") {
+            if (body.error.status_code >= 500) return showError(`The recognition did not finish: ${body.error.detail}. ${STILL_SELECTED}`);
+            return showError(`The recognition service rejected the video: ${body.error.detail}`);
+          }
           const { clips_done: done, clips_total: total } = body.progress;
           if (body.status === "queued") setStatus("Waiting for the model…", null, "queued");
           else setStatus(`Recognizing: clip ${done} of ${total || "?"}`, total ? (done / total) * 100 : null, "processing");
@@ -225,7 +232,7 @@
         })
         .catch(() => {
           if (failures < 5) return setTimeout(() => poll(job, failures + 1), POLL_MS * 2 ** failures);
-          showError("Lost the connection while waiting for the result. Try again.");
+          showError(`Lost the connection while waiting for the result. ${STILL_SELECTED}`);
         });
     }
   }
