@@ -18,6 +18,7 @@ from api.jobs import InProcessJobs, Job, JobFailedError
 from api.routes import jobs, meta, recognize
 from api.service import RecognitionRefused, recognize_shared, stopped_instead
 from api.settings import Settings, get_settings
+from api.sole_process import sole_process
 from api.uploads import sweep_uploads
 from common.logs import configure_logging
 from models.extractor import default_batch_size, open_extractor
@@ -32,6 +33,14 @@ log = logging.getLogger("api")
 async def lifespan(app: FastAPI):
     settings = app.dependency_overrides.get(get_settings, get_settings)()  # tests override it
     configure_logging(settings.log_level)
+    with sole_process(settings.upload_dir):  # refuses a second process before loading anything
+        async with _serving(app, settings):
+            yield
+
+
+@asynccontextmanager
+async def _serving(app: FastAPI, settings: Settings):
+    """The model, the batcher, admission and jobs, for as long as the app serves."""
     swept = sweep_uploads(settings.upload_dir)
     if swept:
         log.info("removed uploads left over from an earlier run", extra={"count": swept})

@@ -68,9 +68,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--workers", type=int, default=1, help="API processes (in-process jobs: 1)")
     args = parser.parse_args(argv)
-    if args.workers != 1:  # jobs, the line and the batcher live in the process: a second one would not see them
-        parser.error(f"--workers {args.workers} (API_WORKERS): jobs and the recognition line live inside one API "
-                     "process, so run one process per model; to scale out, run several instances behind a load "
+    if args.workers != 1:  # api/sole_process.py says why; uvicorn --workers is refused there at start-up
+        parser.error(f"--workers {args.workers} (API_WORKERS): jobs and the line of recognitions live inside one "
+                     "process, so run one process per model; to serve more, run more instances behind a load "
                      "balancer, each with its own UPLOAD_DIR")
     from api.main import app  # reads the settings and configures nothing heavy; the model loads in the lifespan
     from api.settings import get_settings

@@ -12,8 +12,8 @@ COPY frontend/ frontend/
 COPY static/ static/
 
 RUN useradd --create-home --uid 10001 app \
- && mkdir -p static/uploads \
- && chown -R app:app static/uploads
+ && mkdir -p static/uploads var/frontend \
+ && chown -R app:app static/uploads var
 USER app
 
 EXPOSE 5000

@@ -8,6 +8,7 @@ from pathlib import Path
 from flask import Flask
 
 from common.logs import configure_logging
+from frontend import secret_key
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -22,7 +23,7 @@ def _env_config() -> dict:
         "API_TIMEOUT_S": float(_env("API_TIMEOUT_S", "900")),
         "MAX_CONTENT_LENGTH": int(_env("MAX_UPLOAD_MB", "200")) * 1024 * 1024,
         "UPLOAD_FOLDER": _env("FRONTEND_UPLOAD_DIR", str(PROJECT_ROOT / "static" / "uploads")),
-        "SECRET_KEY": _env("FLASK_SECRET_KEY", os.urandom(32).hex()),
+        "DATA_DIR": _env("FRONTEND_DATA_DIR", str(PROJECT_ROOT / "var" / "frontend")),
         "API_KEY": os.environ.get("API_KEY") or None,
         "UPLOAD_MAX_AGE_S": float(_env("UPLOAD_MAX_AGE_H", "24")) * 3600,
         "UPLOAD_MAX_FILES": int(_env("UPLOAD_MAX_FILES", "200")),
@@ -40,6 +41,9 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.config.update(_env_config())
     if test_config:
         app.config.update(test_config)
+    if not app.config.get("SECRET_KEY"):  # the same key in every worker and after a restart
+        app.config["SECRET_KEY"] = secret_key.load_or_create(os.environ.get("FLASK_SECRET_KEY"),
+                                                             Path(app.config["DATA_DIR"]))
     Path(app.config["UPLOAD_FOLDER"]).mkdir(parents=True, exist_ok=True)
 
     from frontend import security, views

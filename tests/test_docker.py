@@ -66,7 +66,18 @@ def test_volumes_for_weights_heads_and_uploads():
     assert any(v.startswith("./heads:/app/heads") for v in api_volumes)
     assert "api-uploads:/app/temp_uploads" in api_volumes
     assert "frontend-uploads:/app/static/uploads" in COMPOSE["services"]["frontend"]["volumes"]
-    assert set(COMPOSE["volumes"]) == {"weights", "api-uploads", "frontend-uploads"}
+    assert set(COMPOSE["volumes"]) == {"weights", "api-uploads", "frontend-uploads", "frontend-data"}
+
+
+def test_every_page_worker_and_restart_shares_one_session_key():
+    """The key made when FLASK_SECRET_KEY is empty lives on a volume, where the image's user can write it."""
+    env = dict(line.split("=", 1) for line in (ROOT / ".env.example").read_text().splitlines()
+               if line and not line.startswith("#"))
+    assert env["FLASK_SECRET_KEY"] == "" and env["FRONTEND_DATA_DIR"] == "var/frontend"
+    assert "frontend-data:/app/var/frontend" in COMPOSE["services"]["frontend"]["volumes"]
+    runs = " ".join(args for kind, args in _instructions(DOCKERFILES["frontend"]) if kind == "RUN")
+    assert "var/frontend" in runs and "chown -R app:app static/uploads var" in runs
+    assert int(env["API_WORKERS"]) == 1  # more is refused (api/sole_process.py)
 
 
 @pytest.mark.parametrize("name", sorted(DOCKERFILES))

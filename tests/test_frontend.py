@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
 import socket
+import stat
+import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
+import httpx
 import pytest
 
-from conftest import ARCHERY_AVI, CRICKET_MP4
-from frontend import create_app
+from conftest import ARCHERY_AVI, CRICKET_MP4, Service, _free_port
+from frontend import create_app, secret_key
 
 RESULT = {
     "actions": [
@@ -86,7 +91,8 @@ def upload_folder(tmp_path):
 @pytest.fixture
 def app(fake_api, upload_folder):
     return create_app({"TESTING": True, "API_URL": fake_api.url, "UPLOAD_FOLDER": str(upload_folder),
-                       "API_TIMEOUT_S": 10, "MAX_CONTENT_LENGTH": 2 * 1024 * 1024})
+                       "DATA_DIR": str(upload_folder.parent / "data"), "API_TIMEOUT_S": 10,
+                       "MAX_CONTENT_LENGTH": 2 * 1024 * 1024})
 
 
 @pytest.fixture
@@ -249,3 +255,63 @@ def test_connection_errors_are_retried_rejections_are_not(app, fake_api, monkeyp
         api_client.job_status(fake_api.url, "x")
     assert len(attempts) == 1  # an answer, even a refusal, is final
     assert api_client.CONNECT_RETRIES == 3
+
+
+# --- One session key for every worker and every restart (gunicorn, as the image runs it). ---
+
+def test_the_generated_key_is_kept_owner_only_and_a_set_key_wins(tmp_path, monkeypatch):
+    data = tmp_path / "data"
+    keys: list[str] = []
+    threads = [threading.Thread(target=lambda: keys.append(secret_key.load_or_create(None, data))) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(set(keys)) == 1 and len(keys[0]) == 64  # workers starting together agree on one key
+    key_file = data / secret_key.FILE_NAME
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600 and os.listdir(data) == [secret_key.FILE_NAME]
+    assert secret_key.load_or_create(None, data) == keys[0]  # and it survives a restart
+    assert secret_key.load_or_create("chosen-by-the-operator", data) == "chosen-by-the-operator"
+    key_file.write_text("short")
+    with pytest.raises(RuntimeError, match="FLASK_SECRET_KEY"):
+        secret_key.load_or_create(None, data)
+
+
+def _gunicorn(port: int, env: dict, log) -> Service:
+    gunicorn = str(Path(sys.executable).parent / "gunicorn")
+    return Service([gunicorn, "--bind", f"127.0.0.1:{port}", "--workers", "3", "--threads", "4", "frontend:create_app()"],
+                   port=port, env=env, log=log)
+
+
+def _load_page(url: str) -> tuple[httpx.Client, str]:
+    """A new browser session: its cookie jar and the form's CSRF token."""
+    client = httpx.Client(timeout=30, headers={"Connection": "close"})  # no idle keep-alive to delay a stop
+    return client, re.search(r'name="csrf_token" value="([^"]+)"', client.get(f"{url}/").text).group(1)
+
+
+def _post_form(url: str, client: httpx.Client, token: str) -> httpx.Response:
+    return client.post(f"{url}/jobs", data={"csrf_token": token},
+                       files={"video": ("cricket.mp4", CRICKET_MP4.read_bytes(), "video/mp4")})
+
+
+def test_gunicorn_with_three_workers_accepts_every_form_even_across_a_restart(tmp_path, fake_api):
+    fake_api.status, fake_api.body = 202, {"id": "job1", "status": "queued", "progress": {"clips_done": 0, "clips_total": None}}
+    env = {**os.environ, "API_URL": fake_api.url, "FLASK_SECRET_KEY": "", "FRONTEND_DATA_DIR": str(tmp_path / "data"),
+           "FRONTEND_UPLOAD_DIR": str(tmp_path / "uploads")}
+    page = _gunicorn(_free_port(), env, tmp_path / "gunicorn.log").start()
+    try:
+        statuses = []
+        for _ in range(10):  # 10 page loads, 3 posts each, spread by gunicorn over its workers
+            client, token = _load_page(page.url)
+            statuses += [_post_form(page.url, client, token).status_code for _ in range(3)]
+        assert statuses == [202] * 30  # one key in all three workers: no "This form has expired"
+        client, token = _load_page(page.url)
+        page.stop()
+        page.start()  # a restart between loading the page and posting it
+        response = _post_form(page.url, client, token)
+        assert response.status_code == 202, response.text
+    finally:
+        page.stop()
+    log = (tmp_path / "gunicorn.log").read_text()
+    key = (tmp_path / "data" / secret_key.FILE_NAME).read_text().strip()
+    assert "generated the session key" in log and key not in log
