@@ -31,9 +31,10 @@ $(SAVED_MODEL): $(INSTALLED) models/i3d.py models/checkpoint.py models/convert.p
 int8: $(SAVED_MODEL)
 	$(BIN)/python -m models quantize --if-needed
 
-# Both services; Ctrl-C stops both (the API finishes or cancels the recognitions in flight first).
+# Both services; Ctrl-C stops both (the API finishes or cancels the recognitions in flight first). The trap
+# ignores further signals before `kill 0`, which also reaches this shell: re-entering it crashed bash.
 run: setup
-	@trap 'kill 0' INT TERM EXIT; \
+	@trap 'trap "" INT TERM; kill 0' INT TERM EXIT; \
 	API_URL=http://127.0.0.1:$(API_PORT) $(BIN)/flask --app frontend run --host $(HOST) --port $(FRONTEND_PORT) & \
 	$(BIN)/python -m api --host $(HOST) --port $(API_PORT)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import time
 
 import uvicorn
@@ -59,6 +60,10 @@ class GracefulServer(uvicorn.Server):
 def serve(app: FastAPI, *, host: str, port: int, log_level: str = "info", header_cap_bytes: int = 64 * 1024) -> None:
     config = uvicorn.Config(app, host=host, port=port, access_log=False, log_config=None, log_level=log_level.lower(),
                             h11_max_incomplete_event_size=header_cap_bytes, timeout_graceful_shutdown=AFTER_CANCEL_S)
+    # uvicorn puts back the handlers it found when it returns: make those ignore the signal, so that one more
+    # TERM or Ctrl-C while the runtimes tear down (make run sends several) cannot kill the process half-way.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)
     GracefulServer(config, app).run()
 
 

@@ -8,6 +8,7 @@ import os
 import re
 import signal
 import socket
+import subprocess
 import threading
 import time
 from urllib.parse import urlparse
@@ -15,7 +16,7 @@ from urllib.parse import urlparse
 import httpx
 import pytest
 
-from conftest import ARTIFACTS, CRICKET_MP4, Service, _free_port, write_video
+from conftest import ARTIFACTS, CRICKET_MP4, ROOT, Service, _free_port, write_video
 from models.video import clip_starts
 
 
@@ -243,3 +244,35 @@ def test_a_second_term_cancels_the_work_in_flight_and_exits_cleanly(own, tmp_pat
     log = own.api.log.read_text()[log_start:]
     assert "cancelling the work still in flight" in log and "Traceback" not in log and "Segmentation" not in log
     assert own.uploads_left() == []
+
+
+def test_make_run_survives_repeated_ctrl_c_and_leaves_nothing_running(tmp_path):
+    """Ctrl-C twice on `make run` (the terminal signals the whole group): both services stop, no crash.
+    Its trap used to re-enter itself on `kill 0` until bash died of a segmentation fault."""
+    api_port, web_port = _free_port(), _free_port()
+    env = {**os.environ, "UPLOAD_DIR": str(tmp_path / "uploads"), "FRONTEND_UPLOAD_DIR": str(tmp_path / "web"),
+           "FRONTEND_DATA_DIR": str(tmp_path / "data")}
+    log = tmp_path / "make-run.log"
+    with open(log, "w") as out:
+        make = subprocess.Popen(["make", "--no-print-directory", "run", f"API_PORT={api_port}", f"FRONTEND_PORT={web_port}"],
+                                cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        for url in (f"http://127.0.0.1:{api_port}/health", f"http://127.0.0.1:{web_port}/health"):
+            _until(lambda: _up(url), 180, url)
+        for _ in range(2):
+            os.killpg(make.pid, signal.SIGINT)
+            time.sleep(0.3)
+        make.wait(timeout=60)
+    finally:
+        if make.poll() is None:
+            os.killpg(make.pid, signal.SIGKILL)
+    text = log.read_text()
+    assert "Segmentation fault" not in text and "Traceback" not in text, text[-2000:]
+    assert not _up(f"http://127.0.0.1:{api_port}/health") and not _up(f"http://127.0.0.1:{web_port}/health")
+
+
+def _up(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
