@@ -215,7 +215,7 @@ def _recognition_running(api: str, frames: int, tmp_path) -> tuple[threading.Thr
 def test_sigterm_drains_running_recognitions_and_refuses_new_ones(own, tmp_path):
     own.api.ensure_up()
     api = own.api.url
-    thread, answer = _recognition_running(api, 400, tmp_path)
+    thread, answer = _recognition_running(api, 600, tmp_path)  # 18 clips: seconds of margin to refuse a new one
     own.api.process.send_signal(signal.SIGTERM)
     _until(lambda: httpx.get(f"{api}/health").status_code == 503, 10, "the drain to begin")
     refused = httpx.post(f"{api}/recognize_action", content=CRICKET_MP4.read_bytes(), headers={"Content-Type": "video/mp4"})
@@ -224,7 +224,7 @@ def test_sigterm_drains_running_recognitions_and_refuses_new_ones(own, tmp_path)
     with open(CRICKET_MP4, "rb") as f:
         assert httpx.post(f"{api}/jobs", files={"video": ("c.mp4", f)}).status_code == 503
     thread.join(timeout=150)
-    assert answer["response"].status_code == 200 and len(answer["response"].json()["clips"]) == len(clip_starts(400, 64, 32))
+    assert answer["response"].status_code == 200 and len(answer["response"].json()["clips"]) == len(clip_starts(600, 64, 32))
     assert own.api.wait_exit(30) == 0  # it exits by itself once the work is done
     assert own.uploads_left() == []
 
