@@ -7,10 +7,14 @@ SAVED_MODEL := models/saved/i3d-kinetics-400/saved_model.pb
 HOST ?= 127.0.0.1
 API_PORT ?= 8000
 FRONTEND_PORT ?= 5000
+REDIS_PORT ?= 6379
+WORKERS ?= 2
+# A recognition worker (workers/worker.py): one process, one model, one job at a time; one per GPU.
+CELERY_WORKER := $(BIN)/celery -A workers.worker worker --pool=solo --concurrency=1 --prefetch-multiplier=1 -Q recognition
 # Two malloc arenas keep the API's memory flat from request to request (scripts/soak.py measures it).
 export MALLOC_ARENA_MAX ?= 2
 
-.PHONY: setup int8 browser run api frontend test soak load bench clean
+.PHONY: setup int8 browser redis run api frontend worker cluster test soak load bench bench-cluster clean
 
 setup: $(INSTALLED) $(SAVED_MODEL) int8
 
@@ -48,7 +52,25 @@ frontend: $(INSTALLED)
 browser:
 	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; }
 
-test: setup browser
+# Debian's redis-server, the broker for queue workers (make cluster, and the tests start their own).
+redis:
+	@command -v redis-server >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends redis-server; }
+
+# One queue worker for the broker at JOBS_BROKER_URL (docs/deployment.md); SHARED_UPLOAD_DIR as the API's.
+worker: setup
+	$(CELERY_WORKER)
+
+# Everything on one machine with queue workers: redis-server on REDIS_PORT, WORKERS workers, the API as their
+# gateway and the page. Ctrl-C stops them all. Jobs live in this Redis only while it runs (no persistence).
+cluster: setup redis
+	@trap 'trap "" INT TERM; kill 0' INT TERM EXIT; \
+	export JOBS_BROKER_URL=redis://127.0.0.1:$(REDIS_PORT)/0; \
+	redis-server --port $(REDIS_PORT) --bind 127.0.0.1 --save '' --appendonly no --loglevel warning & \
+	for i in $$(seq $(WORKERS)); do $(CELERY_WORKER) --hostname worker$$i@%h & done; \
+	API_URL=http://127.0.0.1:$(API_PORT) $(BIN)/flask --app frontend run --host $(HOST) --port $(FRONTEND_PORT) & \
+	$(BIN)/python -m api --host $(HOST) --port $(API_PORT)
+
+test: setup browser redis
 	$(BIN)/python -m pytest
 
 # 100 sequential requests against a fresh API; fails if its RSS grows by 5% or more after warm-up.
@@ -64,6 +86,10 @@ load: setup
 # (about 30 minutes on a 2-core CPU, most of it the 5-minute video).
 bench: setup
 	$(BIN)/python -m benchmarks
+
+# Jobs/s and clips/s through Redis and 1, then 2 queue workers on this machine; writes bench/cluster.md and .json.
+bench-cluster: setup redis
+	$(BIN)/python -m benchmarks.cluster
 
 clean:
 	rm -rf models/saved

@@ -3,19 +3,31 @@
 from __future__ import annotations
 
 import secrets
-from typing import Annotated
+from typing import Annotated, Protocol
 
 from fastapi import Depends, Header, HTTPException, Request, status
 
+from api.schemas import Health, Labels, ModelInfo
 from api.settings import Settings, get_settings
-from models.recognizer import ActionRecognizer
 
 
-def get_recognizer(request: Request) -> ActionRecognizer:
-    recognizer = getattr(request.app.state, "recognizer", None)
-    if recognizer is None:
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "the model is not loaded yet")
-    return recognizer
+class Recognitions(Protocol):
+    """Where recognitions run: in this process (api/local.py) or on queue workers (api/gateway.py). The
+    routes see only this, and the JobExecutor on `app.state.jobs`."""
+
+    def check_head(self, head: str | None) -> None: ...  # 422 for a head that is not served
+    def model(self) -> ModelInfo: ...
+    def labels(self) -> Labels: ...
+    def health(self) -> tuple[Health, int]: ...
+    async def recognize(self, request: Request, settings: Settings, *, top_k: int | None, head: str | None) -> dict: ...
+    def in_flight(self) -> int: ...  # recognitions and jobs a stopping process waits for
+
+
+def get_recognitions(request: Request) -> Recognitions:
+    recognitions = getattr(request.app.state, "recognitions", None)
+    if recognitions is None:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "the service is still starting")
+    return recognitions
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
@@ -33,4 +45,4 @@ def accepting_work(request: Request, settings: SettingsDep) -> None:
     request.app.state.drain.refuse_new_work(settings.retry_after_s)
 
 
-RecognizerDep = Annotated[ActionRecognizer, Depends(get_recognizer)]
+RecognitionsDep = Annotated[Recognitions, Depends(get_recognitions)]

@@ -1,8 +1,8 @@
 """Recognition jobs with progress: `POST /jobs` answers 202 at once, `GET /jobs/{id}` tells how far it is.
 
-The executor is one small interface (`JobExecutor`); `InProcessJobs` runs jobs on one worker thread from
-a bounded queue and forgets finished jobs after a while. A distributed queue can replace it behind the
-same interface.
+The executor is one small interface (`JobExecutor`); `InProcessJobs` runs jobs on worker threads from a
+bounded queue and forgets finished jobs after a while. With a broker, `api.gateway.QueuedJobs` sends them
+to queue workers instead, behind the same interface.
 """
 
 from __future__ import annotations
@@ -24,6 +24,10 @@ class QueueFullError(RuntimeError):
     """No room for another job: the caller should answer 503 with Retry-After."""
 
 
+class ExecutorUnavailable(RuntimeError):
+    """The executor cannot take or tell jobs right now (its broker is away): 503, and try again."""
+
+
 class JobFailedError(Exception):
     """A job's own failure, with the HTTP status and detail a synchronous request would have got."""
 
@@ -32,37 +36,42 @@ class JobFailedError(Exception):
         self.status_code, self.detail = status_code, detail
 
 
-@dataclass
-class Job:
-    video: Path  # the job owns this file and deletes it once run
-    filename: str
-    top_k: int
-    head: str | None
+@dataclass(kw_only=True)
+class JobState:
+    """What `GET /jobs/{id}` tells of a job."""
     id: str = field(default_factory=lambda: uuid.uuid4().hex)
     status: str = "queued"  # queued -> running -> done | failed
     clips_done: int = 0
     clips_total: int | None = None
     result: dict | None = None
     error: dict | None = None
-    created: float = field(default_factory=time.time)
-    finished: float | None = None
+    worker: str | None = None  # the queue worker that ran it (with a broker)
 
     def public(self) -> dict:
         body = {"id": self.id, "status": self.status,
                 "progress": {"clips_done": self.clips_done, "clips_total": self.clips_total}}
-        if self.result is not None:
-            body["result"] = self.result
-        if self.error is not None:
-            body["error"] = self.error
+        for name in ("result", "error", "worker"):
+            if getattr(self, name) is not None:
+                body[name] = getattr(self, name)
         return body
+
+
+@dataclass(kw_only=True)
+class Job(JobState):
+    video: Path  # the job owns this file and deletes it once run
+    filename: str
+    top_k: int
+    head: str | None
+    created: float = field(default_factory=time.time)
+    finished: float | None = None
 
 
 Runner = Callable[[Job, Callable[[int, int], None]], dict]
 
 
 class JobExecutor(Protocol):
-    def submit(self, job: Job) -> None: ...  # raises QueueFullError
-    def get(self, job_id: str) -> Job | None: ...
+    def submit(self, job: Job) -> None: ...  # QueueFullError, ExecutorUnavailable; any error deletes the job's file
+    def get(self, job_id: str) -> JobState | None: ...  # ExecutorUnavailable
     def active(self) -> int: ...  # queued or running
     def close(self) -> None: ...
 
@@ -86,6 +95,7 @@ class InProcessJobs:
         try:
             self._queue.put_nowait(job)
         except queue.Full:
+            job.video.unlink(missing_ok=True)
             raise QueueFullError(f"{self._queue.maxsize} jobs are already waiting") from None
         with self._lock:
             self._jobs[job.id] = job

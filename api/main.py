@@ -1,4 +1,4 @@
-"""FastAPI app: `uvicorn api.main:app --port 8000`. The model is loaded once, in the lifespan."""
+"""FastAPI app: `python -m api` (or `uvicorn api.main:app`). The model is loaded once, in the lifespan; with\nJOBS_BROKER_URL set the app is a gateway to queue workers instead (api/gateway.py)."""
 
 from __future__ import annotations
 
@@ -15,16 +15,14 @@ from api.drain import Drain
 from api.header_limit import HeaderLimit
 from api.deps import require_api_key
 from api.jobs import InProcessJobs, Job, JobFailedError
+from api.local import LocalRecognitions
+from api.model_setup import open_recognizer
 from api.routes import jobs, meta, recognize
 from api.service import RecognitionRefused, recognize_shared, stopped_instead
 from api.settings import Settings, get_settings
 from api.sole_process import sole_process
 from api.uploads import sweep_uploads
 from common.logs import configure_logging
-from models.extractor import default_batch_size, open_extractor
-from models.heads import LstmHead
-from models.recognizer import ActionRecognizer, ClipSettings
-from models.shared_trunk import check_shared_slicing
 
 log = logging.getLogger("api")
 
@@ -33,6 +31,12 @@ log = logging.getLogger("api")
 async def lifespan(app: FastAPI):
     settings = app.dependency_overrides.get(get_settings, get_settings)()  # tests override it
     configure_logging(settings.log_level)
+    if settings.jobs_broker_url:  # a gateway: no model here, any number of processes
+        from api.gateway import serving_gateway
+
+        async with serving_gateway(app, settings):
+            yield
+        return
     with sole_process(settings.upload_dir):  # refuses a second process before loading anything
         async with _serving(app, settings):
             yield
@@ -44,23 +48,8 @@ async def _serving(app: FastAPI, settings: Settings):
     swept = sweep_uploads(settings.upload_dir)
     if swept:
         log.info("removed uploads left over from an earlier run", extra={"count": swept})
-    log.info("loading I3D", extra={"handle": settings.model_handle})
-    extractor = open_extractor(settings.model_handle, runtime=settings.runtime, precision=settings.precision,
-                               xla=settings.xla)
-    clips = ClipSettings(clip_len=settings.clip_length, stride=settings.clip_stride,
-                         batch_size=settings.batch_size or default_batch_size(extractor.device),
-                         extraction=settings.extraction, recompute_below=settings.recompute_below,
-                         chunk_frames=settings.shared_chunk_frames)
-    if clips.extraction == "shared":  # refuse impossible settings now, not on the first request
-        check_shared_slicing(clips.clip_len, clips.stride, clips.chunk_frames, clips.context)
-        extractor.logits_weights()
-    head = None
-    if settings.head_path:  # refuses a head trained on other features or clip settings
-        head = LstmHead(settings.head_path, extractor_id=extractor.extractor_id, feature_dim=extractor.feature_dim,
-                        clip_len=clips.clip_len, stride=clips.stride, extraction=clips.extraction_id)
-        log.info("serving a trained head", extra={"head": head.name, "labels": len(head.labels)})
-    recognizer = ActionRecognizer(extractor, head=head, clips=clips, limits=settings.video_limits,
-                                  idle_unload_s=settings.model_idle_unload_s, batch_wait_s=settings.batch_wait_ms / 1000)
+    recognizer = open_recognizer(settings)
+    extractor, clips = recognizer.extractor, recognizer.clips
     admission = Admission(running=lambda: settings.max_concurrent_requests, waiting=lambda: settings.queue_depth,
                           fallback_retry_after_s=lambda: settings.retry_after_s)
     if settings.warm_up:
@@ -81,6 +70,7 @@ async def _serving(app: FastAPI, settings: Settings):
     app.state.admission = admission
     app.state.jobs = InProcessJobs(run_job, max_queued=settings.jobs_max_queued, ttl_s=settings.jobs_ttl_s,
                                    workers=settings.jobs_workers)
+    app.state.recognitions = LocalRecognitions(app)
     metrics.JOBS_QUEUED.set_function(app.state.jobs.queued)
     metrics.CLIPS_QUEUED.set_function(recognizer.batcher.queued)
     metrics.CLIPS_CANCELLED.set_function(lambda: recognizer.batcher.stats.cancelled)

@@ -38,7 +38,9 @@ class RecognitionResult(BaseModel):
 
 class Health(BaseModel):
     status: str
-    model_loaded: bool
+    model_loaded: bool = Field(description="this process holds the model (false on a gateway)")
+    broker: str | None = Field(None, description="gateway only: ok, or unreachable")
+    workers: int | None = Field(None, description="gateway only: queue workers alive")
 
 
 class ModelInfo(BaseModel):
@@ -85,3 +87,4 @@ class JobStatus(BaseModel):
     progress: JobProgress
     result: RecognitionResult | None = None
     error: JobError | None = None
+    worker: str | None = Field(None, description="with a broker: the queue worker that ran (or runs) it")

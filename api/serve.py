@@ -1,6 +1,6 @@
 """`python -m api`: the API under uvicorn, with a graceful stop (api/drain.py).
 
-    python -m api [--host 127.0.0.1] [--port 8000] [--workers 1]
+    python -m api [--host 127.0.0.1] [--port 8000] [--workers 1 (more only as a gateway: JOBS_BROKER_URL)]
 
 The first SIGTERM or SIGINT starts the drain: the port stays open, new work gets 503, admitted work runs
 for at most DRAIN_TIMEOUT_S. The process exits (status 0) once nothing is in flight. A second signal
@@ -35,9 +35,8 @@ class GracefulServer(uvicorn.Server):
             self.should_exit = True
 
     def _in_flight(self) -> int:
-        state = self.app.state
-        admission, jobs = getattr(state, "admission", None), getattr(state, "jobs", None)
-        return (admission.in_flight() if admission else 0) + (jobs.active() if jobs else 0)
+        recognitions = getattr(self.app.state, "recognitions", None)
+        return recognitions.in_flight() if recognitions else 0
 
     async def on_tick(self, counter: int) -> bool:
         drain = self.app.state.drain
@@ -71,15 +70,23 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m api", description="Serve the action recognition API.")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
-    parser.add_argument("--workers", type=int, default=1, help="API processes (in-process jobs: 1)")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="API processes: 1 with in-process jobs; any number as a gateway (JOBS_BROKER_URL)")
     args = parser.parse_args(argv)
-    if args.workers != 1:  # api/sole_process.py says why; uvicorn --workers is refused there at start-up
-        parser.error(f"--workers {args.workers} (API_WORKERS): jobs and the line of recognitions live inside one "
-                     "process, so run one process per model; to serve more, run more instances behind a load "
-                     "balancer, each with its own UPLOAD_DIR")
-    from api.main import app  # reads the settings and configures nothing heavy; the model loads in the lifespan
     from api.settings import get_settings
 
     settings = get_settings()
-    serve(app, host=args.host, port=args.port, log_level=settings.log_level,
-          header_cap_bytes=4 * settings.max_header_kib * 1024)
+    header_cap = 4 * settings.max_header_kib * 1024
+    if args.workers < 1 or (args.workers != 1 and not settings.jobs_broker_url):
+        # api/sole_process.py says why; uvicorn --workers is refused there at start-up
+        parser.error(f"--workers {args.workers} (API_WORKERS): jobs and the line of recognitions live inside one "
+                     "process, so run one process per model; to serve more, set JOBS_BROKER_URL (queue workers, "
+                     "docs/deployment.md) or run more instances behind a load balancer, each with its own UPLOAD_DIR")
+    if args.workers > 1:  # gateways hold no state: uvicorn's own supervisor runs them; a stop waits for open requests
+        uvicorn.run("api.main:app", host=args.host, port=args.port, workers=args.workers, access_log=False,
+                    log_config=None, log_level=settings.log_level.lower(), h11_max_incomplete_event_size=header_cap,
+                    timeout_graceful_shutdown=int(settings.drain_timeout_s))
+        return
+    from api.main import app  # reads the settings and configures nothing heavy; the model loads in the lifespan
+
+    serve(app, host=args.host, port=args.port, log_level=settings.log_level, header_cap_bytes=header_cap)

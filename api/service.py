@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import TypeVar
 
@@ -14,6 +15,7 @@ from fastapi.concurrency import run_in_threadpool
 
 from api.drain import Drain
 from api.metrics import CLIPS, RUNNING
+from api.uploads import SavedUpload, UploadLimits, save_upload
 from models.containers import SUPPORTED, sniff_container
 from models.recognizer import ActionRecognizer, Cancelled, ClipSettings, ProcessingTimeout, Progress
 from models.video import VideoDecodeError, VideoLimitError, clip_starts, open_video
@@ -36,6 +38,17 @@ def check_container(path: Path) -> None:
                             f"the upload is not a video container this service reads ({SUPPORTED})")
 
 
+async def save_video(request: Request, upload_dir: Path, limits: UploadLimits) -> SavedUpload:
+    """The request's video saved to a file the caller owns; 415 (and no file) unless it looks like a video."""
+    upload = await save_upload(request, upload_dir, limits)
+    try:
+        check_container(upload.path)
+    except HTTPException:
+        upload.path.unlink(missing_ok=True)
+        raise
+    return upload
+
+
 CLIENT_GONE = 499  # nginx's "client closed request": logged, never read
 
 
@@ -54,7 +67,19 @@ async def run_while_connected(request: Request, work: Callable[[threading.Event]
     so that the clips nobody will read are skipped, and when a stopping service gives up on the work (503).
     The request's body must have been read."""
     cancel = threading.Event()
+    try:
+        async with cancelled_on_disconnect(request, cancel):
+            with drain.cancellable(cancel):
+                return await run_in_threadpool(work, cancel)
+    except RecognitionRefused as exc:
+        raise stopped_instead(exc, drain) from None
+    finally:
+        cancel.set()
 
+
+@contextlib.asynccontextmanager
+async def cancelled_on_disconnect(request: Request, cancel: threading.Event) -> AsyncIterator[None]:
+    """Set `cancel` if the client disconnects during the block. The request's body must have been read."""
     async def watch() -> None:  # after the body, the only message left to receive is the disconnect
         while (await request.receive())["type"] != "http.disconnect":
             pass
@@ -62,12 +87,8 @@ async def run_while_connected(request: Request, work: Callable[[threading.Event]
 
     watcher = asyncio.ensure_future(watch())
     try:
-        with drain.cancellable(cancel):
-            return await run_in_threadpool(work, cancel)
-    except RecognitionRefused as exc:
-        raise stopped_instead(exc, drain) from None
+        yield
     finally:
-        cancel.set()
         watcher.cancel()
 
 
@@ -78,11 +99,9 @@ def stopped_instead(exc: RecognitionRefused, drain: Drain) -> RecognitionRefused
     return exc
 
 
-def check_head(recognizer: ActionRecognizer, head: str | None) -> None:
-    if head is not None and head not in recognizer.heads:
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT, f"unknown head {head!r}; loaded: {', '.join(recognizer.heads)}"
-        )
+def check_head(heads: list[str], head: str | None) -> None:
+    if head is not None and head not in heads:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"unknown head {head!r}; loaded: {', '.join(heads)}")
 
 
 def recognize_shared(

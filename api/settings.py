@@ -58,6 +58,15 @@ class Settings(BaseSettings):
     jobs_max_queued: int = Field(16, ge=1, description="jobs waiting beyond this get 503")
     jobs_workers: int = Field(2, ge=1, le=16, description="jobs run at once (their clips share batches)")
     jobs_ttl_s: int = Field(3600, ge=1, description="how long a finished job's result is kept")
+    jobs_broker_url: str | None = Field(
+        None, description="redis://host:6379/0: the API becomes a gateway that loads no model; recognitions and jobs "
+                          "go through this Redis to queue workers (make worker). Unset: one process does it all")
+    shared_upload_dir: Path | None = Field(
+        None, description="with JOBS_BROKER_URL: the folder the API and every worker mount, where uploads wait for a "
+                          "worker (default: UPLOAD_DIR)")
+    jobs_redeliver_after_s: float | None = Field(
+        None, gt=0, description="with JOBS_BROKER_URL: a job whose worker died is run again by another after this long; "
+                                "must exceed the longest job (default: PROCESSING_TIMEOUT_S + 120)")
     retry_after_s: int = Field(10, ge=1, description="Retry-After sent with 503")
     drain_timeout_s: float = Field(60, ge=0, description="on SIGTERM, how long admitted recognitions may still run "
                                                         "(new ones get 503); then they are cancelled")
@@ -68,6 +77,15 @@ class Settings(BaseSettings):
     def video_limits(self) -> VideoLimits:
         return VideoLimits(max_frames=self.max_video_frames, max_duration_s=self.max_video_duration_s,
                            max_pixels=self.max_video_pixels)
+
+    @property
+    def job_upload_dir(self) -> Path:
+        """Where uploads wait to be recognized: the shared folder under a broker, else UPLOAD_DIR."""
+        return (self.shared_upload_dir or self.upload_dir) if self.jobs_broker_url else self.upload_dir
+
+    @property
+    def redeliver_after_s(self) -> float:
+        return self.jobs_redeliver_after_s or self.processing_timeout_s + 120
 
     @property
     def upload_limits(self) -> UploadLimits:

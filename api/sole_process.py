@@ -1,4 +1,4 @@
-"""One API process per upload folder. Jobs, the line of waiting recognitions and the batcher live inside
+"""One API process per upload folder (without a broker; with JOBS_BROKER_URL the API holds no state). Jobs, the line of waiting recognitions and the batcher live inside
 the process, and start-up sweeps the folder's leftovers, so a second process on the same folder (uvicorn
 `--workers 2`, API_WORKERS=2, or a second instance) would answer 404 for jobs that exist and delete
 uploads in use. It is refused at start-up instead, with the way out."""
@@ -28,7 +28,8 @@ def sole_process(upload_dir: Path) -> Iterator[None]:
         raise AnotherProcessServes(
             f"another API process already serves UPLOAD_DIR={upload_dir}. Jobs and the line of recognitions live "
             "inside one process, so run one process per model: API_WORKERS=1, no `uvicorn --workers`. To serve "
-            "more, run more instances behind a load balancer, each with its own UPLOAD_DIR.") from None
+            "more, set JOBS_BROKER_URL and run queue workers (any number of API processes then), or run more "
+            "instances behind a load balancer, each with its own UPLOAD_DIR.") from None
     try:
         yield
     finally:

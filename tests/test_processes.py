@@ -30,3 +30,8 @@ def test_uvicorn_with_two_workers_is_refused(tmp_path):
     assert THE_WAY_OUT in done.stdout + done.stderr  # and the parent stopped, or run() would have timed out
     assert list((tmp_path / "uploads").iterdir()) == []
 
+
+
+def test_python_m_api_with_two_workers_and_no_broker_is_refused(tmp_path):
+    done = _run([sys.executable, "-m", "api", "--port", str(_free_port()), "--workers", "2"], tmp_path / "uploads", 60)
+    assert done.returncode == 2 and "JOBS_BROKER_URL" in done.stderr and "one process per model" in done.stderr

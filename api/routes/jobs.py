@@ -5,14 +5,14 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
-from api.deps import RecognizerDep, SettingsDep, accepting_work
-from api.jobs import Job, QueueFullError
+from api.deps import RecognitionsDep, SettingsDep, accepting_work
+from api.jobs import ExecutorUnavailable, Job, QueueFullError
 from api.routes.recognize import REQUEST_BODY
 from api.schemas import ErrorDetail, JobStatus
-from api.service import check_container, check_head
-from api.uploads import save_upload
+from api.service import save_video
 
 router = APIRouter(prefix="/jobs", tags=["recognition"])
 
@@ -30,31 +30,31 @@ router = APIRouter(prefix="/jobs", tags=["recognition"])
 )
 async def create_job(
     request: Request,
-    recognizer: RecognizerDep,
+    recognitions: RecognitionsDep,
     settings: SettingsDep,
     top_k: Annotated[int | None, Query(ge=1, le=400)] = None,
     head: Annotated[str | None, Query()] = None,
 ):
-    check_head(recognizer, head)
-    upload = await save_upload(request, settings.upload_dir, settings.upload_limits)
-    try:
-        check_container(upload.path)
-    except HTTPException:
-        upload.path.unlink(missing_ok=True)
-        raise
+    recognitions.check_head(head)
+    upload = await save_video(request, settings.job_upload_dir, settings.upload_limits)
     job = Job(video=upload.path, filename=upload.filename, top_k=top_k or settings.default_top_k, head=head)
+    retry_after = {"Retry-After": str(settings.retry_after_s)}
     try:
-        request.app.state.jobs.submit(job)
+        await run_in_threadpool(request.app.state.jobs.submit, job)  # the file is deleted if it is refused
     except QueueFullError as exc:
-        upload.path.unlink(missing_ok=True)
         return JSONResponse({"detail": f"busy: {exc}; try again shortly"}, status.HTTP_503_SERVICE_UNAVAILABLE,
-                            headers={"Retry-After": str(settings.retry_after_s)})
+                            headers=retry_after)
+    except ExecutorUnavailable as exc:  # its broker is away
+        return JSONResponse({"detail": str(exc)}, status.HTTP_503_SERVICE_UNAVAILABLE, headers=retry_after)
     return JSONResponse(job.public(), status.HTTP_202_ACCEPTED, headers={"Location": f"/jobs/{job.id}"})
 
 
-@router.get("/{job_id}", response_model=JobStatus, responses={404: {"model": ErrorDetail}})
+@router.get("/{job_id}", response_model=JobStatus, responses={404: {"model": ErrorDetail}, 503: {"model": ErrorDetail}})
 def get_job(job_id: str, request: Request) -> dict:
-    job = request.app.state.jobs.get(job_id)
+    try:
+        job = request.app.state.jobs.get(job_id)
+    except ExecutorUnavailable as exc:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc), headers={"Retry-After": "5"}) from None
     if job is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no such job (finished jobs expire)")
     return job.public()

@@ -1,0 +1,198 @@
+"""Queue workers (workers/) behind the API as a gateway (api/gateway.py), with the real parts: Debian's
+redis-server on a free port, two `celery worker` processes running the real model, and the gateway as two
+API processes (`python -m api --workers 2`), so every job is read back through either of them.
+
+The tests run in file order: the worker kill and the broker stop come last."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from benchmarks.cluster_process import running_cluster
+from conftest import ARCHERY_AVI, DATA, ROOT
+
+CRICKET = DATA / "cricket__kinetics_i3d_v_CricketShot_g04_c01.mp4"  # 79 frames: 1 clip
+BASKETBALL = DATA / "basketball__mmaction2_shooting_drill.mp4"  # 300 frames: 9 clips
+FAKE_MP4 = b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 512  # sniffs as MP4, decodes as nothing
+REDELIVER_AFTER_S = 12
+MAX_QUEUED = 3
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    env = {"JOBS_REDELIVER_AFTER_S": str(REDELIVER_AFTER_S), "JOBS_MAX_QUEUED": str(MAX_QUEUED), "LOG_LEVEL": "INFO"}
+    with running_cluster(2, env=env, gateway_processes=2, logs=tmp_path_factory.mktemp("cluster-logs")) as cluster:
+        yield cluster
+
+
+@pytest.fixture(autouse=True)
+def uploads_gone_after_each_test(cluster):
+    """Every upload is deleted once its job has run (or been refused)."""
+    yield
+    deadline = time.monotonic() + 120
+    while (left := sorted(p.name for p in cluster.shared.iterdir())) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert left == [], f"uploads left in SHARED_UPLOAD_DIR: {left}"
+
+
+def _submit(api: str, clip: Path, **params) -> httpx.Response:
+    return httpx.post(f"{api}/jobs", params=params, files={"video": (clip.name, clip.read_bytes(), "video/mp4")},
+                      timeout=60)
+
+
+def _follow(api: str, job_id: str, timeout_s: float = 300, until=("done", "failed")) -> list[dict]:
+    """Every state seen, polling on fresh connections (so both gateway processes answer), until `until`."""
+    seen, deadline = [], time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        response = httpx.get(f"{api}/jobs/{job_id}", timeout=10)
+        assert response.status_code == 200, response.text
+        seen.append(response.json())
+        if seen[-1]["status"] in until:
+            return seen
+        time.sleep(0.1)
+    raise TimeoutError(f"job {job_id} still {seen[-1]['status']} after {timeout_s} s")
+
+
+def test_the_gateway_answers_for_the_model_its_workers_serve(cluster):
+    health = cluster.health()
+    assert health == {"status": "ok", "model_loaded": False, "broker": "ok", "workers": 2}
+    model = httpx.get(f"{cluster.api}/model").json()
+    assert model["heads"] == ["kinetics400"] and model["clip_length"] == 64 and model["loaded"]
+    labels = httpx.get(f"{cluster.api}/labels").json()
+    assert labels["head"] == "kinetics400" and len(labels["labels"]) == 400
+    assert len(_children(cluster.gateway.pid, running='spawn_main')) == 2  # two API processes, one state (Redis)
+
+
+def test_a_job_end_to_end_with_progress_that_never_goes_backwards(cluster):
+    response = _submit(cluster.api, BASKETBALL, top_k=3)
+    assert response.status_code == 202, response.text
+    job = response.json()
+    assert job["status"] == "queued" and response.headers["Location"] == f"/jobs/{job['id']}"
+    seen = _follow(cluster.api, job["id"])
+    final = seen[-1]
+    assert final["status"] == "done", final
+    done = [s["progress"]["clips_done"] for s in seen]
+    assert done == sorted(done), done  # never backwards
+    assert any(s["status"] == "running" and 0 < s["progress"]["clips_done"] < 9 for s in seen)
+    assert final["progress"] == {"clips_done": 9, "clips_total": 9}
+    assert final["worker"] in {w.hostname for w in cluster.workers}
+    result = final["result"]
+    assert result["actions"][0]["label"] == "shooting basketball" and len(result["actions"]) == 3
+    assert result["video"]["filename"] == BASKETBALL.name and len(result["clips"]) == 9
+
+
+def test_the_synchronous_route_goes_through_the_queue_with_the_same_answers(cluster):
+    api = cluster.api
+    response = httpx.post(f"{api}/recognize_action", files={"video": ("c.mp4", CRICKET.read_bytes(), "video/mp4")},
+                          timeout=120)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["actions"][0]["label"] == "playing cricket" and set(body) == {"actions", "head", "clips", "video",
+                                                                               "timings_ms"}
+    raw = httpx.post(f"{api}/recognize_action?top_k=2", content=ARCHERY_AVI.read_bytes(),
+                     headers={"Content-Type": "video/x-msvideo", "X-Filename": "archery.avi"}, timeout=120)
+    assert raw.status_code == 200 and raw.json()["actions"][0]["label"] == "archery" and len(raw.json()["actions"]) == 2
+    # the same error codes as one process: 415 at the gateway, 422 from a worker, 422 for an unknown head
+    assert httpx.post(f"{api}/recognize_action", files={"video": ("x.mp4", b"not a video", "video/mp4")}).status_code == 415
+    bad = httpx.post(f"{api}/recognize_action", files={"video": ("x.mp4", FAKE_MP4, "video/mp4")}, timeout=120)
+    assert bad.status_code == 422 and "not a readable video" in bad.json()["detail"]
+    head = httpx.post(f"{api}/recognize_action?head=nope", files={"video": ("c.mp4", CRICKET.read_bytes(), "video/mp4")})
+    assert head.status_code == 422 and "unknown head 'nope'" in head.json()["detail"]
+
+
+def test_a_bad_video_fails_its_job_with_422_and_an_unknown_id_is_404(cluster):
+    response = _submit(cluster.api, CRICKET)  # a good one beside it
+    bad = httpx.post(f"{cluster.api}/jobs", files={"video": ("x.mp4", FAKE_MP4, "video/mp4")})
+    assert response.status_code == bad.status_code == 202
+    final = _follow(cluster.api, bad.json()["id"])[-1]
+    assert final["status"] == "failed" and final["error"]["status_code"] == 422, final
+    assert "not a readable video" in final["error"]["detail"] and final["worker"]
+    assert _follow(cluster.api, response.json()["id"])[-1]["status"] == "done"
+    unknown = httpx.get(f"{cluster.api}/jobs/0123456789abcdef0123456789abcdef")
+    assert unknown.status_code == 404 and "no such job" in unknown.json()["detail"]
+
+
+def test_two_workers_both_take_jobs(cluster):
+    ids = [_submit(cluster.api, CRICKET).json()["id"] for _ in range(4)]
+    finals = [_follow(cluster.api, job_id)[-1] for job_id in ids]
+    assert {f["status"] for f in finals} == {"done"}
+    assert {f["result"]["actions"][0]["label"] for f in finals} == {"playing cricket"}
+    assert {f["worker"] for f in finals} == {w.hostname for w in cluster.workers}
+
+
+def test_a_full_queue_answers_503_with_retry_after(cluster):
+    """Both workers busy with a long job, MAX_QUEUED (3) jobs waiting: the next one is refused, not lost."""
+    long_jobs = [_submit(cluster.api, BASKETBALL).json()["id"] for _ in range(2)]
+    for job_id in long_jobs:
+        _follow(cluster.api, job_id, until=("running", "done", "failed"))
+    waiting = [_submit(cluster.api, CRICKET) for _ in range(MAX_QUEUED)]
+    assert [r.status_code for r in waiting] == [202] * MAX_QUEUED
+    refused = _submit(cluster.api, CRICKET)
+    assert refused.status_code == 503 and refused.headers["Retry-After"] == "10", refused.text
+    assert "already waiting for a worker" in refused.json()["detail"]
+    for job_id in long_jobs + [r.json()["id"] for r in waiting]:
+        assert _follow(cluster.api, job_id)[-1]["status"] == "done"
+
+
+def test_a_worker_killed_mid_job_loses_nothing(cluster):
+    """SIGKILL the worker running a job: after JOBS_REDELIVER_AFTER_S Redis hands it to the other worker."""
+    job_id = _submit(cluster.api, BASKETBALL).json()["id"]
+    running = _follow(cluster.api, job_id, until=("running",))[-1]
+    while running["progress"]["clips_done"] < 1:
+        running = httpx.get(f"{cluster.api}/jobs/{job_id}").json()
+        time.sleep(0.05)
+    victim = next(w for w in cluster.workers if w.hostname == running["worker"])
+    victim.kill()
+    final = _follow(cluster.api, job_id, timeout_s=REDELIVER_AFTER_S + 240)[-1]
+    assert final["status"] == "done" and final["worker"] != victim.hostname, final
+    assert final["result"]["actions"][0]["label"] == "shooting basketball"
+    assert final["progress"] == {"clips_done": 9, "clips_total": 9}
+
+
+def test_the_broker_stopped_answers_503_and_the_service_recovers_when_it_returns(cluster):
+    cluster.redis.stop()
+    try:
+        health = httpx.get(f"{cluster.api}/health", timeout=10)
+        assert health.status_code == 503 and health.json()["broker"] == "unreachable"
+        for response in (_submit(cluster.api, CRICKET),
+                         httpx.post(f"{cluster.api}/recognize_action", files={"video": ("c.mp4", CRICKET.read_bytes())},
+                                    timeout=30)):
+            assert response.status_code == 503 and "Retry-After" in response.headers, response.text
+            assert "the job broker (Redis) is not reachable" in response.json()["detail"]
+        assert httpx.get(f"{cluster.api}/jobs/0123456789abcdef", timeout=10).status_code == 503
+    finally:
+        cluster.redis.start()
+    cluster.wait_workers(sum(not w.killed for w in cluster.workers), timeout_s=120)  # the workers reconnect and announce themselves again
+    response = httpx.post(f"{cluster.api}/recognize_action", files={"video": ("c.mp4", CRICKET.read_bytes())},
+                          timeout=120)
+    assert response.status_code == 200 and response.json()["actions"][0]["label"] == "playing cricket"
+
+
+def test_a_worker_on_another_pool_is_refused_before_loading_anything(cluster):
+    """One process, the model loaded once in it, and never TensorFlow before a fork: the solo pool only. (A plain
+    --pool=prefork already gets solo, the app's configured pool; other pools are refused.)"""
+    done = subprocess.run([str(Path(sys.executable).parent / "celery"), "-A", "workers.worker", "worker",
+                           "--pool=threads", "-Q", "recognition"], cwd=ROOT, env=cluster.env, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode != 0 and "recognition workers run with --pool=solo" in done.stdout + done.stderr
+    assert "model loaded" not in done.stdout + done.stderr
+
+
+def _children(pid: int, running: str) -> list[int]:
+    """The processes whose parent is `pid` and whose command line has `running` in it."""
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            command = (stat.parent / "cmdline").read_bytes().decode(errors="replace")
+        except OSError:
+            continue
+        if parent == pid and running in command:
+            children.append(int(stat.parent.name))
+    return children

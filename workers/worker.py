@@ -1,0 +1,88 @@
+"""A recognition worker's start-up: `celery -A workers.worker worker --pool=solo --concurrency=1
+--prefetch-multiplier=1 -Q recognition` (or `make worker`).
+
+The model is loaded once, in this process, when the worker starts (worker_init), and never in a forked
+child: pools other than solo are refused. One worker per GPU: pick it with CUDA_VISIBLE_DEVICES.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from celery import Task, signals
+
+from api.settings import get_settings
+from common.logs import configure_logging
+from workers import registry
+from workers.celery_app import TASK, make_celery
+from workers.task import run_job, upload_path
+
+settings = get_settings()
+app = make_celery(settings)
+log = logging.getLogger("workers.worker")
+_serving: dict = {}  # the recognizer and the heartbeat, from start-up to shutdown
+
+
+@app.task(name=TASK, bind=True)
+def recognize(self: Task, job_id: str, upload: str, options: dict) -> dict:
+    hostname = self.request.hostname
+
+    def progress(done: int, total: int) -> None:
+        self.update_state(state="PROGRESS", meta={"clips_done": done, "clips_total": total, "worker": hostname})
+
+    redelivered = bool((self.request.delivery_info or {}).get("redelivered"))
+    log.info("job started", extra={"job_id": job_id, "redelivered": redelivered})
+    answer = run_job(_serving["recognizer"], settings, upload=upload, options=options, worker=hostname,
+                     on_progress=progress)
+    log.info("job finished", extra={"job_id": job_id, "error": answer.get("error")})
+    return answer
+
+
+@signals.setup_logging.connect
+def _logging(**_) -> None:  # JSON lines like the API's, instead of Celery's own set-up
+    configure_logging(settings.log_level)
+
+
+@signals.worker_init.connect
+def _load_model(sender, **_) -> None:
+    pool = getattr(sender, "pool_cls", None)
+    if "solo" not in f"{getattr(pool, '__module__', '')}{pool}":
+        raise SystemExit(f"recognition workers run with --pool=solo (got {pool!r}): the model is loaded once in this "
+                         "process, and TensorFlow must not start before a fork")
+    from api.model_setup import open_recognizer  # TensorFlow/OpenVINO start here, in this process only
+
+    recognizer = open_recognizer(settings)
+    settings.job_upload_dir.mkdir(parents=True, exist_ok=True)
+    recognizer.warm_up(settings.job_upload_dir)
+    _serving["recognizer"] = recognizer
+    log.info("model loaded", extra={"runtime": recognizer.extractor.runtime, "device": recognizer.extractor.device,
+                                    "precision": recognizer.extractor.precision, "pid": os.getpid()})
+
+
+@signals.worker_ready.connect
+def _announce(sender, **_) -> None:
+    from api.model_setup import describe
+
+    recognizer = _serving["recognizer"]
+    _serving["heartbeat"] = registry.Heartbeat(
+        registry.client(settings.jobs_broker_url), sender.hostname,
+        lambda: {"model": describe(recognizer).model_dump(), "labels": list(recognizer.head.labels), "pid": os.getpid()},
+    ).start()
+
+
+@signals.worker_shutdown.connect
+def _unload(**_) -> None:
+    if heartbeat := _serving.pop("heartbeat", None):
+        heartbeat.stop()
+    if recognizer := _serving.pop("recognizer", None):
+        recognizer.close()
+        recognizer.extractor.close()
+
+
+@signals.task_revoked.connect
+def _drop_upload(request=None, **_) -> None:
+    """A job revoked before it ran (its synchronous caller left or gave up): its upload goes too."""
+    args = getattr(request, "args", None) or ()
+    if len(args) >= 2:
+        upload_path(settings, args[1]).unlink(missing_ok=True)
