@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 import redis
 
-from benchmarks.api_process import ROOT, free_port
+from benchmarks.api_process import ROOT, free_port, wait_healthy
 
 
 class RedisServer:
@@ -134,7 +134,7 @@ def running_cluster(workers: int, *, env: dict[str, str] | None = None, gateway_
                                         "--workers", str(gateway_processes)], cwd=ROOT, env=env, stdout=log,
                                        stderr=subprocess.STDOUT)
         cluster.gateway = gateway
-        _wait_up(cluster.api, gateway, start_timeout_s)
+        wait_healthy(cluster.api, gateway, start_timeout_s)  # 200 once Redis answers, before any worker
         cluster.wait_workers(workers, start_timeout_s)
         yield cluster
     finally:
@@ -145,14 +145,3 @@ def running_cluster(workers: int, *, env: dict[str, str] | None = None, gateway_
             worker.stop()
         broker.stop()
 
-
-def _wait_up(url: str, process: subprocess.Popen, timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        if process.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"the gateway at {url} did not start (exit status {process.poll()})")
-        try:
-            httpx.get(f"{url}/health", timeout=2)
-            return
-        except httpx.HTTPError:
-            time.sleep(0.3)

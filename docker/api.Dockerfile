@@ -1,4 +1,5 @@
-# The API: CUDA-capable TensorFlow, I3D weights converted at build time, run as a non-root user.
+# The API, and the queue worker (docker compose --profile distributed): CUDA-capable TensorFlow, I3D weights
+# converted at build time, run as a non-root user.
 FROM python:3.11-slim
 
 # MALLOC_ARENA_MAX=2 keeps RSS flat across requests (measured with scripts/soak.py).
@@ -14,6 +15,7 @@ RUN pip install -r requirements.txt "tensorflow[and-cuda]==2.21.0" \
 COPY common/ common/
 COPY models/ models/
 COPY api/ api/
+COPY workers/ workers/
 COPY tests/data/ tests/data/
 # Build-time conversion: the image holds the verified SavedModel and OpenVINO IRs, and the int8 IR
 # calibrated on tests/data (checked against the accuracy rule on the build machine's kind of CPU; on another
@@ -21,12 +23,12 @@ COPY tests/data/ tests/data/
 RUN python -m models convert && python -m models quantize
 
 RUN useradd --create-home --uid 10001 app \
- && mkdir -p temp_uploads heads \
- && chown -R app:app temp_uploads heads models/saved
+ && mkdir -p temp_uploads shared heads \
+ && chown -R app:app temp_uploads shared heads models/saved
 USER app
 
 EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=120s --retries=3 \
   CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/health', timeout=4)"
-# One model per worker process (about 1.5 GB of RAM each, plus GPU memory when there is a GPU).
+# One process with the model (API_WORKERS=1), or, as a gateway to queue workers (JOBS_BROKER_URL), any number.
 CMD ["sh", "-c", "exec python -m api --host 0.0.0.0 --port 8000 --workers ${API_WORKERS:-1}"]

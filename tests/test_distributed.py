@@ -6,6 +6,9 @@ The tests run in file order: the worker kill and the broker stop come last."""
 
 from __future__ import annotations
 
+import os
+import signal
+import socket
 import subprocess
 import sys
 import time
@@ -15,7 +18,7 @@ import httpx
 import pytest
 
 from benchmarks.cluster_process import running_cluster
-from conftest import ARCHERY_AVI, DATA, ROOT
+from conftest import ARCHERY_AVI, DATA, ROOT, _free_port
 
 CRICKET = DATA / "cricket__kinetics_i3d_v_CricketShot_g04_c01.mp4"  # 79 frames: 1 clip
 BASKETBALL = DATA / "basketball__mmaction2_shooting_drill.mp4"  # 300 frames: 9 clips
@@ -32,8 +35,12 @@ def cluster(tmp_path_factory):
 
 
 @pytest.fixture(autouse=True)
-def uploads_gone_after_each_test(cluster):
+def uploads_gone_after_each_test(request):
     """Every upload is deleted once its job has run (or been refused)."""
+    if "cluster" not in request.fixturenames:
+        yield
+        return
+    cluster = request.getfixturevalue("cluster")
     yield
     deadline = time.monotonic() + 120
     while (left := sorted(p.name for p in cluster.shared.iterdir())) and time.monotonic() < deadline:
@@ -67,6 +74,10 @@ def test_the_gateway_answers_for_the_model_its_workers_serve(cluster):
     labels = httpx.get(f"{cluster.api}/labels").json()
     assert labels["head"] == "kinetics400" and len(labels["labels"]) == 400
     assert len(_children(cluster.gateway.pid, running='spawn_main')) == 2  # two API processes, one state (Redis)
+    health = [subprocess.run([sys.executable, "-m", "workers.health", name], cwd=ROOT, env=cluster.env,
+                             capture_output=True, text=True, timeout=60) for name in ("w1@local", "w9@local")]
+    assert [h.returncode for h in health] == [0, 1]  # the worker container's healthcheck
+    assert "w9@local has not announced itself" in health[1].stderr
 
 
 def test_a_job_end_to_end_with_progress_that_never_goes_backwards(cluster):
@@ -196,3 +207,42 @@ def _children(pid: int, running: str) -> list[int]:
         if parent == pid and running in command:
             children.append(int(stat.parent.name))
     return children
+
+
+def test_make_cluster_starts_everything_on_one_machine_and_ctrl_c_stops_it(tmp_path):
+    """`make cluster`: redis-server, WORKERS workers, the gateway and the page; one Ctrl-C stops them all."""
+    ports = {name: _free_port() for name in ("API_PORT", "FRONTEND_PORT", "REDIS_PORT")}
+    env = {**os.environ, "SHARED_UPLOAD_DIR": str(tmp_path / "shared"), "FRONTEND_UPLOAD_DIR": str(tmp_path / "web"),
+           "FRONTEND_DATA_DIR": str(tmp_path / "data")}
+    api, page = f"http://127.0.0.1:{ports['API_PORT']}", f"http://127.0.0.1:{ports['FRONTEND_PORT']}"
+    log = tmp_path / "make-cluster.log"
+    with open(log, "w") as out:
+        make = subprocess.Popen(["make", "--no-print-directory", "cluster", "WORKERS=1",
+                                 *(f"{name}={port}" for name, port in ports.items())],
+                                cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 240
+        while not (_get(f"{api}/health").get("workers") == 1 and _get(f"{page}/health")):
+            assert make.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
+            time.sleep(0.5)
+        response = httpx.post(f"{api}/recognize_action", files={"video": ("c.mp4", CRICKET.read_bytes())}, timeout=120)
+        assert response.status_code == 200 and response.json()["actions"][0]["label"] == "playing cricket"
+        assert list((tmp_path / "shared").iterdir()) == []
+        os.killpg(make.pid, signal.SIGINT)
+        make.wait(timeout=90)
+    finally:
+        if make.poll() is None:
+            os.killpg(make.pid, signal.SIGKILL)
+    assert "Traceback" not in log.read_text()
+    assert not _get(f"{api}/health") and not _get(f"{page}/health")
+    with pytest.raises(OSError):  # redis-server is gone too
+        socket.create_connection(("127.0.0.1", ports["REDIS_PORT"]), timeout=2).close()
+
+
+def _get(url: str) -> dict:
+    """The JSON at `url` when it answers 200, else {}."""
+    try:
+        response = httpx.get(url, timeout=3)
+        return response.json() if response.status_code == 200 else {}
+    except (httpx.HTTPError, ValueError):
+        return {}

@@ -30,8 +30,10 @@ def _instructions(dockerfile: Path) -> list[tuple[str, str]]:
 
 def test_services_builds_ports_and_restart():
     services = COMPOSE["services"]
-    assert set(services) == {"api", "frontend"}
-    for name, service in services.items():
+    assert set(services) == {"api", "frontend", "redis", "worker"}
+    plain = {name: s for name, s in services.items() if "profiles" not in s}
+    assert set(plain) == {"api", "frontend"}  # plain `docker compose up`: one machine, no broker
+    for name, service in plain.items():
         assert Path(ROOT / service["build"]["dockerfile"]) == DOCKERFILES[name]
         assert service["restart"] == "unless-stopped"
         assert service["env_file"][0]["path"] == ".env" and service["env_file"][0]["required"] is False
@@ -46,9 +48,10 @@ def test_api_reserves_a_gpu_that_can_be_turned_off():
 
 
 def test_healthchecks_hit_health():
-    for service in COMPOSE["services"].values():
-        check = service["healthcheck"]
+    for name in ("api", "frontend"):
+        check = COMPOSE["services"][name]["healthcheck"]
         assert "/health" in " ".join(check["test"]) and check["retries"] >= 1
+    assert "ping" in COMPOSE["services"]["redis"]["healthcheck"]["test"]
     for dockerfile in DOCKERFILES.values():
         assert any(kind == "HEALTHCHECK" and "/health" in args for kind, args in _instructions(dockerfile))
 
@@ -66,7 +69,30 @@ def test_volumes_for_weights_heads_and_uploads():
     assert any(v.startswith("./heads:/app/heads") for v in api_volumes)
     assert "api-uploads:/app/temp_uploads" in api_volumes
     assert "frontend-uploads:/app/static/uploads" in COMPOSE["services"]["frontend"]["volumes"]
-    assert set(COMPOSE["volumes"]) == {"weights", "api-uploads", "frontend-uploads", "frontend-data"}
+    assert set(COMPOSE["volumes"]) == {"weights", "api-uploads", "shared-uploads", "frontend-uploads", "frontend-data",
+                                       "redis-data"}
+
+
+def test_the_distributed_profile_runs_redis_and_workers_on_one_shared_folder():
+    """`docker compose --profile distributed up --scale worker=3`, with JOBS_BROKER_URL=redis://redis:6379/0."""
+    services = COMPOSE["services"]
+    assert services["redis"]["profiles"] == services["worker"]["profiles"] == ["distributed"]
+    worker, api = services["worker"], services["api"]
+    assert worker["build"] == api["build"] and worker["image"] == api["image"]
+    command = " ".join(worker["command"])
+    assert command.startswith("celery -A workers.worker worker") and "--pool=solo" in command
+    assert "--prefetch-multiplier=1" in command and "-Q recognition" in command
+    assert worker["environment"]["JOBS_BROKER_URL"] == "${JOBS_BROKER_URL:-redis://redis:6379/0}"
+    assert api["environment"]["JOBS_BROKER_URL"] == "${JOBS_BROKER_URL:-}"  # unset: the single-process API
+    for service in (api, worker):  # uploads wait in one folder both mount, where SHARED_UPLOAD_DIR says
+        assert f"shared-uploads:{service['environment']['SHARED_UPLOAD_DIR']}" in service["volumes"]
+    (device,) = worker["deploy"]["resources"]["reservations"]["devices"]
+    assert device["driver"] == "nvidia" and device["count"] == "${WORKER_GPU_COUNT:-all}"
+    assert worker["depends_on"]["redis"]["condition"] == "service_healthy"
+    assert api["depends_on"]["redis"] == {"condition": "service_healthy", "required": False}
+    assert worker["healthcheck"]["test"] == ["CMD", "python", "-m", "workers.health"]
+    runs = " ".join(args for kind, args in _instructions(DOCKERFILES["api"]) if kind in ("RUN", "COPY"))
+    assert "workers/" in runs and "shared" in runs
 
 
 def test_every_page_worker_and_restart_shares_one_session_key():
@@ -77,7 +103,7 @@ def test_every_page_worker_and_restart_shares_one_session_key():
     assert "frontend-data:/app/var/frontend" in COMPOSE["services"]["frontend"]["volumes"]
     runs = " ".join(args for kind, args in _instructions(DOCKERFILES["frontend"]) if kind == "RUN")
     assert "var/frontend" in runs and "chown -R app:app static/uploads var" in runs
-    assert int(env["API_WORKERS"]) == 1  # more is refused (api/sole_process.py)
+    assert int(env["API_WORKERS"]) == 1  # more is refused without a broker (api/sole_process.py)
 
 
 @pytest.mark.parametrize("name", sorted(DOCKERFILES))
