@@ -24,12 +24,10 @@ class InFlight:
     def in_flight(self) -> int:
         return self.count
 
-    active = in_flight
-
 
 def _server(timeout_s: float, work: InFlight) -> tuple[GracefulServer, Drain]:
     drain = Drain(lambda: timeout_s)
-    app = SimpleNamespace(state=SimpleNamespace(drain=drain, admission=work, jobs=InFlight(0)))
+    app = SimpleNamespace(state=SimpleNamespace(drain=drain, recognitions=work))  # api/deps.Recognitions
     server = GracefulServer(uvicorn.Config(app=app), app)
     server.started = True
     return server, drain
