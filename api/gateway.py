@@ -21,6 +21,7 @@ from fastapi import FastAPI, HTTPException, Request, status
 from fastapi.concurrency import run_in_threadpool
 from kombu.exceptions import OperationalError
 
+from api import metrics
 from api.jobs import ExecutorUnavailable, Job, JobState, QueueFullError
 from api.schemas import Health, Labels, ModelInfo
 from api.service import (
@@ -230,6 +231,7 @@ async def serving_gateway(app: FastAPI, settings: Settings) -> AsyncIterator[Non
     jobs = QueuedJobs(celery, redis_client, lambda: settings.jobs_max_queued)
     app.state.jobs = jobs
     app.state.recognitions = GatewayRecognitions(app, settings, jobs, redis_client)
+    metrics.JOBS_QUEUED.set_function(jobs.queued)  # jobs waiting for a worker, in Redis
     log.info("ready as a gateway", extra={"broker": _safe_url(settings.jobs_broker_url),
                                           "shared_upload_dir": str(settings.job_upload_dir)})
     try:

@@ -71,6 +71,7 @@ def test_the_gateway_answers_for_the_model_its_workers_serve(cluster):
     assert health == {"status": "ok", "model_loaded": False, "broker": "ok", "workers": 2}
     model = httpx.get(f"{cluster.api}/model").json()
     assert model["heads"] == ["kinetics400"] and model["clip_length"] == 64 and model["loaded"]
+    assert "action_api_jobs_queued 0.0" in httpx.get(f"{cluster.api}/metrics").text  # the queue in Redis
     labels = httpx.get(f"{cluster.api}/labels").json()
     assert labels["head"] == "kinetics400" and len(labels["labels"]) == 400
     assert len(_children(cluster.gateway.pid, running='spawn_main')) == 2  # two API processes, one state (Redis)
