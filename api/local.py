@@ -84,4 +84,5 @@ class LocalRecognitions:
 
     def in_flight(self) -> int:
         state = self.app.state
-        return state.admission.in_flight() + state.jobs.active()
+        live = getattr(state, "live", None)  # a stopping service closes live sessions (1001) within a second
+        return state.admission.in_flight() + state.jobs.active() + (live.open if live else 0)

@@ -17,7 +17,9 @@ from api.deps import require_api_key
 from api.jobs import InProcessJobs, Job, JobFailedError
 from api.local import LocalRecognitions
 from api.model_setup import open_recognizer
-from api.routes import jobs, meta, recognize
+from api.live.session import LiveService, LiveSettings
+from api.live.tokens import LiveTokens
+from api.routes import jobs, live, meta, recognize
 from api.service import RecognitionRefused, recognize_shared, stopped_instead
 from api.settings import Settings, get_settings
 from api.sole_process import sole_process
@@ -71,6 +73,13 @@ async def _serving(app: FastAPI, settings: Settings):
     app.state.jobs = InProcessJobs(run_job, max_queued=settings.jobs_max_queued, ttl_s=settings.jobs_ttl_s,
                                    workers=settings.jobs_workers)
     app.state.recognitions = LocalRecognitions(app)
+    app.state.live = LiveService(
+        recognizer.batcher, recognizer.heads, recognizer.head, LiveSettings(
+            fps=settings.live_fps, clip_len=clips.clip_len, hop=settings.live_hop or clips.stride,
+            max_frame_bytes=settings.live_max_frame_kib * 1024, max_pixels=settings.max_video_pixels,
+            idle_timeout_s=settings.live_idle_timeout_s, head_context=settings.live_head_context),
+        tokens=LiveTokens(ttl_s=settings.live_token_ttl_s, secret=settings.live_token_secret),
+        max_sessions=settings.live_max_sessions, drain=app.state.drain)
     metrics.JOBS_QUEUED.set_function(app.state.jobs.queued)
     metrics.CLIPS_QUEUED.set_function(recognizer.batcher.queued)
     metrics.CLIPS_CANCELLED.set_function(lambda: recognizer.batcher.stats.cancelled)
@@ -85,6 +94,7 @@ async def _serving(app: FastAPI, settings: Settings):
         yield
     finally:
         app.state.jobs.close()
+        app.state.live = None
         app.state.recognizer = None
         recognizer.close()
         extractor.close()
@@ -102,6 +112,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.drain = Drain(lambda: settings.drain_timeout_s)  # begun by api/serve.py on SIGTERM
     app.include_router(recognize.router, dependencies=[Depends(require_api_key)])
     app.include_router(jobs.router, dependencies=[Depends(require_api_key)])
+    app.include_router(live.router)  # its WebSocket takes a token from POST /live/sessions, which needs the key
     app.include_router(meta.router)
     app.include_router(metrics.router)
     metrics.install_middleware(app)

@@ -27,6 +27,10 @@ CLIPS_INFERRED = Gauge("action_api_clips_inferred", "Clips the model has run, wh
 CLIPS_CANCELLED = Gauge("action_api_clips_cancelled", "Clips skipped because their client went away or ran out of time")
 WAITING = Gauge("action_api_recognitions_waiting", "Synchronous recognitions admitted and waiting for their turn")
 ESTIMATED_WAIT = Gauge("action_api_estimated_wait_seconds", "Work admitted, in seconds at the measured clips/s")
+LIVE_SESSIONS = Gauge("action_api_live_sessions", "Live sessions open")
+LIVE_WINDOWS = Counter("action_api_live_windows_total", "Live windows recognized")
+LIVE_WINDOWS_DROPPED = Counter("action_api_live_windows_dropped_total",
+                               "Live windows dropped because a newer one came while the model was busy")
 ADMISSION_WAIT = Histogram(
     "action_api_admission_wait_seconds", "Time from arrival to the start of recognition, upload included",
     buckets=(0.01, 0.1, 0.5, 1, 2.5, 5, 10, 20, 40, 80, 160, 320, 640),

@@ -88,3 +88,9 @@ class JobStatus(BaseModel):
     result: RecognitionResult | None = None
     error: JobError | None = None
     worker: str | None = Field(None, description="with a broker: the queue worker that ran (or runs) it")
+
+
+class LiveSessionToken(BaseModel):
+    token: str = Field(description="opens one live session: ws(s)://HOST/live?token=... (single use)")
+    expires_in_s: float = Field(description="the token must be used within this time")
+    path: str = Field(description="the WebSocket's path on this API")

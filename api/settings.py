@@ -67,6 +67,17 @@ class Settings(BaseSettings):
     jobs_redeliver_after_s: float | None = Field(
         None, gt=0, description="with JOBS_BROKER_URL: a job whose worker died is run again by another after this long; "
                                 "must exceed the longest job (default: PROCESSING_TIMEOUT_S + 120)")
+    live_max_sessions: int = Field(2, ge=0, description="live camera sessions open at once (0: live off); each asks "
+                                                        "the model for one window every LIVE_HOP / LIVE_FPS seconds")
+    live_fps: float = Field(25, gt=0, le=60, description="frames per second live clients send (the model's rate)")
+    live_hop: int | None = Field(None, ge=1, le=256, description="frames between live windows (default: CLIP_STRIDE)")
+    live_max_frame_kib: int = Field(512, ge=8, le=16384, description="largest live frame (one JPEG message), in KiB")
+    live_idle_timeout_s: float = Field(10, gt=0, description="a live session that sends no frame for this long is closed")
+    live_token_ttl_s: float = Field(60, gt=0, description="how long a live session token may wait before it is used")
+    live_token_secret: str | None = Field(None, description="signs live session tokens; set the same in every API "
+                                                            "process behind one load balancer (default: random per process)")
+    live_head_context: int = Field(4, ge=1, le=64, description="windows a trained head ranks together in a live session "
+                                                               "(the Kinetics-400 head ranks each window alone)")
     retry_after_s: int = Field(10, ge=1, description="Retry-After sent with 503")
     drain_timeout_s: float = Field(60, ge=0, description="on SIGTERM, how long admitted recognitions may still run "
                                                         "(new ones get 503); then they are cancelled")

@@ -18,8 +18,10 @@ def _env(name: str, default: str) -> str:
 
 
 def _env_config() -> dict:
+    api_url = _env("API_URL", "http://127.0.0.1:8000")
     return {
-        "API_URL": _env("API_URL", "http://127.0.0.1:8000"),
+        "API_URL": api_url,
+        "API_PUBLIC_URL": _env("API_PUBLIC_URL", api_url),  # the API as browsers reach it (the live page's WebSocket)
         "API_TIMEOUT_S": float(_env("API_TIMEOUT_S", "900")),
         "MAX_CONTENT_LENGTH": int(_env("MAX_UPLOAD_MB", "200")) * 1024 * 1024,
         "UPLOAD_FOLDER": _env("FRONTEND_UPLOAD_DIR", str(PROJECT_ROOT / "static" / "uploads")),

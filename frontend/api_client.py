@@ -40,6 +40,8 @@ def _call(method: str, url: str, *, timeout_s: float, api_key: str | None = None
         raise ApiError(f"The recognition service is busy ({_detail_text(response)}). Try again in a moment.", 503)
     if response.status_code == 404:
         raise ApiError(f"Not found: {_detail_text(response)}.", 404)
+    if response.status_code == 501:
+        raise ApiError(f"Not available here: {_detail_text(response)}.", 501)
     if response.status_code >= 300:
         raise ApiError(_detail(response), response.status_code if 400 <= response.status_code < 500 else 502)
     return response
@@ -75,6 +77,11 @@ def submit_job(api_url: str, video: Path, filename: str, *, timeout_s: float, to
 def job_status(api_url: str, job_id: str, *, timeout_s: float = 10, api_key: str | None = None) -> dict:
     return _call("GET", f"{api_url.rstrip('/')}/jobs/{quote(job_id, safe='')}", timeout_s=timeout_s,
                  api_key=api_key).json()
+
+
+def live_session(api_url: str, *, timeout_s: float = 10, api_key: str | None = None) -> dict:
+    """A token that opens one live session at the API's WebSocket (`token`, `expires_in_s`, `path`)."""
+    return _call("POST", f"{api_url.rstrip('/')}/live/sessions", timeout_s=timeout_s, api_key=api_key).json()
 
 
 def _detail_text(response: httpx.Response) -> str:

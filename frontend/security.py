@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import hmac
 import secrets
+from urllib.parse import urlsplit
 
 from flask import Flask, request, session
 
 CSRF_FIELD = "csrf_token"
 
+_CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+        "media-src 'self'; connect-src 'self' {websocket}; object-src 'none'; frame-ancestors 'none'; base-uri 'self'; "
+        "form-action 'self'")
 _HEADERS = {
-    "Content-Security-Policy": (
-        "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
-        "media-src 'self'; object-src 'none'; frame-ancestors 'none'; base-uri 'self'; form-action 'self'"
-    ),
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
     "Referrer-Policy": "same-origin",
@@ -34,13 +34,21 @@ def csrf_ok() -> bool:
     return bool(expected and sent and hmac.compare_digest(expected, sent))
 
 
+def websocket_origin(api_public_url: str) -> str:
+    """`http://host:8000/x` -> `ws://host:8000`: where the live page's WebSocket may connect."""
+    parts = urlsplit(api_public_url)
+    return f"{'wss' if parts.scheme == 'https' else 'ws'}://{parts.netloc}"
+
+
 def install(app: Flask) -> None:
+    headers = {"Content-Security-Policy": _CSP.format(websocket=websocket_origin(app.config["API_PUBLIC_URL"])),
+               **_HEADERS}
     app.jinja_env.globals["csrf_token"] = csrf_token
     app.config.setdefault("SESSION_COOKIE_HTTPONLY", True)
     app.config.setdefault("SESSION_COOKIE_SAMESITE", "Lax")
 
     @app.after_request
     def security_headers(response):
-        for name, value in _HEADERS.items():
+        for name, value in headers.items():
             response.headers.setdefault(name, value)
         return response

@@ -1,17 +1,18 @@
-"""Upload page and result page."""
+"""Upload page, result page and live page."""
 
 from __future__ import annotations
 
 import uuid
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from flask import Blueprint, current_app, jsonify, render_template, request, send_from_directory, url_for
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.utils import secure_filename
 
-from frontend.api_client import ApiError, job_status, recognize, submit_job
+from frontend.api_client import ApiError, job_status, live_session, recognize, submit_job
 from frontend.housekeeping import prune_uploads
-from frontend.security import csrf_ok
+from frontend.security import csrf_ok, websocket_origin
 from frontend.playback import transcode_for_browser
 
 bp = Blueprint("pages", __name__)
@@ -137,3 +138,23 @@ def get_job(job_id: str):
         return jsonify(job_status(current_app.config["API_URL"], job_id, api_key=current_app.config["API_KEY"]))
     except ApiError as exc:
         return jsonify(error=exc.message), exc.status_code
+
+
+@bp.get("/live")
+def live():
+    return render_template("live.html")
+
+
+@bp.post("/live/session")
+def start_live_session():
+    """A short-lived token for the API's live WebSocket, got with the API key, which the browser never sees."""
+    if not csrf_ok():
+        return jsonify(error="This page has expired. Reload it and try again."), 400
+    config = current_app.config
+    try:
+        session = live_session(config["API_URL"], api_key=config["API_KEY"])
+    except ApiError as exc:
+        _log_api_error("live", exc)
+        return jsonify(error=exc.message), exc.status_code
+    base = websocket_origin(config["API_PUBLIC_URL"]) + urlsplit(config["API_PUBLIC_URL"]).path.rstrip("/")
+    return jsonify(websocket_url=base + session["path"], token=session["token"], expires_in_s=session["expires_in_s"])

@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -141,6 +142,9 @@ class Service:
                 self.process.wait()
 
 
+LIVE_TOKEN_SECRET = "tests-only-live-secret"  # lets tests sign an expired token for the services below
+
+
 @pytest.fixture(scope="session")
 def live_services(tmp_path_factory):
     """The API (real model) and the frontend started as their own processes on loopback ports."""
@@ -148,7 +152,8 @@ def live_services(tmp_path_factory):
     temp_uploads = tmp_path_factory.mktemp("api-uploads")
     web_uploads = tmp_path_factory.mktemp("web-uploads")
     env = {**os.environ, "UPLOAD_DIR": str(temp_uploads), "FRONTEND_UPLOAD_DIR": str(web_uploads),
-           "API_URL": f"http://127.0.0.1:{api_port}", "PYTHONUNBUFFERED": "1"}
+           "API_URL": f"http://127.0.0.1:{api_port}", "PYTHONUNBUFFERED": "1",
+           "LIVE_TOKEN_SECRET": LIVE_TOKEN_SECRET, "LIVE_IDLE_TIMEOUT_S": "5"}
     logs = tmp_path_factory.mktemp("service-logs")
     api = Service.api(api_port, env, logs / "api.log")
     web = Service.page(web_port, env, logs / "frontend.log")
@@ -170,17 +175,24 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
                  "--disable-sync", "--no-first-run", "--disable-dev-shm-usage", "--autoplay-policy=no-user-gesture-required"]
 
 
-@pytest.fixture(scope="module")  # per module: Playwright's loop is not kept open under other modules' tests
-def browser():
+@contextmanager
+def launch_chromium(extra_args: list[str] = ()):
+    """Headless Chromium under Playwright, with `extra_args` besides the usual ones."""
     from playwright.sync_api import sync_playwright
 
     if not Path(CHROMIUM).exists():
         pytest.fail("chromium is missing: `make test` installs it (apt-get install chromium)")
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=[*CHROMIUM_ARGS, *extra_args])
         yield browser
         browser.close()
+
+
+@pytest.fixture(scope="module")  # per module: Playwright's loop is not kept open under other modules' tests
+def browser():
+    with launch_chromium() as browser:
+        yield browser
 
 
 @pytest.fixture

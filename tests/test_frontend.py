@@ -315,3 +315,22 @@ def test_gunicorn_with_three_workers_accepts_every_form_even_across_a_restart(tm
     log = (tmp_path / "gunicorn.log").read_text()
     key = (tmp_path / "data" / secret_key.FILE_NAME).read_text().strip()
     assert "generated the session key" in log and key not in log
+
+
+def test_live_page_gets_a_session_token_without_seeing_the_api_key(fake_api, upload_folder):
+    app = create_app({"TESTING": True, "API_URL": fake_api.url, "API_PUBLIC_URL": "https://ai.example.com/api",
+                      "API_KEY": "s3cret", "UPLOAD_FOLDER": str(upload_folder), "DATA_DIR": str(upload_folder.parent)})
+    client = app.test_client()
+    page = client.get("/live")
+    assert page.status_code == 200 and "s3cret" not in page.get_data(as_text=True)
+    assert "connect-src 'self' wss://ai.example.com;" in page.headers["Content-Security-Policy"]
+    csrf = re.search(r'data-csrf="([^"]+)"', page.get_data(as_text=True)).group(1)
+    assert client.post("/live/session").status_code == 400 and fake_api.received == []  # no CSRF token
+    fake_api.body = {"token": "t0k3n", "expires_in_s": 60, "path": "/live"}
+    answer = client.post("/live/session", headers={"X-CSRF-Token": csrf})
+    assert answer.status_code == 200 and "s3cret" not in answer.get_data(as_text=True)
+    assert answer.get_json() == {"websocket_url": "wss://ai.example.com/api/live", "token": "t0k3n", "expires_in_s": 60}
+    assert fake_api.received[-1][0] == "/live/sessions" and fake_api.api_keys[-1] == "s3cret"
+    fake_api.status, fake_api.body = 501, {"detail": "live recognition is turned off (LIVE_MAX_SESSIONS=0)"}
+    refused = client.post("/live/session", headers={"X-CSRF-Token": csrf})
+    assert refused.status_code == 501 and "turned off" in refused.get_json()["error"]
