@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import json
+import re
 import uuid
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from flask import Blueprint, current_app, jsonify, render_template, request, send_from_directory, url_for
+from flask import Blueprint, Response, abort, current_app, jsonify, render_template, request, send_file, \
+    send_from_directory, url_for
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.utils import secure_filename
 
+from common.results import clips_csv, download_name
+from frontend.annotate import AnnotationError, annotate
 from frontend.api_client import ApiError, job_status, live_session, recognize, submit_job
 from frontend.housekeeping import prune_uploads
 from frontend.security import csrf_ok, websocket_origin
@@ -47,8 +52,9 @@ def _save_upload() -> tuple[Path, str]:
     if extension not in ALLOWED_EXTENSIONS:
         raise UploadRejected(f"That file is not a supported video. Use one of: {', '.join(sorted(ALLOWED_EXTENSIONS))}.", 415)
     folder = Path(current_app.config["UPLOAD_FOLDER"])
-    prune_uploads(folder, max_age_s=current_app.config["UPLOAD_MAX_AGE_S"],
-                  max_files=current_app.config["UPLOAD_MAX_FILES"])
+    for kept in (folder, _results_dir()):
+        prune_uploads(kept, max_age_s=current_app.config["UPLOAD_MAX_AGE_S"],
+                      max_files=current_app.config["UPLOAD_MAX_FILES"])
     saved = folder / f"{uuid.uuid4().hex}{extension}"
     upload.save(saved)
     return saved, upload.filename
@@ -108,7 +114,8 @@ def recognize_upload():
         return _form(exc.message, exc.status_code)
     current_app.logger.info("recognized", extra={"request_id": request_id, "clips": len(result["clips"])})
     video_file, playback_note = _playable(saved)
-    return render_template("result.html", result=result, filename=original_name,
+    _keep_result(saved.stem, result)
+    return render_template("result.html", result=result, filename=original_name, downloads=_downloads(saved.stem),
                            video_url=url_for("pages.media", name=video_file.name), playback_note=playback_note)
 
 
@@ -128,8 +135,9 @@ def create_job():
         _log_api_error(request_id, exc)
         return jsonify(error=exc.message), exc.status_code
     video_file, playback_note = _playable(saved)
+    (_results_dir() / f"{saved.stem}.job").write_text(json.dumps({"job_id": job["id"]}))
     return jsonify(job_id=job["id"], filename=original_name, video_url=url_for("pages.media", name=video_file.name),
-                   playback_note=playback_note), 202
+                   playback_note=playback_note, downloads=_downloads(saved.stem)), 202
 
 
 @bp.get("/jobs/<job_id>")
@@ -138,6 +146,92 @@ def get_job(job_id: str):
         return jsonify(job_status(current_app.config["API_URL"], job_id, api_key=current_app.config["API_KEY"]))
     except ApiError as exc:
         return jsonify(error=exc.message), exc.status_code
+
+
+# Downloads of a result: its JSON, its clips as CSV, the video with the labels drawn on it. An upload's result is
+# kept under DATA_DIR/results/<stem>.json (from the page without JavaScript at once; for a job, fetched from the API
+# when first asked for), pruned with the uploads.
+STEM = re.compile(r"[0-9a-f]{32}")
+
+
+def _results_dir() -> Path:
+    folder = Path(current_app.config["DATA_DIR"]) / "results"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def _keep_result(stem: str, result: dict) -> None:
+    (_results_dir() / f"{stem}.json").write_text(json.dumps(result))
+    (_results_dir() / f"{stem}.job").unlink(missing_ok=True)
+
+
+def _downloads(stem: str) -> dict:
+    return {kind: url_for(f"pages.download_{kind}", stem=stem) for kind in ("json", "csv", "video")}
+
+
+class NotReady(Exception):
+    pass
+
+
+def _result(stem: str) -> dict:
+    """The kept result of upload `stem`; 404 for an unknown one, NotReady while its job runs."""
+    if not STEM.fullmatch(stem):
+        abort(404)
+    kept, job_file = _results_dir() / f"{stem}.json", _results_dir() / f"{stem}.job"
+    if kept.is_file():
+        return json.loads(kept.read_text())
+    if not job_file.is_file():
+        abort(404)
+    job = job_status(current_app.config["API_URL"], json.loads(job_file.read_text())["job_id"],
+                     api_key=current_app.config["API_KEY"])
+    if job["status"] != "done":
+        raise NotReady(f"The recognition is {job['status']}: its downloads come when it is done.")
+    _keep_result(stem, job["result"])
+    return job["result"]
+
+
+def _download(stem: str, make):
+    """`make(result)` as a download, or the upload page with a readable message."""
+    try:
+        return make(_result(stem))
+    except NotReady as exc:
+        return _form(str(exc), 409)
+    except ApiError as exc:
+        return _form(exc.message, exc.status_code)
+    except AnnotationError as exc:
+        return _form(f"The annotated video could not be made: {exc}.", 500)
+
+
+def _attachment(body: str, mimetype: str, name: str) -> Response:
+    return Response(body, mimetype=mimetype, headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+
+@bp.get("/results/<stem>.json")
+def download_json(stem: str):
+    return _download(stem, lambda result: _attachment(json.dumps(result, indent=2), "application/json",
+                                                      download_name(result, ".result.json")))
+
+
+@bp.get("/results/<stem>.csv")
+def download_csv(stem: str):
+    return _download(stem, lambda result: _attachment(clips_csv(result), "text/csv",
+                                                      download_name(result, ".clips.csv")))
+
+
+@bp.get("/results/<stem>.mp4")
+def download_video(stem: str):
+    """The upload with every clip's top action drawn on it (made once, from the kept result)."""
+    def make(result: dict):
+        target = _results_dir() / f"{stem}.annotated.mp4"
+        if not target.is_file():
+            sources = sorted(Path(current_app.config["UPLOAD_FOLDER"]).glob(f"{stem}.*"))
+            if not sources:
+                abort(404)
+            annotate(sources[0], result, target)
+        return send_file(target, mimetype="video/mp4", as_attachment=True,
+                         download_name=download_name(result, ".annotated.mp4"), conditional=True)
+
+    return _download(stem, make)
 
 
 @bp.get("/live")

@@ -39,6 +39,53 @@ def write_video(path: Path, num_frames: int, *, size=(320, 240), fps: float = 25
     return write_grey_ramp(path, num_frames, size=size, fps=fps, fourcc=fourcc)
 
 
+def assert_csv_matches(text: str, result: dict) -> None:
+    import csv
+    import io
+
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert len(rows) == len(result["clips"]) > 0
+    for row, clip in zip(rows, result["clips"]):
+        assert (float(row["start_s"]), float(row["end_s"])) == (clip["start_s"], clip["end_s"])
+        assert (int(row["start_frame"]), int(row["end_frame"])) == (clip["start_frame"], clip["end_frame"])
+        for rank, action in enumerate(clip["actions"], 1):
+            assert (row[f"label_{rank}"], float(row[f"confidence_{rank}"])) == (action["label"], action["confidence"])
+
+
+def assert_annotated(video: Path, source: Path, result: dict) -> None:
+    """`video` is `source` frame for frame with each clip's top label drawn as frontend/annotate.py draws it."""
+    import cv2
+    import numpy as np
+
+    from frontend.annotate import Painter, segments
+
+    def frames(path: Path) -> list:
+        capture = cv2.VideoCapture(str(path))
+        out = []
+        while (read := capture.read())[0]:
+            out.append(read[1])
+        capture.release()
+        return out
+
+    drawn, original = frames(video), frames(source)
+    assert len(drawn) == len(original) > 0 and drawn[0].shape == original[0].shape
+    height, width = original[0].shape[:2]
+    parts = segments(result, len(original))
+    painter = Painter(width, height, parts, len(original))
+    for part in parts:
+        index = (part.start + part.end) // 2
+        x0, y0, x1, y1 = painter.label_box(part)
+        expected = painter.draw(original[index].copy(), index, part)
+        region = (slice(y0, y1), slice(x0, x1))
+        error = np.abs(drawn[index][region].astype(int) - expected[region]).mean()
+        untouched = np.abs(drawn[index][region].astype(int) - original[index][region]).mean()
+        assert error < 12 < untouched, (part, error, untouched)  # this label, drawn there
+        middle = (slice(height // 3, 2 * height // 3), slice(width // 3, 2 * width // 3))
+        assert np.abs(drawn[index][middle].astype(int) - original[index][middle]).mean() < 6  # the rest untouched
+        bar = slice(height - painter.bar_height, height)  # the timeline of every clip, and the playhead
+        assert np.abs(drawn[index][bar].astype(int) - expected[bar]).mean() < 12
+
+
 @pytest.fixture(scope="session")
 def saved_model_dir() -> Path:
     from models.paths import DEFAULT_SAVED_MODEL

@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 
 from api.main import app
 from api.settings import Settings, get_settings
-from conftest import ARCHERY_AVI, CRICKET_MP4, write_video
+from conftest import ARCHERY_AVI, CRICKET_MP4, assert_csv_matches, write_video
 from models.precision import choose_runtime, has_bf16_units
 from models.video import VideoLimits
 
@@ -76,6 +76,10 @@ def test_raw_body_avi_with_top_k(client):
     _check_result(body, filename="archery.avi", top_k=3)
     assert body["actions"][0]["label"] == "archery"
     assert len(body["clips"]) == 4  # 131 frames: 0, 32, 64 and the tail at 67
+    table = client.post("/recognize_action?format=csv", content=ARCHERY_AVI.read_bytes(),
+                        headers={"Content-Type": "video/x-msvideo", "X-Filename": "archery.avi"})
+    assert table.status_code == 200 and table.headers["content-type"].startswith("text/csv")
+    assert_csv_matches(table.text, body)
 
 
 @pytest.mark.parametrize(
@@ -164,6 +168,10 @@ def test_job_reports_progress_then_the_same_result(client, upload_dir):
     _check_result(final["result"], filename="archery.avi", top_k=3)
     assert final["result"]["actions"][0]["label"] == "archery"
     assert list(upload_dir.iterdir()) == []  # the job deleted its file
+    table = client.get(f"/jobs/{job['id']}?format=csv")  # the same clips, for a spreadsheet
+    assert table.status_code == 200 and table.headers["content-type"].startswith("text/csv")
+    assert table.headers["content-disposition"] == 'attachment; filename="archery.clips.csv"'
+    assert_csv_matches(table.text, final["result"])
 
 
 def test_failed_job_and_unknown_job(client):
@@ -174,7 +182,10 @@ def test_failed_job_and_unknown_job(client):
     final = _wait_for(client, response.json()["id"])[-1]
     assert final["status"] == "failed" and final["error"]["status_code"] == 422
     assert "not a readable video" in final["error"]["detail"]
+    no_table = client.get(f"/jobs/{response.json()['id']}?format=csv")
+    assert no_table.status_code == 409 and "the job failed" in no_table.json()["detail"]
     assert client.get("/jobs/nope").status_code == 404
+    assert client.get(f"/jobs/{response.json()['id']}?format=xml").status_code == 422
     assert client.post("/jobs", content=b"x", headers={"Content-Type": "text/plain"}).status_code == 415
 
 

@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import ARCHERY_AVI, ARTIFACTS
+import json
+from pathlib import Path
+
+from conftest import ARCHERY_AVI, ARTIFACTS, assert_annotated, assert_csv_matches
 
 
 def test_upload_progress_result_player_and_timeline(page, live_services):
@@ -34,6 +37,17 @@ def test_upload_progress_result_player_and_timeline(page, live_services):
     page.wait_for_function(f"Math.abs(document.querySelector('#player').currentTime - {start}) < 0.1")
     assert "current" in segments.nth(2).get_attribute("class")
     page.screenshot(path=str(ARTIFACTS / "03-result.png"), full_page=True)
+
+    downloads = {}
+    for kind in ("json", "csv", "video"):
+        with page.expect_download(timeout=120_000) as download:
+            page.click(f"#download-{kind}")
+        downloads[kind] = Path(download.value.path())
+        assert download.value.suggested_filename.startswith("archery__paddlevideo_example.")
+    result = json.loads(downloads["json"].read_text())
+    assert result["actions"][0]["label"] == "archery" and len(result["clips"]) == 4
+    assert_csv_matches(downloads["csv"].read_text(), result)
+    assert_annotated(downloads["video"], ARCHERY_AVI, result)  # frame for frame, each clip's label drawn on it
 
     page.set_viewport_size({"width": 390, "height": 844})
     assert page.evaluate("document.documentElement.scrollWidth") <= 390  # no sideways scrolling on a phone

@@ -334,3 +334,23 @@ def test_live_page_gets_a_session_token_without_seeing_the_api_key(fake_api, upl
     fake_api.status, fake_api.body = 501, {"detail": "live recognition is turned off (LIVE_MAX_SESSIONS=0)"}
     refused = client.post("/live/session", headers={"X-CSRF-Token": csrf})
     assert refused.status_code == 501 and "turned off" in refused.get_json()["error"]
+
+
+def test_downloads_of_a_job_come_from_the_api_once_it_is_done_and_are_kept(client, fake_api, upload_folder):
+    from conftest import assert_csv_matches
+
+    fake_api.status, fake_api.body = 202, {"id": "job1", "status": "queued", "progress": {"clips_done": 0, "clips_total": None}}
+    downloads = _post_jobs(client, CRICKET_MP4, "my clip.mp4").get_json()["downloads"]
+    fake_api.status, fake_api.body = 200, {**JOB_DONE, "status": "running", "result": None}
+    waiting = client.get(downloads["csv"])
+    assert waiting.status_code == 409 and "running" in waiting.get_data(as_text=True)
+    fake_api.body = JOB_DONE
+    table = client.get(downloads["csv"])
+    assert table.status_code == 200 and table.headers["Content-Disposition"] == 'attachment; filename="x.clips.csv"'
+    assert_csv_matches(table.get_data(as_text=True), JOB_DONE["result"])
+    fake_api.close()  # from now on the kept result answers, whatever the API does
+    assert client.get(downloads["json"]).get_json() == JOB_DONE["result"]
+    video = client.get(downloads["video"])
+    assert video.status_code == 200 and video.mimetype == "video/mp4" and video.data[4:8] == b"ftyp"
+    assert client.get("/results/0123456789abcdef0123456789abcdef.csv").status_code == 404
+    assert client.get("/results/..%2Fsecret.json").status_code == 404

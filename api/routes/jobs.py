@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 
 from api.deps import RecognitionsDep, SettingsDep, accepting_work
 from api.jobs import ExecutorUnavailable, Job, QueueFullError
-from api.routes.recognize import REQUEST_BODY
+from api.routes.recognize import CSV_RESPONSE, REQUEST_BODY, Format, csv_response
 from api.schemas import ErrorDetail, JobStatus
 from api.service import save_video
 
@@ -49,12 +49,21 @@ async def create_job(
     return JSONResponse(job.public(), status.HTTP_202_ACCEPTED, headers={"Location": f"/jobs/{job.id}"})
 
 
-@router.get("/{job_id}", response_model=JobStatus, responses={404: {"model": ErrorDetail}, 503: {"model": ErrorDetail}})
-def get_job(job_id: str, request: Request) -> dict:
+@router.get("/{job_id}", response_model=JobStatus,
+            responses={200: CSV_RESPONSE, 404: {"model": ErrorDetail}, 409: {"model": ErrorDetail},
+                       503: {"model": ErrorDetail}})
+def get_job(job_id: str, request: Request, format: Format = "json"):
     try:
         job = request.app.state.jobs.get(job_id)
     except ExecutorUnavailable as exc:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc), headers={"Retry-After": "5"}) from None
     if job is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no such job (finished jobs expire)")
-    return job.public()
+    public = job.public()
+    if format == "json":
+        return public
+    if public["status"] == "failed":
+        raise HTTPException(status.HTTP_409_CONFLICT, f"the job failed, so it has no clips: {public['error']['detail']}")
+    if public["status"] != "done":
+        raise HTTPException(status.HTTP_409_CONFLICT, f"the job is {public['status']}; its clips come when it is done")
+    return csv_response(public["result"])

@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request, Response
 
 from api.deps import RecognitionsDep, SettingsDep, accepting_work
 from api.schemas import ErrorDetail, RecognitionResult
 from api.uploads import FIELD_NAME
+from common.results import clips_csv, download_name
 
 router = APIRouter(tags=["recognition"])
+
+CSV_RESPONSE = {"content": {"text/csv": {"schema": {"type": "string"}}},
+                "description": "with ?format=csv: one row per clip (start_s, end_s, the top 3 labels and confidences)"}
+Format = Annotated[Literal["json", "csv"], Query(description="json: the result; csv: its clips as a table")]
+
+
+def csv_response(result: dict) -> Response:
+    return Response(clips_csv(result), media_type="text/csv; charset=utf-8",
+                    headers={"Content-Disposition": f'attachment; filename="{download_name(result, ".clips.csv")}"'})
 
 REQUEST_BODY = {
     "required": True,
@@ -39,7 +49,7 @@ REQUEST_BODY = {
         "Retry-After only when the line is full or the wait would pass the time limit, or while the service stops. "
         "With a broker (JOBS_BROKER_URL) the video goes to a queue worker and this waits for it: same answers."
     ),
-    responses={code: {"model": ErrorDetail} for code in (400, 401, 413, 415, 422, 503)},
+    responses={200: CSV_RESPONSE} | {code: {"model": ErrorDetail} for code in (400, 401, 413, 415, 422, 503)},
     openapi_extra={"requestBody": REQUEST_BODY},
     dependencies=[Depends(accepting_work)],
 )
@@ -49,5 +59,7 @@ async def recognize_action(
     settings: SettingsDep,
     top_k: Annotated[int | None, Query(ge=1, le=400, description="how many whole-video actions to return")] = None,
     head: Annotated[str | None, Query(description="rank with this head, e.g. kinetics400 (default: the served head)")] = None,
-) -> dict:
-    return await recognitions.recognize(request, settings, top_k=top_k, head=head)
+    format: Format = "json",
+):
+    result = await recognitions.recognize(request, settings, top_k=top_k, head=head)
+    return csv_response(result) if format == "csv" else result

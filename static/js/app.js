@@ -74,7 +74,15 @@
     }
   }
 
-  function renderResult(root, result, videoUrl, filename, note) {
+  function downloadLinks(downloads) {
+    if (!downloads) return null;
+    const link = (id, kind, text) => el("a", { id, href: downloads[kind], download: "", text });
+    return el("p", { class: "downloads" }, document.createTextNode("Download: "),
+      link("download-video", "video", "annotated video"), document.createTextNode(" · "),
+      link("download-json", "json", "JSON"), document.createTextNode(" · "), link("download-csv", "csv", "CSV"));
+  }
+
+  function renderResult(root, result, videoUrl, filename, note, downloads) {
     root.replaceChildren();
     const video = el("video", { id: "player", src: videoUrl, controls: "", playsinline: "", preload: "metadata" });
     const meta = `${result.video.width}×${result.video.height}, ${result.video.frames} frames at ${result.video.fps} fps ` +
@@ -96,7 +104,7 @@
       el("h1", { text: filename }),
       el("div", { class: "result" },
         el("section", { class: "player" }, video, note ? el("p", { class: "hint", text: note }) : null,
-          el("p", { class: "meta", text: meta })),
+          downloadLinks(downloads), el("p", { class: "meta", text: meta })),
         el("section", { class: "actions" },
           el("h2", {}, document.createTextNode("Actions "), el("small", { text: `(${result.head})` })), actions)),
       buildTimeline(result, video),
@@ -218,7 +226,7 @@
             status.hidden = true;
             submit.disabled = false;
             input.disabled = false;
-            renderResult(resultRoot, body.result, job.video_url, job.filename, job.playback_note);
+            renderResult(resultRoot, body.result, job.video_url, job.filename, job.playback_note, job.downloads);
             return;
           }
           if (body.status === "failed") {
