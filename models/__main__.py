@@ -1,4 +1,4 @@
-"""Command line: `python -m models {convert,quantize,predict,train,evaluate,subset} ...` (see `--help` of each).
+"""Command line: `python -m models {convert,quantize,predict,live,train,evaluate,subset} ...` (see `--help` of each).
 
 Nothing heavy is imported until a command runs, so `--help` answers at once.
 """
@@ -96,6 +96,43 @@ def _predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def _live(args: argparse.Namespace) -> int:
+    """python -m models live --source 0|FILE|rtsp://... [--head HEAD_DIR] [--realtime]: a JSON line per window"""
+    from models.heads import LstmHead
+    from models.live import LiveRanker, SourceError, open_source, run_live
+    from models.recognizer import ActionRecognizer
+
+    try:
+        source = open_source(args.source)
+    except SourceError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    extractor = _extractor(args)
+    clips = _clip_settings(args, extractor.device)
+    head = None
+    if args.head:
+        head = LstmHead(args.head, extractor_id=extractor.extractor_id, feature_dim=extractor.feature_dim,
+                        clip_len=clips.clip_len, stride=clips.stride, extraction=clips.extraction_id)
+    recognizer = ActionRecognizer(extractor, head=head, clips=clips)
+    ranker = LiveRanker(recognizer.head, context=args.head_context, top=args.top_k)
+    windows = 0
+    try:
+        for message in run_live(source, recognizer.batcher, ranker, clip_len=clips.clip_len,
+                                hop=args.hop or clips.stride, realtime=args.realtime or None):
+            print(json.dumps(message), flush=True)
+            windows += 1
+            if args.max_windows and windows >= args.max_windows:
+                break
+    except KeyboardInterrupt:
+        pass
+    finally:
+        recognizer.close()
+    if windows == 0:
+        print(f"error: {args.source} gave no full window of {clips.clip_len} frames", file=sys.stderr)
+        return 1
+    return 0
+
+
 def _train(args: argparse.Namespace) -> int:
     """python -m models train --data videos/ --out heads/sports [--val val.csv] [--epochs 60] ..."""
     from models.datasets import load_samples
@@ -175,6 +212,19 @@ def main(argv: list[str] | None = None) -> int:
     predict.add_argument("--head", default=os.environ.get("HEAD_PATH"), help="trained head directory")
     predict.set_defaults(run=_predict)
 
+    live = commands.add_parser("live", help="rank the actions of a camera, file or stream as it plays: a JSON line "
+                                            "per window")
+    live.add_argument("--source", required=True, help="a camera index (0), a video file, or a stream URL (rtsp://...)")
+    live.add_argument("--top-k", type=int, default=3)
+    live.add_argument("--hop", type=int, help="frames between windows (default: --clip-stride)")
+    live.add_argument("--realtime", action="store_true", help="play a file at its frame rate, dropping windows the "
+                                                              "model cannot keep up with (cameras and streams always are)")
+    live.add_argument("--max-windows", type=int, default=0, help="stop after this many windows (default: never)")
+    live.add_argument("--head", default=os.environ.get("HEAD_PATH"), help="trained head directory")
+    live.add_argument("--head-context", type=int, default=int(os.environ.get("LIVE_HEAD_CONTEXT", 4)),
+                      help="windows a trained head ranks together")
+    live.set_defaults(run=_live)
+
     train = commands.add_parser("train", help="train an LSTM head on your labelled videos")
     train.add_argument("--data", required=True, help="class-folder tree, CSV (video,label) or UCF101 root with --split")
     train.add_argument("--out", required=True, help="head directory to write")
@@ -199,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
         command.add_argument("--split", type=int, help="UCF101 split number (1-3) when --data is a UCF101 root")
         command.add_argument("--cache", default=os.environ.get("FEATURE_CACHE", str(DEFAULT_FEATURE_CACHE)),
                              help="feature cache folder")
-    for command in (predict, train, evaluate):
+    for command in (predict, live, train, evaluate):
         command.add_argument("--model", default=os.environ.get("MODEL_HANDLE", str(DEFAULT_SAVED_MODEL)))
         command.add_argument("--runtime", default=os.environ.get("RUNTIME", "auto"),
                              choices=("auto", "tensorflow", "openvino"), help="auto: OpenVINO on a CPU, TensorFlow on a GPU")
@@ -213,7 +263,7 @@ def main(argv: list[str] | None = None) -> int:
         command.add_argument("--recompute-below", type=float, default=float(os.environ.get("RECOMPUTE_BELOW", 0)),
                              help="with --extraction shared, run again clip by clip the windows whose top-1 "
                                   "probability is under this")
-        command.add_argument("--batch-size" if command is predict else "--clip-batch", dest="batch_size", type=int,
+        command.add_argument("--batch-size" if command in (predict, live) else "--clip-batch", dest="batch_size", type=int,
                              default=int(os.environ.get("BATCH_SIZE") or 0) or None,
                              help="clips per I3D forward pass (default: 1 on CPU, 8 on GPU)")
 

@@ -1,15 +1,18 @@
 """Live recognition: frames arrive one at a time (a camera, a stream, a WebSocket) and every `hop` frames the last
 `clip_len` make a window for I3D. Shared by the API's live sessions (api/live/) and `python -m models live`.
 
-Memory stays bounded however slow the model is: the rolling buffer holds `clip_len` frames, and at most one
+`run_live` reads a camera, a file or a stream for the command line. Memory stays bounded however slow the model is: the rolling buffer holds `clip_len` frames, and at most one
 window waits for the model while another runs; a newer window replaces the waiting one (it is dropped).
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -156,3 +159,88 @@ def window_message(window: Window, actions: list[dict], *, head: str, fps: float
         "inference_ms": round(infer_s * 1000, 1),
         "dropped_windows": dropped_windows,
     }
+
+
+class SourceError(RuntimeError):
+    """A live source that cannot be opened."""
+
+
+@dataclass(frozen=True)
+class LiveSource:
+    """A camera (`0`), a video file or a stream URL (`rtsp://`, `http://`), opened with OpenCV."""
+
+    capture: cv2.VideoCapture
+    fps: float
+    is_file: bool
+    name: str
+
+
+def open_source(source: str) -> LiveSource:
+    is_file = Path(source).is_file()
+    quiet = cv2.utils.logging.getLogLevel()
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)  # the error below says it better
+    try:
+        capture = cv2.VideoCapture(int(source) if source.isdigit() else source)
+    finally:
+        cv2.utils.logging.setLogLevel(quiet)
+    if not capture.isOpened():
+        capture.release()
+        if source.isdigit():
+            raise SourceError(f"cannot open camera {source} (is one attached, and may this user read /dev/video{source}?)")
+        raise SourceError(f"cannot open {'file' if is_file else 'stream or file'} {source!r}")
+    fps = capture.get(cv2.CAP_PROP_FPS)
+    return LiveSource(capture, fps if 1 <= fps <= 240 else DEFAULT_FPS, is_file, source)
+
+
+def run_live(source: LiveSource, batcher, ranker: LiveRanker, *, clip_len: int = 64, hop: int = 32,
+             realtime: bool | None = None, stop: threading.Event | None = None) -> Iterator[dict]:
+    """Window messages for `source`, as the model gets through them. Frames are read on their own thread as the
+    source gives them. A camera or a stream (or a file with `realtime`, paced at its frame rate) drops windows
+    when the model is slower; a file read as fast as it decodes gives every window."""
+    realtime = not source.is_file if realtime is None else realtime
+    stop = stop or threading.Event()
+    windows, latest, changed = RollingWindows(clip_len, hop), LatestWindow(), threading.Condition()
+    finished = threading.Event()
+
+    def read() -> None:
+        started = time.monotonic()
+        try:
+            while not stop.is_set():
+                ok, frame = source.capture.read()
+                if not ok or frame is None:
+                    return
+                if source.is_file and realtime:
+                    time.sleep(max(0.0, started + windows.frames_seen / source.fps - time.monotonic()))
+                if frame.ndim == 2:
+                    frame = cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
+                if (window := windows.push(prepare_frame(frame))) is None:
+                    continue
+                with changed:
+                    if not realtime:  # every window: wait for the model instead of dropping
+                        changed.wait_for(lambda: latest.waiting is None or stop.is_set())
+                    latest.offer(window)
+                    changed.notify_all()
+        finally:
+            with changed:
+                finished.set()
+                changed.notify_all()
+
+    reader = threading.Thread(target=read, name="live-source", daemon=True)
+    reader.start()
+    try:
+        while True:
+            with changed:
+                changed.wait_for(lambda: latest.waiting is not None or finished.is_set())
+                window = latest.take()
+                changed.notify_all()
+            if window is None:
+                return
+            result = batcher.submit(window.frames).result()
+            yield window_message(window, ranker.rank(result.logits, result.features), head=ranker.head.name,
+                                 fps=source.fps, infer_s=result.infer_s, dropped_windows=latest.dropped)
+    finally:
+        stop.set()
+        with changed:
+            changed.notify_all()
+        reader.join(timeout=10)
+        source.capture.release()
