@@ -14,7 +14,7 @@ CELERY_WORKER := $(BIN)/celery -A workers.worker worker --pool=solo --concurrenc
 # Two malloc arenas keep the API's memory flat from request to request (scripts/soak.py measures it).
 export MALLOC_ARENA_MAX ?= 2
 
-.PHONY: setup int8 browser redis run api frontend worker cluster test soak load bench bench-cluster clean
+.PHONY: setup int8 browser redis run api frontend worker cluster test soak load bench bench-cluster bench-live clean
 
 setup: $(INSTALLED) $(SAVED_MODEL) int8
 
@@ -90,6 +90,11 @@ bench: setup
 # Jobs/s and clips/s through Redis and 1, then 2 queue workers on this machine; writes bench/cluster.md and .json.
 bench-cluster: setup redis
 	$(BIN)/python -m benchmarks.cluster
+
+# The lag from a camera frame to its label through the live WebSocket: 1 and 2 sessions, and 1 beside uploads;
+# writes bench/live.md and bench/live.json.
+bench-live: setup
+	$(BIN)/python -m benchmarks.live
 
 clean:
 	rm -rf models/saved

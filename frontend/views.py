@@ -14,7 +14,6 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.utils import secure_filename
 
 from common.results import clips_csv, download_name
-from frontend.annotate import AnnotationError, annotate
 from frontend.api_client import ApiError, job_status, live_session, recognize, submit_job
 from frontend.housekeeping import prune_uploads
 from frontend.security import csrf_ok, websocket_origin
@@ -198,8 +197,6 @@ def _download(stem: str, make):
         return _form(str(exc), 409)
     except ApiError as exc:
         return _form(exc.message, exc.status_code)
-    except AnnotationError as exc:
-        return _form(f"The annotated video could not be made: {exc}.", 500)
 
 
 def _attachment(body: str, mimetype: str, name: str) -> Response:
@@ -222,12 +219,18 @@ def download_csv(stem: str):
 def download_video(stem: str):
     """The upload with every clip's top action drawn on it (made once, from the kept result)."""
     def make(result: dict):
+        from frontend.annotate import AnnotationError, annotate  # OpenCV is loaded only when a video is asked for
+
         target = _results_dir() / f"{stem}.annotated.mp4"
         if not target.is_file():
             sources = sorted(Path(current_app.config["UPLOAD_FOLDER"]).glob(f"{stem}.*"))
             if not sources:
-                abort(404)
-            annotate(sources[0], result, target)
+                return _form("The uploaded video has been removed since (uploads are kept for a while only).", 410)
+            try:
+                annotate(sources[0], result, target)
+            except AnnotationError as exc:
+                current_app.logger.warning("annotation failed", extra={"detail": str(exc)})
+                return _form(f"The annotated video could not be made: {exc}.", 500)
         return send_file(target, mimetype="video/mp4", as_attachment=True,
                          download_name=download_name(result, ".annotated.mp4"), conditional=True)
 

@@ -74,6 +74,8 @@ def test_the_gateway_answers_for_the_model_its_workers_serve(cluster):
     assert "action_api_jobs_queued 0.0" in httpx.get(f"{cluster.api}/metrics").text  # the queue in Redis
     labels = httpx.get(f"{cluster.api}/labels").json()
     assert labels["head"] == "kinetics400" and len(labels["labels"]) == 400
+    live = httpx.post(f"{cluster.api}/live/sessions")  # live runs where the model is: an API without a broker
+    assert live.status_code == 501 and "not on a gateway" in live.json()["detail"]
     assert len(_children(cluster.gateway.pid, running='spawn_main')) == 2  # two API processes, one state (Redis)
     health = [subprocess.run([sys.executable, "-m", "workers.health", name], cwd=ROOT, env=cluster.env,
                              capture_output=True, text=True, timeout=60) for name in ("w1@local", "w9@local")]
@@ -97,6 +99,8 @@ def test_a_job_end_to_end_with_progress_that_never_goes_backwards(cluster):
     result = final["result"]
     assert result["actions"][0]["label"] == "shooting basketball" and len(result["actions"]) == 3
     assert result["video"]["filename"] == BASKETBALL.name and len(result["clips"]) == 9
+    table = httpx.get(f"{cluster.api}/jobs/{job['id']}?format=csv")  # read from Redis as well
+    assert table.status_code == 200 and len(table.text.splitlines()) == 1 + 9
 
 
 def test_the_synchronous_route_goes_through_the_queue_with_the_same_answers(cluster):
