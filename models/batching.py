@@ -3,12 +3,14 @@
 Callers `submit` clips (uint8 frames) and get futures. The worker takes whatever is queued, up to
 `batch_size` clips (waiting at most `max_wait_s` for a batch to fill), pads the batch to exactly
 `batch_size` so the graph always sees one input shape, and runs I3D once. Trunk passes over long stretches of
-frames (`submit_trunk`, for `EXTRACTION=shared`) run one at a time on the same thread. With `idle_unload_s` set, the
-model is unloaded after that long without work and loaded again by the next clip.
+frames (`submit_trunk`, for `EXTRACTION=shared`) run one at a time on the same thread. Urgent clips (live windows,
+whose viewer is waiting) go before every clip queued without urgency. With `idle_unload_s` set, the model is unloaded
+after that long without work and loaded again by the next clip.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import queue
 import threading
@@ -58,6 +60,7 @@ class BatcherStats:
 
 
 _STOP = object()
+_URGENT, _NORMAL, _LAST = 0, 1, 2  # queue order; the stop comes after every clip already queued
 
 
 class ClipBatcher:
@@ -68,31 +71,33 @@ class ClipBatcher:
         self.extractor, self.batch_size = extractor, batch_size
         self.max_wait_s, self.idle_unload_s = max_wait_s, idle_unload_s
         self.stats = BatcherStats()
-        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._queue: queue.PriorityQueue = queue.PriorityQueue()  # (order, sequence, request): FIFO within an order
+        self._sequence = itertools.count()
         self._thread = threading.Thread(target=self._run, name="i3d-batcher", daemon=True)
         self._thread.start()
 
-    def submit(self, frames: np.ndarray) -> Future:
-        """Queue one clip, `(T, 224, 224, 3) uint8`; the future gives a ClipResult (or the error).
-        Cancelling the future before its batch starts skips the clip."""
-        return self._put(_Request(frames))
+    def submit(self, frames: np.ndarray, *, urgent: bool = False) -> Future:
+        """Queue one clip, `(T, 224, 224, 3) uint8`; the future gives a ClipResult (or the error). An urgent clip
+        goes before the clips queued without urgency. Cancelling the future before its batch starts skips the clip."""
+        return self._put(_Request(frames), _URGENT if urgent else _NORMAL)
 
     def submit_trunk(self, frames: np.ndarray) -> Future:
         """Queue one trunk pass over `(T, 224, 224, 3) uint8` frames, T a multiple of 8; the future gives a
         TrunkResult."""
-        return self._put(_Request(frames, trunk=True))
+        return self._put(_Request(frames, trunk=True), _NORMAL)
 
-    def _put(self, request: _Request) -> Future:
+    def _put(self, request: _Request, order: int) -> Future:
         if not self._thread.is_alive():
             raise RuntimeError("the batcher is closed")
-        self._queue.put(request)
+        self._queue.put((order, next(self._sequence), request))
         return request.future
 
     def queued(self) -> int:
         return self._queue.qsize()
 
     def close(self) -> None:
-        self._queue.put(_STOP)
+        if self._thread.is_alive():
+            self._queue.put((_LAST, next(self._sequence), _STOP))
         self._thread.join()
 
     def __enter__(self) -> ClipBatcher:
@@ -105,7 +110,7 @@ class ClipBatcher:
         """Block for the first clip (unloading the model if idle too long), then gather up to a batch."""
         while True:
             try:
-                first = self._queue.get(timeout=self.idle_unload_s)
+                first = self._queue.get(timeout=self.idle_unload_s)[2]
                 break
             except queue.Empty:
                 if self.extractor.loaded:
@@ -118,11 +123,11 @@ class ClipBatcher:
         until = time.monotonic() + self.max_wait_s
         while len(batch) < self.batch_size:
             try:
-                item = self._queue.get(timeout=max(0.0, until - time.monotonic()))
+                item = self._queue.get(timeout=max(0.0, until - time.monotonic()))[2]
             except queue.Empty:
                 break
             if item is _STOP:
-                self._queue.put(_STOP)  # finish this batch, then stop
+                self._queue.put((_LAST, next(self._sequence), _STOP))  # finish this batch, then stop
                 break
             batch.append(item)
         return batch

@@ -235,7 +235,7 @@ def run_live(source: LiveSource, batcher, ranker: LiveRanker, *, clip_len: int =
                 changed.notify_all()
             if window is None:
                 return
-            result = batcher.submit(window.frames).result()
+            result = batcher.submit(window.frames, urgent=True).result()
             yield window_message(window, ranker.rank(result.logits, result.features), head=ranker.head.name,
                                  fps=source.fps, infer_s=result.infer_s, dropped_windows=latest.dropped)
     finally:

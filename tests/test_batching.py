@@ -143,3 +143,18 @@ def test_xla_path_compiles_once_for_padded_batches(saved_model_dir, float32_extr
     for clip, result in zip(short_clips, results):
         np.testing.assert_allclose(result.logits, float32_extractor(clip[None]).logits[0], atol=1e-3)
     compiled.close()
+
+
+def test_urgent_clips_go_before_the_clips_already_waiting(float32_extractor, short_clips):
+    """A live window (urgent) waits for the batch on the model, never for the upload clips queued before it."""
+    order = []
+    with ClipBatcher(float32_extractor, batch_size=1) as batcher:
+        futures = [batcher.submit(short_clips[i % 3]) for i in range(4)]
+        urgent = batcher.submit(short_clips[0], urgent=True)
+        for i, future in enumerate([*futures, urgent]):
+            future.add_done_callback(lambda _, i=i: order.append(i))
+        np.testing.assert_allclose(urgent.result(timeout=120).logits, futures[0].result(timeout=120).logits, atol=1e-3)
+        for future in futures:
+            future.result(timeout=120)
+    assert order.index(4) <= 1, order  # after at most the clip that was on the model when it came
+    assert order[order.index(4) + 1:] == [i for i in range(4) if i not in order[: order.index(4)]]

@@ -191,7 +191,7 @@ class LiveSession:
             if (window := self.latest.take()) is None:
                 continue
             try:  # cancelling this task cancels the clip too (skipped if its batch has not started)
-                result = await asyncio.wrap_future(self.live.batcher.submit(window.frames))
+                result = await asyncio.wrap_future(self.live.batcher.submit(window.frames, urgent=True))
                 actions = await run_in_threadpool(self.ranker.rank, result.logits, result.features)
             except Exception as exc:  # noqa: BLE001 - the client learns why, the service goes on
                 log.exception("live recognition failed")
