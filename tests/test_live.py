@@ -217,3 +217,22 @@ def test_live_page_names_the_action_seen_by_the_camera(live_services, fake_camer
         page.click("#live-stop")
         assert page.inner_text("#live-status") == "Camera off."
     wait_all_closed(live_services["api"])
+
+
+def test_a_stopping_api_closes_live_sessions_with_1001_and_exits(tmp_path):
+    import os
+    import signal
+
+    from conftest import Service, _free_port
+
+    port = _free_port()
+    env = {**os.environ, "UPLOAD_DIR": str(tmp_path), "PYTHONUNBUFFERED": "1"}
+    api = Service.api(port, env, tmp_path / "api.log").start()
+    try:
+        with open_session(api.url, f"token={token(api.url)}") as ws:
+            assert json.loads(ws.recv(timeout=10))["type"] == "ready"
+            api.process.send_signal(signal.SIGTERM)
+            assert closed_with(ws) == (1001, "the service is stopping; reconnect in a moment")
+        assert api.wait_exit(60) == 0
+    finally:
+        api.stop()
