@@ -65,11 +65,10 @@ def _clip_settings(args: argparse.Namespace, device: str = "CPU"):
                         recompute_below=args.recompute_below)
 
 
-def _predict(args: argparse.Namespace) -> int:
-    """python -m models predict clip.mp4 [--head HEAD_DIR] [--top-k 5] [--json]"""
+def _recognizer(args: argparse.Namespace):
+    """The extractor, the clip settings and the trained head (`--head`, if any) as one recognizer."""
     from models.heads import LstmHead
     from models.recognizer import ActionRecognizer
-    from models.video import VideoDecodeError
 
     extractor = _extractor(args)
     clips = _clip_settings(args, extractor.device)
@@ -77,7 +76,14 @@ def _predict(args: argparse.Namespace) -> int:
     if args.head:
         head = LstmHead(args.head, extractor_id=extractor.extractor_id, feature_dim=extractor.feature_dim,
                         clip_len=clips.clip_len, stride=clips.stride, extraction=clips.extraction_id)
-    recognizer = ActionRecognizer(extractor, head=head, clips=clips)
+    return ActionRecognizer(extractor, head=head, clips=clips)
+
+
+def _predict(args: argparse.Namespace) -> int:
+    """python -m models predict clip.mp4 [--head HEAD_DIR] [--top-k 5] [--json]"""
+    from models.video import VideoDecodeError
+
+    recognizer = _recognizer(args)
     try:
         result = recognizer.recognize(args.video, top_k_actions=args.top_k)
     except VideoDecodeError as exc:
@@ -98,27 +104,19 @@ def _predict(args: argparse.Namespace) -> int:
 
 def _live(args: argparse.Namespace) -> int:
     """python -m models live --source 0|FILE|rtsp://... [--head HEAD_DIR] [--realtime]: a JSON line per window"""
-    from models.heads import LstmHead
     from models.live import LiveRanker, SourceError, open_source, run_live
-    from models.recognizer import ActionRecognizer
 
     try:
         source = open_source(args.source)
     except SourceError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    extractor = _extractor(args)
-    clips = _clip_settings(args, extractor.device)
-    head = None
-    if args.head:
-        head = LstmHead(args.head, extractor_id=extractor.extractor_id, feature_dim=extractor.feature_dim,
-                        clip_len=clips.clip_len, stride=clips.stride, extraction=clips.extraction_id)
-    recognizer = ActionRecognizer(extractor, head=head, clips=clips)
+    recognizer = _recognizer(args)
     ranker = LiveRanker(recognizer.head, context=args.head_context, top=args.top_k)
     windows = 0
     try:
-        for message in run_live(source, recognizer.batcher, ranker, clip_len=clips.clip_len,
-                                hop=args.hop or clips.stride, realtime=args.realtime or None):
+        for message in run_live(source, recognizer.batcher, ranker, clip_len=recognizer.clips.clip_len,
+                                hop=args.hop or recognizer.clips.stride, realtime=args.realtime or None):
             print(json.dumps(message), flush=True)
             windows += 1
             if args.max_windows and windows >= args.max_windows:
@@ -128,7 +126,7 @@ def _live(args: argparse.Namespace) -> int:
     finally:
         recognizer.close()
     if windows == 0:
-        print(f"error: {args.source} gave no full window of {clips.clip_len} frames", file=sys.stderr)
+        print(f"error: {args.source} gave no full window of {recognizer.clips.clip_len} frames", file=sys.stderr)
         return 1
     return 0
 
