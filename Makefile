@@ -14,7 +14,7 @@ CELERY_WORKER := $(BIN)/celery -A workers.worker worker --pool=solo --concurrenc
 # Two malloc arenas keep the API's memory flat from request to request (scripts/soak.py measures it).
 export MALLOC_ARENA_MAX ?= 2
 
-.PHONY: setup int8 browser redis run api frontend worker cluster test soak load bench bench-cluster bench-live clean
+.PHONY: setup int8 browser redis run api frontend worker cluster test soak load bench bench-cluster bench-live bench-gpu clean
 
 setup: $(INSTALLED) $(SAVED_MODEL) int8
 
@@ -95,6 +95,11 @@ bench-cluster: setup redis
 # writes bench/live.md and bench/live.json.
 bench-live: setup
 	$(BIN)/python -m benchmarks.live
+
+# I3D on a CUDA GPU: clips/s per precision at batch 1-32, the accuracy rule, GPU memory over 50 requests;
+# writes bench/gpu.md and bench/gpu.json (exits 2 without a GPU).
+bench-gpu: setup
+	$(BIN)/python -m benchmarks.gpu
 
 clean:
 	rm -rf models/saved

@@ -53,14 +53,14 @@ def reference_logits(handle: str, paths: list[Path], *, cache: Path | None = Non
 
 
 def window_logits(extractor, paths: list[Path], *, clip_len: int = 64, stride: int = 32,
-                  extraction: str = "windows") -> dict[str, np.ndarray]:
-    """`{video name: (windows, 400) logits}` for each video: one window per forward pass, or with `extraction`
-    "shared" (or "shared:recompute<P") pooled from shared trunk passes (`models.shared_trunk`)."""
+                  extraction: str = "windows", batch_size: int = 1) -> dict[str, np.ndarray]:
+    """`{video name: (windows, 400) logits}` for each video: windows in forward passes of `batch_size` (padded),
+    or with `extraction` "shared" (or "shared:recompute<P") pooled from shared trunk passes (`models.shared_trunk`)."""
     from models.batching import ClipBatcher
     from models.recognizer import ClipSettings, run_video
 
     clips = ClipSettings.for_extraction(extraction, clip_len=clip_len, stride=stride)
-    with ClipBatcher(extractor) as batcher:
+    with ClipBatcher(extractor, batch_size) as batcher:
         return {Path(path).name: run_video(batcher, path, clips).logits for path in paths}
 
 
