@@ -89,13 +89,14 @@ class KerasJaxI3D:
                 from models.checkpoint import assign_weights, read_checkpoint
                 from models.i3d import build_i3d
                 from models.precision import KERAS_POLICY
+                from models.video import INPUT_OFFSET, INPUT_SCALE
 
                 model = build_i3d(dtype_policy=KERAS_POLICY[self.precision])
                 assign_weights(model, read_checkpoint(self.checkpoint))
                 jnp = self._jax.numpy
 
                 def forward(weights, clips):
-                    frames = clips.astype(jnp.float32) * jnp.float32(1 / 127.5) - jnp.float32(1.0)
+                    frames = clips.astype(jnp.float32) * INPUT_SCALE - INPUT_OFFSET  # as models.video.to_model_input
                     outputs, _ = model.stateless_call(*weights, frames, training=False)
                     return outputs["logits"], outputs["features"]
 

@@ -86,9 +86,12 @@ def prepare_frame(bgr: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(crop, cv2.COLOR_BGR2RGB)
 
 
+INPUT_SCALE, INPUT_OFFSET = np.float32(1 / 127.5), np.float32(1.0)  # uint8 -> [-1, 1]
+
+
 def to_model_input(clips: np.ndarray) -> np.ndarray:
     """`clips: (N, T, 224, 224, 3) uint8` -> float32 in [-1, 1], the I3D training convention."""
-    return clips.astype(np.float32) * np.float32(1 / 127.5) - np.float32(1.0)
+    return clips.astype(np.float32) * INPUT_SCALE - INPUT_OFFSET
 
 
 def clip_starts(num_frames: int, clip_len: int, stride: int) -> list[int]:
