@@ -119,11 +119,20 @@ def _clips_per_s(extractor, clip: np.ndarray, batch: int, passes: int) -> dict:
     return {"batch": batch, "clips_per_s": round(1 / s_per_clip, 3), "s_per_clip": round(s_per_clip, 3)}
 
 
+def int8_candidates(handle: str) -> list[tuple[str, str]]:
+    """`("int8", stem)` for each int8 IR made for `handle` (`make setup` makes the one this kind of CPU runs)."""
+    from models.precision import int8_ir_name
+    from models.runtimes.openvino import ir_dir_for
+
+    return [("int8", stem) for stem in ("plain", "space_to_depth")
+            if (ir_dir_for(handle) / f"{int8_ir_name(stem)}.xml").is_file()]
+
+
 def i3d_throughput(handle: str, clip: np.ndarray) -> list[dict]:
     """Clips/s of I3D alone (median of several passes) for each runtime and precision this machine offers."""
     from models.extractor import default_batch_size, open_extractor
     from models.precision import has_bf16_units, variant_dir
-    from models.runtimes.openvino import OpenVINOI3D, ir_dir_for
+    from models.runtimes.openvino import OpenVINOI3D
     from models.runtimes.tensorflow import configure_devices
 
     device = configure_devices()
@@ -144,9 +153,7 @@ def i3d_throughput(handle: str, clip: np.ndarray) -> list[dict]:
         extractor.close()
     if device.gpu_capability is None:
         candidates = [("float32", "plain")] + ([("bfloat16", "plain"), ("bfloat16", "space_to_depth")] if bf16 else [])
-        if (ir_dir_for(handle) / "int8.xml").is_file():
-            candidates.append(("int8", "plain"))
-        for precision, stem in candidates:
+        for precision, stem in candidates + int8_candidates(handle):
             extractor = OpenVINOI3D(handle, precision=precision, stem=stem)
             rows.append({"runtime": "openvino", "precision": precision, "stem": stem, "native": True, "xla": False,
                          **_clips_per_s(extractor, clip, 1, 7)})
@@ -184,7 +191,7 @@ def accuracy_table(handle: str, derived_dir: Path) -> list[dict]:
     from models.extractor import open_extractor
     from models.precision import has_bf16_units
     from models.quantize import video_paths
-    from models.runtimes.openvino import OpenVINOI3D, ir_dir_for
+    from models.runtimes.openvino import OpenVINOI3D
 
     sets = {"tests/data": video_paths(DATA)}
     sets["derived"] = write_derived_clips(sets["tests/data"], derived_dir)
@@ -192,8 +199,7 @@ def accuracy_table(handle: str, derived_dir: Path) -> list[dict]:
     references = {name: reference_logits(handle, paths, cache=Path(handle) / "reference" / caches[name])
                   for name, paths in sets.items()}
     candidates = [("float32", "plain")] + ([("bfloat16", "space_to_depth")] if has_bf16_units() else [])
-    if (ir_dir_for(handle) / "int8.xml").is_file():
-        candidates.append(("int8", "plain"))
+    candidates += int8_candidates(handle)
     rows = []
 
     def measure(extractor, clip_set: str, extraction: str = "windows") -> None:

@@ -32,17 +32,19 @@ def _convert(args: argparse.Namespace) -> int:
 def _quantize(args: argparse.Namespace) -> int:
     """python -m models quantize [--model DIR] [--data tests/data] [--windows 0 (all)] [--if-needed]"""
     from models.precision import cpu_kind
-    from models.quantize import int8_is_current, quantize_int8, validate_int8
+    from models.quantize import int8_ir_for, int8_is_current, quantize_int8, validate_int8
+    from models.runtimes.openvino import ir_dir_for
 
+    stem, name = int8_ir_for()
     if args.if_needed and int8_is_current(args.model):
-        print(f"int8 model already made and checked on this kind of CPU ({cpu_kind()})")
+        print(f"int8 model ({name}) already made and checked on this kind of CPU ({cpu_kind()})")
         return 0
-    if not (args.if_needed and (Path(args.model) / "openvino" / "int8.xml").is_file()):
-        record = quantize_int8(args.model, Path(args.data), max_windows=args.windows or None)
+    if not (args.if_needed and (ir_dir_for(args.model) / f"{name}.xml").is_file()):
+        record = quantize_int8(args.model, Path(args.data), max_windows=args.windows or None, stem=stem)
         print(f"wrote {record['path']} ({record['calibration_windows']} calibration windows from "
               f"{record['calibration_videos']} videos, {record['seconds']:.0f} s)")
     verdict = validate_int8(args.model, Path(args.data))
-    print(f"int8 on this {cpu_kind()} CPU against float32 TensorFlow, {verdict['videos']} videos: "
+    print(f"int8 ({name}) on this {cpu_kind()} CPU against float32 TensorFlow, {verdict['videos']} videos: "
           f"top-1 same on {verdict['same_top1']}, top-5 overlap at least {verdict['min_top5_overlap']}, "
           f"windows {verdict['window_top1_agreement']:.1%}, max logit difference {verdict['max_logit_diff']:.2f}: "
           + ("passes the accuracy rule; PRECISION=auto uses it" if verdict["passes"]

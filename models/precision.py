@@ -3,10 +3,11 @@
 Measured on a 2-core AVX2 CPU without bfloat16 units, a TensorFlow bfloat16 graph took 56 s per 64-frame
 clip against 4.5 s in float32, so reduced precision is only chosen where the hardware computes it
 natively: bfloat16 on CPUs with AMX or AVX512-BF16, float16 (mixed: float32 weights) on GPUs with
-tensor cores. int8 (OpenVINO, NNCF post-training) is chosen by "auto" only on a CPU without bfloat16
-units and only where `python -m models quantize` (run by `make setup`) found it passing the accuracy rule
-(`models.accuracy`) on this kind of CPU: it passed on AVX2 and failed on AMX (one clip's whole-video
-top-5 shared 3 of 5 labels with float32), so the verdict is measured, not assumed.
+tensor cores. int8 (OpenVINO, NNCF post-training) is the fastest where it keeps the rankings, so "auto"
+picks it wherever `python -m models quantize` (run by `make setup`) found it passing the accuracy rule
+(`models.accuracy`) on this kind of CPU, and falls back to bfloat16 or float32 where it failed: the verdict
+is measured, not assumed (int8 of the plain stem failed on AMX, one clip's whole-video top-5 sharing 3
+of 5 labels with float32; int8 of the space-to-depth stem passed there).
 """
 
 from __future__ import annotations
@@ -87,19 +88,26 @@ def cpu_kind(flags: frozenset[str] | None = None) -> str:
 
 
 def openvino_auto_precision(flags: frozenset[str] | None = None, validated: dict | None = None) -> str:
-    """OpenVINO's "auto": bfloat16 with bfloat16 units; else int8 where `validated` (the IR record's
-    `{cpu kind: {precision: accuracy summary}}`) says int8 passed the rule on this kind of CPU; else float32."""
-    if has_bf16_units(flags):
-        return "bfloat16"
+    """OpenVINO's "auto", the fastest precision that keeps the rankings: int8 where `validated` (the IR
+    record's `{cpu kind: {precision: accuracy summary}}`) says it passed the rule on this kind of CPU; else
+    bfloat16 with bfloat16 units; else float32."""
     verdict = (validated or {}).get(cpu_kind(flags), {}).get("int8", {})
-    return "int8" if verdict.get("passes") else "float32"
+    if verdict.get("passes"):
+        return "int8"
+    return "bfloat16" if has_bf16_units(flags) else "float32"
 
 
 def choose_stem(runtime: str, precision: str, flags: frozenset[str] | None = None) -> str:
-    """The space-to-depth stem where it was measured faster: OpenVINO bfloat16 on AMX (the plain stem's 3
-    input channels waste AMX tiles). In float32 it was slower, so everywhere else the plain stem runs."""
+    """The space-to-depth stem where it was measured faster: OpenVINO bfloat16 and int8 on AMX (the plain
+    stem's 3 input channels waste AMX tiles). In float32 on AMX it was slower, and int8 with it slower on an
+    AVX2-capped run (the prototype's 745 against 530 ms a clip), so everywhere else the plain stem runs."""
     on_amx = bool(AMX_FLAGS & (cpu_flags() if flags is None else flags))
-    return "space_to_depth" if runtime == "openvino" and precision == "bfloat16" and on_amx else "plain"
+    return "space_to_depth" if runtime == "openvino" and precision in ("bfloat16", "int8") and on_amx else "plain"
+
+
+def int8_ir_name(stem: str) -> str:
+    """The int8 IR quantized from the `stem` IR: `int8` (plain) or `int8_space_to_depth`."""
+    return "int8" if stem == "plain" else f"int8_{stem}"
 
 
 def variant_dir(saved_model: Path, precision: str) -> Path:

@@ -16,6 +16,7 @@ from models.precision import (
     choose_stem,
     cpu_flags,
     cpu_kind,
+    int8_ir_name,
     openvino_auto_precision,
     variant_dir,
 )
@@ -48,12 +49,33 @@ def test_runtime_stem_and_openvino_auto_follow_the_hardware():
     assert choose_stem("openvino", "float32", AMX_FLAGS) == "plain"  # measured slower in float32
     assert choose_stem("tensorflow", "bfloat16", AMX_FLAGS) == "plain"
     assert choose_stem("openvino", "bfloat16", frozenset({"avx512_bf16"})) == "plain"  # faster on AMX only
+    assert choose_stem("openvino", "int8", AMX_FLAGS) == "space_to_depth"
+    assert choose_stem("openvino", "int8", AVX2_ONLY_FLAGS) == "plain"  # slower on AVX2 in the prototype
+    assert (int8_ir_name("plain"), int8_ir_name("space_to_depth")) == ("int8", "int8_space_to_depth")
     passed, failed = {"int8": {"passes": True}}, {"int8": {"passes": False}}
-    assert openvino_auto_precision(AMX_FLAGS, {"amx": passed}) == "bfloat16"  # bfloat16 units: the safe 3.8x
+    assert openvino_auto_precision(AMX_FLAGS, {"amx": passed}) == "int8"  # the fastest that keeps the rankings
+    assert openvino_auto_precision(AMX_FLAGS, {"amx": failed}) == "bfloat16"
+    assert openvino_auto_precision(AMX_FLAGS, {"avx2": passed}) == "bfloat16"
     assert openvino_auto_precision(AVX2_ONLY_FLAGS, {"avx2": passed}) == "int8"
     assert openvino_auto_precision(AVX2_ONLY_FLAGS, {"avx2": failed}) == "float32"
     assert openvino_auto_precision(AVX2_ONLY_FLAGS, {"amx": passed}) == "float32"  # checked on another kind only
     assert openvino_auto_precision(AVX2_ONLY_FLAGS, {}) == "float32"
+
+
+def test_int8_verdict_counts_only_for_the_ir_this_cpu_kind_runs(tmp_path):
+    """A verdict is the int8 IR's it was given to: AMX runs the space-to-depth int8 IR, so a verdict on the plain
+    one (or one from before the space-to-depth int8, which has no "ir") does not let "auto" pick int8 there."""
+    from models.runtimes.openvino import int8_verdicts
+
+    passed = {"passes": True}
+    record = {"validated": {"amx": {"int8": {"ir": "int8_space_to_depth", **passed}}, "avx2": {"int8": passed}}}
+    assert int8_verdicts(record, tmp_path, AMX_FLAGS) == {}  # no IR file
+    (tmp_path / "int8_space_to_depth.xml").touch()
+    assert int8_verdicts(record, tmp_path, AMX_FLAGS) == {"amx": {"int8": {"ir": "int8_space_to_depth", **passed}}}
+    assert int8_verdicts(record, tmp_path, AVX2_ONLY_FLAGS) == {}  # the plain int8 IR is not there
+    (tmp_path / "int8.xml").touch()
+    assert int8_verdicts(record, tmp_path, AVX2_ONLY_FLAGS) == {"avx2": {"int8": passed}}
+    assert int8_verdicts({"validated": {"amx": {"int8": passed}}}, tmp_path, AMX_FLAGS) == {}
 
 
 def test_cpu_flags_reads_cpuinfo(tmp_path):
@@ -87,8 +109,9 @@ def test_tensorflow_loads_the_graph_each_cpu_kind_chooses(saved_model_dir, extra
 
 @pytest.mark.parametrize("flags", [AVX2_ONLY_FLAGS, AMX_FLAGS], ids=["avx2-only", "amx"])
 def test_openvino_compiles_what_each_cpu_kind_chooses(saved_model_dir, flags):
-    """bfloat16 with the space-to-depth stem on AMX; on AVX2, int8 exactly where `make setup` found it
-    passing the accuracy rule on an AVX2 CPU (recorded per kind), float32 otherwise."""
+    """On AMX, int8 of the space-to-depth stem where `make setup` found it passing the accuracy rule on an AMX
+    CPU, else bfloat16 with that stem; on AVX2, int8 of the plain stem where it passed on an AVX2 CPU, else
+    float32 (verdicts are recorded per kind)."""
     import json
 
     from models.extractor import open_extractor
@@ -96,18 +119,21 @@ def test_openvino_compiles_what_each_cpu_kind_chooses(saved_model_dir, flags):
 
     import openvino as ov
 
-    record = json.loads((openvino_dir(saved_model_dir) / "openvino.json").read_text())
+    from models.runtimes.openvino import int8_verdicts
+
+    directory = openvino_dir(saved_model_dir)
+    verdicts = int8_verdicts(json.loads((directory / "openvino.json").read_text()), directory, flags)
+    int8_passed = verdicts.get(cpu_kind(flags), {}).get("int8", {}).get("passes", False)
     bf16_here = "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
-    if flags is AMX_FLAGS and not bf16_here:  # the choice is AMX's; this CPU cannot run it, and says so
+    if flags is AMX_FLAGS and not int8_passed and not bf16_here:  # AMX's choice; this CPU cannot run it, and says so
         with pytest.raises(ValueError, match="bfloat16 needs a CPU with AMX or AVX512-BF16"):
             open_extractor(str(saved_model_dir), runtime="openvino", cpu_flags=flags)
         return
     chosen = open_extractor(str(saved_model_dir), runtime="openvino", cpu_flags=flags)
     try:
         if flags is AMX_FLAGS:
-            assert (chosen.precision, chosen.stem) == ("bfloat16", "space_to_depth")
+            assert (chosen.precision, chosen.stem) == ("int8" if int8_passed else "bfloat16", "space_to_depth")
         else:
-            int8_passed = record.get("validated", {}).get("avx2", {}).get("int8", {}).get("passes", False)
             assert (chosen.precision, chosen.stem) == ("int8" if int8_passed else "float32", "plain")
         assert chosen.loaded and chosen.runtime == "openvino"
     finally:

@@ -128,32 +128,39 @@ def test_native_stderr_filter_keeps_real_warnings():
     assert "a warning that matters" in done.stderr and "oneDNN" not in done.stderr
 
 
-def test_int8_quantization_runs_and_keeps_rankings(saved_model_dir, float32_extractor, tmp_path):
-    """NNCF on a few real windows (the full calibration is `make setup`'s): an int8 IR that OpenVINO runs,
-    with the stem and logits kept in float, ranking real clips' windows as float32 TensorFlow does."""
+@pytest.mark.parametrize("stem", ["plain", "space_to_depth"])
+def test_int8_quantization_runs_and_keeps_rankings(saved_model_dir, float32_extractor, tmp_path, stem):
+    """NNCF on a few real windows (the full calibration is `make setup`'s): an int8 IR of each stem that
+    OpenVINO runs, with the logits (and the plain stem) kept in float, ranking real clips' windows as float32
+    TensorFlow does; an odd-length clip, which the space-to-depth stem cannot take, still runs."""
+    from models.precision import int8_ir_name
     from models.quantize import quantize_int8
     from models.runtimes.openvino import OpenVINOI3D
 
     handle = tmp_path / "model"
     (handle / "openvino").mkdir(parents=True)
-    for name in ("plain.xml", "plain.bin", "openvino.json"):
+    for name in (f"{stem}.xml", f"{stem}.bin", "plain.xml", "plain.bin", "openvino.json"):
         shutil.copy(saved_model_dir / "openvino" / name, handle / "openvino" / name)
     calibration = tmp_path / "calibration"
     calibration.mkdir()
     for name in ("archery__paddlevideo_example.avi", "makeup__mmaction2_test_ApplyEyeMakeup.avi"):
         shutil.copy(DATA / name, calibration / name)
-    made = quantize_int8(str(handle), calibration, max_windows=8)
-    assert made["calibration_windows"] == 8 and made["calibration_videos"] == 2 and len(made["kept_float"]) == 2
+    made = quantize_int8(str(handle), calibration, max_windows=8, stem=stem)
+    assert made["calibration_windows"] == 8 and made["calibration_videos"] == 2
+    assert len(made["kept_float"]) == (2 if stem == "plain" else 1)  # the logits, and the plain stem
     record = json.loads((handle / "openvino" / "openvino.json").read_text())
-    assert record["irs"]["int8"]["calibration_windows"] == 8
-    int8 = OpenVINOI3D(str(handle), precision="int8")
+    assert record["irs"][int8_ir_name(stem)]["stem"] == stem
+    assert (handle / "openvino" / "int8.xml").is_file() == (stem == "plain")
+    int8 = OpenVINOI3D(str(handle), precision="int8", stem=stem)
     try:
-        assert int8.precision == "int8" and int8.stem == "plain"
+        assert int8.precision == "int8" and int8.stem == stem
         for name in ("cricket__kinetics_i3d_v_CricketShot_g04_c01.mp4", "archery__paddlevideo_example.avi"):
             clip = read_frames(DATA / name, max_frames=64)[None]
             assert int8(clip).logits.argmax() == float32_extractor(clip).logits.argmax(), name
+        odd = read_frames(DATA / "archery__paddlevideo_example.avi", max_frames=63)[None]
+        assert int8(odd).logits.argmax() == float32_extractor(odd).logits.argmax()
     finally:
         int8.close()
     with pytest.raises(ValueError, match="python -m models quantize"):
-        (handle / "openvino" / "int8.xml").unlink()
-        OpenVINOI3D(str(handle), precision="int8")
+        (handle / "openvino" / f"{int8_ir_name(stem)}.xml").unlink()
+        OpenVINOI3D(str(handle), precision="int8", stem=stem)

@@ -2,7 +2,8 @@
 
 It runs the IRs `make setup` writes beside the SavedModel (`models.convert.convert_openvino`):
 `plain.xml` and `space_to_depth.xml` (the same network with the stem rewritten, float32 weights) and,
-after `python -m models quantize`, `int8.xml`. For a handle with no IRs beside it (a TF Hub handle), they
+after `python -m models quantize`, the int8 IR of the stem this kind of CPU runs (`int8.xml` or
+`int8_space_to_depth.xml`). For a handle with no IRs beside it (a TF Hub handle), they
 are made from whatever TensorFlow loads, once, into `models/saved/openvino-cache/` (TensorFlow is needed
 for that one conversion only).
 
@@ -21,7 +22,7 @@ import numpy as np
 
 from models.extractor import ClipOutputs
 from models.paths import OPENVINO_CACHE, openvino_dir
-from models.precision import choose_precision, choose_stem, openvino_auto_precision
+from models.precision import choose_precision, choose_stem, cpu_kind, int8_ir_name, openvino_auto_precision
 from models.video import to_model_input
 
 log = logging.getLogger(__name__)
@@ -49,10 +50,10 @@ def _ensure_irs(handle: str) -> Path:
 
 
 class OpenVINOI3D:
-    """I3D compiled for this CPU by OpenVINO. `precision` "auto" is bfloat16 with AMX or AVX512-BF16; else
-    int8 where `make setup` validated it on this kind of CPU; else float32 (`openvino_auto_precision`).
-    "int8" runs `int8.xml` (refused with a clear message when it was not made).
-    With the space-to-depth stem, a clip of odd length runs the plain IR (the rewrite needs even T)."""
+    """I3D compiled for this CPU by OpenVINO. `precision` "auto" is int8 where `make setup` validated it on
+    this kind of CPU; else bfloat16 with AMX or AVX512-BF16; else float32 (`openvino_auto_precision`).
+    "int8" runs the int8 IR of the stem (refused with a clear message when it was not made).
+    With the space-to-depth stem, a clip of odd length runs a plain IR (the rewrite needs even T)."""
 
     runtime = "openvino"
     device = "CPU"
@@ -66,17 +67,14 @@ class OpenVINOI3D:
         self._dir = _ensure_irs(handle)
         record = json.loads((self._dir / IR_RECORD).read_text())
         if precision == "auto":
-            validated = record.get("validated", {}) if (self._dir / "int8.xml").is_file() else {}
-            precision = openvino_auto_precision(cpu_flags, validated)
+            precision = openvino_auto_precision(cpu_flags, int8_verdicts(record, self._dir, cpu_flags))
         self.precision = choose_precision(precision, runtime=self.runtime, flags=cpu_flags)
-        if stem == "auto":
-            stem = "plain" if self.precision == "int8" else choose_stem(self.runtime, self.precision, cpu_flags)
-        self.stem = stem
+        self.stem = choose_stem(self.runtime, self.precision, cpu_flags) if stem == "auto" else stem
         if self.stem not in record["irs"]:  # a TF Hub handle has only the plain graph
             self.stem = "plain"
         self.extractor_id, self.feature_dim = record["extractor_id"], int(record["feature_dim"])
-        if self.precision == "int8" and not (self._dir / "int8.xml").is_file():
-            raise ValueError(f"no int8 model in {self._dir}: run `python -m models quantize` first")
+        if self.precision == "int8" and not (self._dir / f"{int8_ir_name(self.stem)}.xml").is_file():
+            raise ValueError(f"no int8 model of the {self.stem} stem in {self._dir}: run `python -m models quantize` first")
         self._core = ov.Core()
         if self.precision == "bfloat16" and "BF16" not in self._core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
             raise ValueError("bfloat16 needs a CPU with AMX or AVX512-BF16 (OpenVINO reports no BF16 support "
@@ -90,9 +88,10 @@ class OpenVINOI3D:
         self.load()
 
     def _ir(self, even_frames: bool) -> str:
-        if self.precision == "int8":
-            return "int8"
-        return self.stem if even_frames else "plain"
+        stem = self.stem if even_frames else "plain"
+        if self.precision == "int8" and (self._dir / f"{int8_ir_name(stem)}.xml").is_file():
+            return int8_ir_name(stem)
+        return stem  # float, or an odd-length clip where only the space-to-depth int8 IR was made
 
     def _compiled_model(self, name: str, *, trunk: bool = False):
         key = f"{name}:trunk" if trunk else name
@@ -139,6 +138,17 @@ class OpenVINOI3D:
 
     def close(self) -> None:
         self.unload()
+
+
+def int8_verdicts(record: dict, directory: Path, flags: frozenset[str] | None = None) -> dict:
+    """`{cpu kind: {"int8": accuracy summary}}` for this kind of CPU, when the int8 IR it runs exists and its
+    verdict was given to that IR (a verdict without "ir" predates the space-to-depth int8, so was of `int8`)."""
+    kind = cpu_kind(flags)
+    name = int8_ir_name(choose_stem("openvino", "int8", flags))
+    verdict = record.get("validated", {}).get(kind, {}).get("int8")
+    if verdict is None or verdict.get("ir", "int8") != name or not (directory / f"{name}.xml").is_file():
+        return {}
+    return {kind: {"int8": verdict}}
 
 
 def _only(model, op_type: str):
