@@ -183,10 +183,10 @@ def tensorflow_onednn(handle: str) -> dict:
 
 
 def accuracy_table(handle: str, derived_dir: Path) -> list[dict]:
-    """The accuracy rule's figures for each OpenVINO precision this machine offers, on tests/data; and for
-    windows pooled from a shared trunk (`EXTRACTION=shared`, with and without re-running unsure windows) on
-    tests/data and on the same clips mirrored and shifted (`write_derived_clips`), the clips beyond tests/data
-    that this machine has."""
+    """The accuracy rule's figures on tests/data and on the same clips mirrored and shifted
+    (`write_derived_clips`, the clips beyond tests/data that this machine has): for each OpenVINO precision
+    this machine offers, and for windows pooled from a shared trunk (`EXTRACTION=shared`, with and without
+    re-running unsure windows)."""
     from models.accuracy import compare, reference_logits, window_logits, write_derived_clips
     from models.extractor import open_extractor
     from models.precision import has_bf16_units
@@ -210,7 +210,8 @@ def accuracy_table(handle: str, derived_dir: Path) -> list[dict]:
 
     for precision, stem in candidates:
         extractor = OpenVINOI3D(handle, precision=precision, stem=stem)
-        measure(extractor, "tests/data")
+        for clip_set in sets:
+            measure(extractor, clip_set)
         extractor.close()
     extractor = open_extractor(handle)  # the default runtime and precision
     for extraction in SHARED_VARIANTS:
