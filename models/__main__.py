@@ -32,10 +32,10 @@ def _convert(args: argparse.Namespace) -> int:
 def _quantize(args: argparse.Namespace) -> int:
     """python -m models quantize [--model DIR] [--data tests/data] [--windows 0 (all)] [--if-needed]"""
     from models.precision import cpu_kind
-    from models.quantize import int8_ir_for, int8_is_current, quantize_int8, validate_int8
+    from models.quantize import int8_ir_of, int8_is_current, quantize_int8, validate_int8
     from models.runtimes.openvino import ir_dir_for
 
-    stem, name = int8_ir_for()
+    stem, name = int8_ir_of(args.model)
     if args.if_needed and int8_is_current(args.model):
         print(f"int8 model ({name}) already made and checked on this kind of CPU ({cpu_kind()})")
         return 0

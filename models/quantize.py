@@ -5,9 +5,10 @@ accuracy rule on this machine's kind of CPU.
 Every 64-frame window (stride 32) of the videos in `data` calibrates it, prepared exactly as the service
 prepares clips. The logits layer stays in float, and so does the plain stem's convolution (3 input
 channels): quantizing them cost the most accuracy in the prototype. The space-to-depth stem (24 channels)
-is quantized: on AMX that IR passed the rule and ran 1.17x faster than with its stem left in bfloat16. int8 numerics depend on the CPU's kernels (AVX2, VNNI,
-AMX), so the verdict is recorded per kind of CPU (`record["validated"][kind]["int8"]`), and
-`PRECISION=auto` picks int8 only where it passed. Usage: `python -m models quantize` (`make setup`).
+is quantized: on AMX that IR passed the rule and ran 1.17x faster than with its stem left in bfloat16.
+int8 numerics depend on the CPU's kernels (AVX2, VNNI, AMX), so the verdict is recorded per kind of CPU
+(`record["validated"][kind]["int8"]`, naming the IR it was given to), and `PRECISION=auto` picks int8 only
+where it passed. Usage: `python -m models quantize` (`make setup`).
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from models.accuracy import compare, reference_logits, window_logits
-from models.precision import choose_stem, cpu_kind, int8_ir_name
-from models.runtimes.openvino import IR_RECORD, OpenVINOI3D, _ensure_irs, int8_verdicts
+from models.precision import cpu_kind, int8_ir_name
+from models.runtimes.openvino import IR_RECORD, OpenVINOI3D, _ensure_irs, int8_ir_for, int8_verdicts
 from models.video import VideoDecodeError, iter_clips, to_model_input
 
 log = logging.getLogger(__name__)
@@ -48,10 +49,9 @@ def calibration_windows(data: Path, *, max_windows: int | None = None) -> tuple[
     return windows, videos
 
 
-def int8_ir_for(flags: frozenset[str] | None = None) -> tuple[str, str]:
-    """`(stem, int8 IR name)` this kind of CPU runs in int8: the space-to-depth stem on AMX, else plain."""
-    stem = choose_stem("openvino", "int8", flags)
-    return stem, int8_ir_name(stem)
+def int8_ir_of(handle: str, flags: frozenset[str] | None = None) -> tuple[str, str]:
+    """`(stem, int8 IR name)` this kind of CPU runs in int8 for `handle` (`int8_ir_for`)."""
+    return int8_ir_for(json.loads((_ensure_irs(handle) / IR_RECORD).read_text()), flags)
 
 
 def quantize_int8(handle: str, data: Path, *, max_windows: int | None = None, stem: str | None = None) -> dict:
@@ -64,7 +64,7 @@ def quantize_int8(handle: str, data: Path, *, max_windows: int | None = None, st
     with native_stderr_filtered():  # NNCF imports TensorFlow when it is installed
         import nncf
     directory = _ensure_irs(handle)
-    stem = stem or int8_ir_for()[0]
+    stem = stem or int8_ir_of(handle)[0]
     name = int8_ir_name(stem)
     windows, videos = calibration_windows(data, max_windows=max_windows)
     if not windows:

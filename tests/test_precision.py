@@ -67,15 +67,17 @@ def test_int8_verdict_counts_only_for_the_ir_this_cpu_kind_runs(tmp_path):
     one (or one from before the space-to-depth int8, which has no "ir") does not let "auto" pick int8 there."""
     from models.runtimes.openvino import int8_verdicts
 
-    passed = {"passes": True}
-    record = {"validated": {"amx": {"int8": {"ir": "int8_space_to_depth", **passed}}, "avx2": {"int8": passed}}}
+    passed, irs = {"passes": True}, {"plain": {}, "space_to_depth": {}}
+    record = {"irs": irs, "validated": {"amx": {"int8": {"ir": "int8_space_to_depth", **passed}}, "avx2": {"int8": passed}}}
     assert int8_verdicts(record, tmp_path, AMX_FLAGS) == {}  # no IR file
     (tmp_path / "int8_space_to_depth.xml").touch()
     assert int8_verdicts(record, tmp_path, AMX_FLAGS) == {"amx": {"int8": {"ir": "int8_space_to_depth", **passed}}}
     assert int8_verdicts(record, tmp_path, AVX2_ONLY_FLAGS) == {}  # the plain int8 IR is not there
     (tmp_path / "int8.xml").touch()
     assert int8_verdicts(record, tmp_path, AVX2_ONLY_FLAGS) == {"avx2": {"int8": passed}}
-    assert int8_verdicts({"validated": {"amx": {"int8": passed}}}, tmp_path, AMX_FLAGS) == {}
+    assert int8_verdicts({"irs": irs, "validated": {"amx": {"int8": passed}}}, tmp_path, AMX_FLAGS) == {}
+    only_plain = {"irs": {"plain": {}}, "validated": {"amx": {"int8": {"ir": "int8", **passed}}}}  # a TF Hub handle
+    assert int8_verdicts(only_plain, tmp_path, AMX_FLAGS) == {"amx": {"int8": {"ir": "int8", **passed}}}
 
 
 def test_cpu_flags_reads_cpuinfo(tmp_path):

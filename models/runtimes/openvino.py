@@ -140,11 +140,19 @@ class OpenVINOI3D:
         self.unload()
 
 
+def int8_ir_for(record: dict, flags: frozenset[str] | None = None) -> tuple[str, str]:
+    """`(stem, int8 IR name)` this kind of CPU runs in int8: the space-to-depth stem on AMX where its float IR
+    was made (a TF Hub handle has only the plain one), else plain."""
+    stem = choose_stem("openvino", "int8", flags)
+    stem = stem if stem in record["irs"] else "plain"
+    return stem, int8_ir_name(stem)
+
+
 def int8_verdicts(record: dict, directory: Path, flags: frozenset[str] | None = None) -> dict:
     """`{cpu kind: {"int8": accuracy summary}}` for this kind of CPU, when the int8 IR it runs exists and its
     verdict was given to that IR (a verdict without "ir" predates the space-to-depth int8, so was of `int8`)."""
     kind = cpu_kind(flags)
-    name = int8_ir_name(choose_stem("openvino", "int8", flags))
+    name = int8_ir_for(record, flags)[1]
     verdict = record.get("validated", {}).get(kind, {}).get("int8")
     if verdict is None or verdict.get("ir", "int8") != name or not (directory / f"{name}.xml").is_file():
         return {}
