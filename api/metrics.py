@@ -24,7 +24,8 @@ GPU_MEMORY = Gauge("action_api_gpu_memory_bytes", "GPU memory TensorFlow has in 
 MODEL_LOADED = Gauge("action_api_model_loaded", "1 while I3D is loaded (0 after an idle unload)")
 JOBS_QUEUED = Gauge("action_api_jobs_queued", "Jobs waiting in the queue")
 CLIPS_INFERRED = Gauge("action_api_clips_inferred", "Clips the model has run, whatever became of their request")
-CLIPS_CANCELLED = Gauge("action_api_clips_cancelled", "Clips skipped because their client went away or ran out of time")
+CLIPS_CANCELLED = Gauge("action_api_clips_cancelled",
+                        "Windows given up unfinished because their client went away or ran out of time")
 WAITING = Gauge("action_api_recognitions_waiting", "Synchronous recognitions admitted and waiting for their turn")
 ESTIMATED_WAIT = Gauge("action_api_estimated_wait_seconds", "Work admitted, in seconds at the measured clips/s")
 LIVE_SESSIONS = Gauge("action_api_live_sessions", "Live sessions open")

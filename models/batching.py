@@ -55,7 +55,7 @@ class BatcherStats:
     clips: int = 0
     padded: int = 0  # zero clips added to fill batches
     trunks: int = 0  # trunk passes (EXTRACTION=shared)
-    cancelled: int = 0  # clips and trunk passes skipped: their caller gave up before they started
+    cancelled: int = 0  # windows whose recognition gave up on them (client gone, time limit): see `give_up`
     unloads: int = 0
 
 
@@ -71,6 +71,7 @@ class ClipBatcher:
         self.extractor, self.batch_size = extractor, batch_size
         self.max_wait_s, self.idle_unload_s = max_wait_s, idle_unload_s
         self.stats = BatcherStats()
+        self._stats_lock = threading.Lock()  # for the counts callers add (`give_up`)
         self._queue: queue.PriorityQueue = queue.PriorityQueue()  # (order, sequence, request): FIFO within an order
         self._sequence = itertools.count()
         self._thread = threading.Thread(target=self._run, name="i3d-batcher", daemon=True)
@@ -91,6 +92,12 @@ class ClipBatcher:
             raise RuntimeError("the batcher is closed")
         self._queue.put((order, next(self._sequence), request))
         return request.future
+
+    def give_up(self, windows: int) -> None:
+        """Count `windows` of a recognition that stopped (its client went away, its time ran out) before they
+        were done: whether never decoded, skipped in the queue or run for nothing, they are in `stats.cancelled`."""
+        with self._stats_lock:
+            self.stats.cancelled += windows
 
     def queued(self) -> int:
         return self._queue.qsize()
@@ -135,7 +142,6 @@ class ClipBatcher:
     def _run(self) -> None:
         while (batch := self._next_batch()) is not None:
             live = [request for request in batch if request.future.set_running_or_notify_cancel()]
-            self.stats.cancelled += len(batch) - len(live)
             for request in (r for r in live if r.trunk):
                 self._infer_trunk(request)
             if clips := [r for r in live if not r.trunk]:

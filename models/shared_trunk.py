@@ -25,9 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
-from models.batching import ClipBatcher
+from models.batching import ClipBatcher, ClipResult
 from models.video import VideoInfo, VideoLimits, clip_starts, iter_frames, loop_to_length
-from models.windows import ClipRun, ClipSettings, Deadline, Progress, TimedStream
+from models.windows import ClipRun, ClipSettings, Deadline, Progress, Stopped, TimedStream
 
 TRUNK_STRIDE = 8  # frames per Mixed_5c position
 EXTRACTIONS = ("windows", "shared")
@@ -142,13 +142,24 @@ def run_shared(
             logits, features = pool_windows(np.concatenate(positions), starts, clips.clip_len, kernel, bias)
             unsure = [i for i, p in enumerate(top1_probability(logits)) if p < clips.recompute_below]
             rerun = {i: batcher.submit(job.frames[starts[i] - job.chunk.start :][: clips.clip_len]) for i in unsure}
-            for i, future in rerun.items():
-                result = limit.wait(future, len(windows))
-                logits[i], features[i] = result.logits, result.features
-                infer_s += result.infer_s
+            try:
+                for i, future in rerun.items():
+                    result = limit.wait(future, len(windows))
+                    logits[i], features[i] = result.logits, result.features
+                    infer_s += result.infer_s
+            finally:
+                for future in rerun.values():  # stopped, or an error: skip what has not started
+                    future.cancel()
             windows.update({s: (logits[i], features[i]) for i, s in enumerate(starts)})
         if on_progress:
             on_progress(len(windows), max(expected_windows(), len(windows)))
+
+    def run_one(frames: np.ndarray) -> ClipResult:
+        future = batcher.submit(frames)
+        try:
+            return limit.wait(future, len(windows))
+        finally:
+            future.cancel()
 
     def submit(chunk: Chunk, buffer: list[np.ndarray], buffer_start: int) -> None:
         nonlocal pending
@@ -162,11 +173,8 @@ def run_shared(
     buffer_start = keep_start = 0
     stream = TimedStream(iter_frames(path, info=info, limits=limits))
     try:
-        while True:
-            limit.left(len(windows))
-            frame = stream.next()
-            if frame is None:
-                break
+        while (frame := stream.next()) is not None:
+            limit.left(len(windows))  # after the first frame is decoded, so that a stop knows the video's length
             buffer.append(frame)
             chunk = chunk_at(keep_start, chunk_frames=clips.chunk_frames, context=clips.context, video_frames=None)
             if buffer_start + len(buffer) == chunk.end:  # this chunk's frames and right context are decoded
@@ -178,7 +186,7 @@ def run_shared(
         done_decoding = True
         count = info.frames
         if count < clips.clip_len:  # shorter than one window: looped, as `windows` runs it
-            result = limit.wait(batcher.submit(loop_to_length(buffer, clips.clip_len)), 0)
+            result = run_one(loop_to_length(buffer, clips.clip_len))
             windows[0] = (result.logits, result.features)
             infer_s += result.infer_s
         else:
@@ -191,9 +199,12 @@ def run_shared(
                 pending = None
             tail = count - clips.clip_len
             if tail not in windows:  # the last window ends at the last frame, off the 8-frame grid
-                result = limit.wait(batcher.submit(np.stack(buffer[tail - buffer_start :])), len(windows))
+                result = run_one(np.stack(buffer[tail - buffer_start :]))
                 windows[tail] = (result.logits, result.features)
                 infer_s += result.infer_s
+    except Stopped:
+        batcher.give_up(max(expected_windows(), len(windows)) - len(windows))
+        raise
     finally:
         if pending is not None:
             pending.future.cancel()

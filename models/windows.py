@@ -47,11 +47,15 @@ class ClipSettings:
         return cls(extraction=mode, recompute_below=float(recompute or 0), **settings)
 
 
-class ProcessingTimeout(RuntimeError):
+class Stopped(RuntimeError):
+    """A recognition stopped before its end; the runner counts its windows not done with `ClipBatcher.give_up`."""
+
+
+class ProcessingTimeout(Stopped):
     """A recognition ran past its time limit."""
 
 
-class Cancelled(RuntimeError):
+class Cancelled(Stopped):
     """The caller gave up on a recognition (its client went away)."""
 
 
@@ -137,27 +141,29 @@ def run_clips(
     limit = Deadline(deadline, cancel)
 
     def finish_one() -> None:
-        span, future = pending.popleft()
+        span, future = pending[0]
         results.append(limit.wait(future, len(results)))
         spans.append(span)
+        pending.popleft()
         if on_progress:
             expected = len(clip_starts(info.frames, clips.clip_len, clips.stride))
             on_progress(len(spans), max(expected, len(spans) + len(pending)))
 
     stream = TimedStream(iter_clips(path, clip_len=clips.clip_len, stride=clips.stride, info=info, limits=limits))
     try:
-        while True:
-            limit.left(len(results))
-            clip = stream.next()
-            if clip is None:
-                break
+        while (clip := stream.next()) is not None:
+            limit.left(len(results))  # after the first clip is decoded, so that a stop knows the video's length
             pending.append(((clip.start_frame, clip.end_frame), batcher.submit(clip.frames)))
             while len(pending) >= ahead:
                 finish_one()
         while pending:
             finish_one()
+    except Stopped:
+        expected = len(clip_starts(info.frames, clips.clip_len, clips.stride))
+        batcher.give_up(max(expected, len(results) + len(pending)) - len(results))
+        raise
     finally:
-        for _, future in pending:  # an error or the time limit: skip what has not started
+        for _, future in pending:  # stopped, or an error: skip what has not started
             future.cancel()
         stream.close()
     if on_progress:

@@ -14,8 +14,8 @@ import pytest
 
 from conftest import ARCHERY_AVI, CRICKET_MP4, DATA
 from models.batching import ClipBatcher
-from models.recognizer import ActionRecognizer, ClipSettings, run_clips
-from models.video import read_frames
+from models.recognizer import ActionRecognizer, Cancelled, ClipSettings, ProcessingTimeout, run_clips, run_video
+from models.video import clip_starts, open_video, read_frames
 
 MAKEUP_AVI = DATA / "makeup__mmaction2_test_ApplyEyeMakeup.avi"
 
@@ -104,6 +104,28 @@ def test_decoding_runs_ahead_of_inference_by_at_most_two_batches(float32_extract
         run = run_clips(spy, CRICKET_MP4, clips)  # 79 frames: 5 clips
     assert len(run.spans) == 5 and run.logits.shape == (5, 400)
     assert spy.peak == 2  # the next clip was decoded while one was in I3D, and no more were held
+
+
+def test_a_stopped_recognition_counts_every_window_it_did_not_finish(float32_extractor):
+    """Given up (client gone) after the first window, or out of time before any: the windows not done are counted,
+    whether they were never decoded, skipped in the queue or running, and no more clips reach the model."""
+    clips = ClipSettings(clip_len=16, stride=16)  # 5 windows of the cricket clip
+    with ClipBatcher(float32_extractor, batch_size=1) as batcher:
+        cancel = threading.Event()
+        with pytest.raises(Cancelled):
+            run_clips(batcher, CRICKET_MP4, clips, lambda done, total: cancel.set(), cancel=cancel)
+        assert batcher.stats.cancelled == 4
+        time.sleep(0.5)
+        assert batcher.stats.clips <= 1 + 2  # the one done and at most the two decoded ahead
+
+        for extraction in ("windows", "shared"):
+            before, settings = batcher.stats.cancelled, ClipSettings(extraction=extraction)
+            with pytest.raises(ProcessingTimeout):
+                run_video(batcher, CRICKET_MP4, settings, deadline=time.monotonic())
+            capture, info = open_video(CRICKET_MP4)
+            capture.release()
+            expected = len(clip_starts(info.frames, settings.clip_len, settings.stride))
+            assert batcher.stats.cancelled - before == expected >= 2, extraction
 
 
 def test_concurrent_recognitions_give_the_results_of_sequential_ones(float32_extractor):

@@ -59,7 +59,7 @@ def test_a_client_that_leaves_mid_recognition_has_its_clips_cancelled(live_servi
     with socket.create_connection(address) as client:
         client.sendall(head + video)
         _until(lambda: _metric(api, "action_api_clips_inferred") >= inferred + 2, what="the recognition to start")
-    # The client is gone: within a moment no more clips run, and the ones queued were skipped.
+    # The client is gone: within a moment no more clips run, and its windows not done are counted as given up.
     _until(lambda: _metric(api, "action_api_recognitions_running") == 0, 30, "the recognition to stop")
     run = _metric(api, "action_api_clips_inferred") - inferred
     for _ in range(30):  # the clip on the model when the client left still finishes; nothing after it
@@ -67,7 +67,8 @@ def test_a_client_that_leaves_mid_recognition_has_its_clips_cancelled(live_servi
         settled, run = run, _metric(api, "action_api_clips_inferred") - inferred
         if run == settled:
             break
-    assert run < 49 / 2 and _metric(api, "action_api_clips_cancelled") > cancelled
+    given_up = _metric(api, "action_api_clips_cancelled") - cancelled
+    assert run < 49 / 2 and 49 - run <= given_up <= 49
     assert list(live_services["temp_uploads"].iterdir()) == []
 
 
