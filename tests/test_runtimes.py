@@ -36,6 +36,21 @@ def test_openvino_float32_equals_tensorflow(saved_model_dir, float32_extractor, 
         openvino.close()
 
 
+def test_openvino_runs_clip_shapes_static_up_to_a_bound_then_dynamic(saved_model_dir, real_clip, monkeypatch):
+    """Clips run a model compiled for their shape; past STATIC_SHAPES shapes, the dynamic model: same numbers."""
+    from models.runtimes import openvino as runtime
+
+    monkeypatch.setattr(runtime, "STATIC_SHAPES", 1)
+    model = runtime.OpenVINOI3D(str(saved_model_dir), precision="float32", stem="plain")
+    try:
+        alone = model(real_clip)  # the shape `load` compiled: (1, 64)
+        pair = model(np.concatenate([real_clip, real_clip]))  # a second shape: the dynamic model
+        assert {shape for _, _, shape in model._compiled} == {(1, 64, 224, 224, 3), None}
+        assert np.abs(pair.logits - alone.logits).max() < 1e-3
+    finally:
+        model.close()
+
+
 def test_space_to_depth_stem_is_exact(saved_model_dir, float32_extractor, real_clip):
     """The rewritten stem computes the same function as the 7x7x7 one. Built in float64, the two stems'
     activations on a real clip agree to 1e-9 (the rewrite is exact); in float32 the network's logits differ
