@@ -14,7 +14,7 @@ CELERY_WORKER := $(BIN)/celery -A workers.worker worker --pool=solo --concurrenc
 # Two malloc arenas keep the API's memory flat from request to request (scripts/soak.py measures it).
 export MALLOC_ARENA_MAX ?= 2
 
-.PHONY: setup int8 browser redis run api frontend worker cluster test soak load bench bench-cluster bench-live bench-gpu clean
+.PHONY: setup int8 browser redis run api frontend worker cluster test soak load bench bench-avx2 bench-cluster bench-live bench-gpu clean
 
 setup: $(INSTALLED) $(SAVED_MODEL) int8
 
@@ -86,6 +86,12 @@ load: setup
 # (about 30 minutes on a 2-core CPU, most of it the 5-minute video).
 bench: setup
 	$(BIN)/python -m benchmarks
+
+# The same benchmark with both runtimes' oneDNN kernels capped to AVX2 (ONEDNN_MAX_CPU_ISA), as an AVX2-only CPU
+# runs it, taken on a newer CPU: int8 first gets its accuracy verdict for AVX2. Writes bench/avx2/report.md.
+bench-avx2: setup
+	ONEDNN_MAX_CPU_ISA=AVX2 $(BIN)/python -m models quantize --if-needed
+	ONEDNN_MAX_CPU_ISA=AVX2 $(BIN)/python -m benchmarks --out bench/avx2 $(BENCH_ARGS)
 
 # Jobs/s and clips/s through Redis and 1, then 2 queue workers on this machine; writes bench/cluster.md and .json.
 bench-cluster: setup redis

@@ -49,7 +49,7 @@ def log(message: str) -> None:
 def machine() -> dict:
     import openvino
 
-    from models.precision import BF16_CPU_FLAGS, cpu_flags, cpu_kind
+    from models.precision import BF16_CPU_FLAGS, cpu_flags, cpu_kind, isa_cap
     from models.tensorflow_env import import_tensorflow
 
     tf = import_tensorflow()
@@ -61,7 +61,8 @@ def machine() -> dict:
     gpus = [tf.config.experimental.get_device_details(g).get("device_name", "GPU")
             for g in tf.config.list_physical_devices("GPU")]
     return {"cpu": model, "cores": os.cpu_count(), "memory_gb": round(mem_kb / 2**20, 1),
-            "cpu_kind": cpu_kind(), "bf16_flags": sorted(BF16_CPU_FLAGS & cpu_flags()), "gpus": gpus,
+            "cpu_kind": cpu_kind(), "isa_cap": isa_cap(), "cpu_kind_uncapped": cpu_kind(cpu_flags(cap="ALL")),
+            "bf16_flags": sorted(BF16_CPU_FLAGS & cpu_flags()), "gpus": gpus,
             "python": platform.python_version(), "tensorflow": tf.__version__, "openvino": openvino.__version__}
 
 
@@ -349,9 +350,11 @@ def markdown(report: dict) -> str:
                               report["ratios"])
     long, nlong = api["long_video"], naive["long_video"]
     am = api["model"]
+    kind = m["cpu_kind"] if not m.get("isa_cap") else (
+        f"{m['cpu_kind_uncapped']}, its oneDNN kernels capped to {m['isa_cap']} by ONEDNN_MAX_CPU_ISA: runs as {m['cpu_kind']}")
     lines = [
         f"# Benchmark ({report['date']})", "",
-        f"Machine: {m['cpu']} ({m['cpu_kind']}), {m['cores']} cores, {m['memory_gb']} GB RAM, "
+        f"Machine: {m['cpu']} ({kind}), {m['cores']} cores, {m['memory_gb']} GB RAM, "
         f"GPU: {', '.join(m['gpus']) or 'none'}; TensorFlow {m['tensorflow']}, OpenVINO {m['openvino']}. "
         f"Default settings ran {am['runtime']} {am['precision']} ({am['stem']} stem) on {am['device']}, batch {am['batch_size']}.", "",
         "| figure | default settings | TensorFlow float32 | naive baseline | default vs TF float32 |", "|---|---|---|---|---|",

@@ -8,10 +8,14 @@ picks it wherever `python -m models quantize` (run by `make setup`) found it pas
 (`models.accuracy`) on this kind of CPU, and falls back to bfloat16 or float32 where it failed: the verdict
 is measured, not assumed (int8 of the plain stem failed on AMX, one clip's whole-video top-5 sharing 3
 of 5 labels with float32; int8 of the space-to-depth stem passed there).
+
+Every choice follows the CPU as oneDNN's kernels see it: `ONEDNN_MAX_CPU_ISA=AVX2` (which both runtimes obey)
+makes a newer CPU choose, and run, as an AVX2-only one (`make bench-avx2`).
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 RUNTIMES = ("tensorflow", "openvino")
@@ -23,15 +27,41 @@ AMX_FLAGS = frozenset({"amx_bf16"})
 TENSOR_CORES = (7, 0)  # compute capability from which float16 runs on tensor cores
 
 
-def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> frozenset[str]:
-    """The CPU's feature flags (empty where /proc/cpuinfo is not there)."""
+# oneDNN's ISA levels (the values of ONEDNN_MAX_CPU_ISA, which OpenVINO's CPU plugin and TensorFlow's oneDNN
+# both obey), and the /proc/cpuinfo flags each one adds; other avx512* flags come with AVX512_CORE.
+ISA_LEVELS = {"SSE41": 0, "AVX": 1, "AVX2": 2, "AVX2_VNNI": 3, "AVX2_VNNI_2": 4, "AVX512_CORE": 5,
+              "AVX512_CORE_VNNI": 6, "AVX512_CORE_BF16": 7, "AVX512_CORE_FP16": 8, "AVX10_1_512": 8,
+              "AVX512_CORE_AMX": 9, "AVX10_1_512_AMX": 9, "AVX512_CORE_AMX_FP16": 10, "AVX10_1_512_AMX_FP16": 10}
+_FLAG_LEVELS = {"avx": 1, "avx2": 2, "fma": 2, "avx_vnni": 3, "avx_vnni_int8": 4, "avx_ne_convert": 4,
+                "avx512_vnni": 6, "avx512_bf16": 7, "avx512_fp16": 8, "amx_fp16": 10}
+
+
+def _flag_level(flag: str) -> int:
+    if flag in _FLAG_LEVELS:
+        return _FLAG_LEVELS[flag]
+    return 9 if flag.startswith("amx") else 5 if flag.startswith("avx512") else 0
+
+
+def isa_cap(environ=None) -> str | None:
+    """The ISA oneDNN is capped to (ONEDNN_MAX_CPU_ISA, or its old name DNNL_MAX_CPU_ISA), None when uncapped."""
+    environ = os.environ if environ is None else environ
+    value = (environ.get("ONEDNN_MAX_CPU_ISA") or environ.get("DNNL_MAX_CPU_ISA") or "").strip().upper()
+    return value if value in ISA_LEVELS else None
+
+
+def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo"), *, cap: str | None = None) -> frozenset[str]:
+    """The CPU's feature flags as the kernels see them (empty where /proc/cpuinfo is not there): without the
+    flags above `cap` (default: `isa_cap()`), so that a CPU capped to AVX2 is chosen for as an AVX2 CPU."""
+    flags: frozenset[str] = frozenset()
     try:
         for line in cpuinfo.read_text().splitlines():
             if line.startswith("flags"):
-                return frozenset(line.partition(":")[2].split())
+                flags = frozenset(line.partition(":")[2].split())
+                break
     except OSError:
         pass
-    return frozenset()
+    cap = (cap or isa_cap() or "").upper()  # "ALL", oneDNN's own word for no cap, reads the CPU uncapped
+    return frozenset(f for f in flags if _flag_level(f) <= ISA_LEVELS[cap]) if cap in ISA_LEVELS else flags
 
 
 def has_bf16_units(flags: frozenset[str] | None = None) -> bool:
@@ -41,8 +71,6 @@ def has_bf16_units(flags: frozenset[str] | None = None) -> bool:
 def cuda_gpu_present() -> bool:
     """A CUDA GPU visible to this process, judged without importing a framework (the NVIDIA driver's
     /proc entry, and CUDA_VISIBLE_DEVICES not hiding every device)."""
-    import os
-
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
     if visible is not None and visible.strip() in ("", "-1"):
         return False

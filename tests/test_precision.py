@@ -87,6 +87,31 @@ def test_cpu_flags_reads_cpuinfo(tmp_path):
     assert cpu_flags(tmp_path / "missing") == frozenset()
 
 
+def test_cpu_flags_obey_onednn_isa_cap(tmp_path, monkeypatch):
+    """ONEDNN_MAX_CPU_ISA caps the kernels of both runtimes, so the choices see the CPU as capped too."""
+    from models.precision import isa_cap
+
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(f"flags\t\t: {' '.join(sorted(AMX_FLAGS | {'avx512bw', 'avx_vnni'}))}\n")
+    for name in ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA"):
+        monkeypatch.delenv(name, raising=False)
+    assert isa_cap() is None and cpu_kind(cpu_flags(cpuinfo)) == "amx"
+    assert cpu_flags(cpuinfo, cap="AVX2") == AVX2_ONLY_FLAGS
+    assert cpu_kind(cpu_flags(cpuinfo, cap="AVX512_CORE")) == "avx512"
+    capped = cpu_flags(cpuinfo, cap="AVX512_CORE_BF16")
+    assert cpu_kind(capped) == "avx512_bf16" and "avx512_fp16" not in capped and "avx512bw" in capped
+    assert cpu_flags(cpuinfo, cap="AVX10_1_512_AMX") == cpu_flags(cpuinfo)
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "avx2")
+    assert isa_cap() == "AVX2" and cpu_flags(cpuinfo) == AVX2_ONLY_FLAGS
+    assert choose_precision(flags=cpu_flags(cpuinfo)) == "float32"
+    assert choose_stem("openvino", "int8", cpu_flags(cpuinfo)) == "plain"
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "ALL")  # oneDNN's "no cap"
+    assert isa_cap() is None and cpu_kind(cpu_flags(cpuinfo)) == "amx"
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA")
+    monkeypatch.setenv("DNNL_MAX_CPU_ISA", "AVX2_VNNI")  # the old name
+    assert cpu_flags(cpuinfo) == AVX2_ONLY_FLAGS | {"avx_vnni"}
+
+
 def test_converted_variants_exist(saved_model_dir):
     for precision in ("bfloat16", "float16"):
         assert (variant_dir(saved_model_dir, precision) / "saved_model.pb").is_file()

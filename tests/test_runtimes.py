@@ -123,6 +123,30 @@ print(body["actions"][0]["label"], model["runtime"], "tensorflow" in sys.modules
     assert done.stdout.split()[-4:] == ["cricket", "openvino", "False", "False"], done.stdout[-500:]
 
 
+def test_openvino_capped_to_avx2_runs_and_chooses_as_an_avx2_cpu(saved_model_dir):
+    """With ONEDNN_MAX_CPU_ISA=AVX2 (what `make bench-avx2` sets) OpenVINO's kernels are AVX2 ones, and the
+    service chooses as on an AVX2-only CPU: no bfloat16, the plain stem, int8 only on an AVX2 verdict."""
+    code = f"""
+import collections, json, numpy as np, openvino as ov
+from models.precision import cpu_kind
+from models.runtimes.openvino import OpenVINOI3D, ir_dir_for
+auto = OpenVINOI3D({str(saved_model_dir)!r})
+core = ov.Core()
+model = core.read_model(ir_dir_for({str(saved_model_dir)!r}) / "plain.xml")
+compiled = core.compile_model(model, "CPU", {{"PERF_COUNT": True, "INFERENCE_PRECISION_HINT": "f32"}})
+request = compiled.create_infer_request()
+request.infer({{0: np.zeros((1, 16, 224, 224, 3), np.float32)}})
+kernels = sorted({{p.exec_type for p in request.profiling_info if p.node_type == "Convolution"}})
+print(json.dumps({{"kind": cpu_kind(), "precision": auto.precision, "stem": auto.stem, "kernels": kernels}}))
+"""
+    done = _python(code, ONEDNN_MAX_CPU_ISA="AVX2")
+    assert done.returncode == 0, done.stderr[-3000:]
+    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    assert seen["kind"] == "avx2" and seen["stem"] == "plain" and seen["precision"] in ("int8", "float32"), seen
+    assert any("avx2" in kernel for kernel in seen["kernels"]), seen
+    assert not any("avx512" in kernel or "amx" in kernel for kernel in seen["kernels"]), seen
+
+
 def test_command_line_help_needs_no_tensorflow_and_prints_no_notices():
     done = _python("import runpy, sys\nsys.argv = ['models', 'predict', '--help']\n"
                    "try:\n    runpy.run_module('models', run_name='__main__')\nexcept SystemExit:\n    pass\n"
