@@ -132,7 +132,7 @@ def int8_candidates(handle: str) -> list[tuple[str, str]]:
 def i3d_throughput(handle: str, clip: np.ndarray) -> list[dict]:
     """Clips/s of I3D alone (median of several passes) for each runtime and precision this machine offers."""
     from models.extractor import default_batch_size, open_extractor
-    from models.precision import has_bf16_units, variant_dir
+    from models.precision import has_bf16_units, isa_cap, variant_dir
     from models.runtimes.openvino import OpenVINOI3D
     from models.runtimes.tensorflow import configure_devices
 
@@ -143,6 +143,9 @@ def i3d_throughput(handle: str, clip: np.ndarray) -> list[dict]:
         if not (variant_dir(Path(handle), precision) / "saved_model.pb").is_file():
             continue
         native = precision == "float32" or device.gpu_capability is not None or bf16
+        if not native and isa_cap():  # TensorFlow routes bfloat16 by the CPU flags, to a oneDNN the cap refuses
+            log(f"I3D tensorflow {precision}: not measured with oneDNN capped to {isa_cap()}")
+            continue
         extractor = open_extractor(handle, runtime="tensorflow", precision=precision)
         for batch in sorted({1, default_batch_size(extractor.device)}):
             row = _clips_per_s(extractor, clip if native else clip[:16], batch, 5 if native else 1)
