@@ -32,14 +32,13 @@ def _convert(args: argparse.Namespace) -> int:
 def _quantize(args: argparse.Namespace) -> int:
     """python -m models quantize [--model DIR] [--data tests/data] [--windows 0 (all)] [--if-needed]"""
     from models.precision import cpu_kind
-    from models.quantize import int8_ir_of, int8_is_current, quantize_int8, validate_int8
-    from models.runtimes.openvino import ir_dir_for
+    from models.quantize import int8_ir_is_current, int8_ir_of, int8_is_current, quantize_int8, validate_int8
 
     stem, name = int8_ir_of(args.model)
     if args.if_needed and int8_is_current(args.model):
         print(f"int8 model ({name}) already made and checked on this kind of CPU ({cpu_kind()})")
         return 0
-    if not (args.if_needed and (ir_dir_for(args.model) / f"{name}.xml").is_file()):
+    if not (args.if_needed and int8_ir_is_current(args.model)):
         record = quantize_int8(args.model, Path(args.data), max_windows=args.windows or None, stem=stem)
         print(f"wrote {record['path']} ({record['calibration_windows']} calibration windows from "
               f"{record['calibration_videos']} videos, {record['seconds']:.0f} s)")

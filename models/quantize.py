@@ -3,9 +3,10 @@ space-to-depth stem on AMX, the plain one elsewhere), calibrated on real clips, 
 accuracy rule on this machine's kind of CPU.
 
 Every 64-frame window (stride 32) of the videos in `data` calibrates it, prepared exactly as the service
-prepares clips. The logits layer stays in float, and so does the plain stem's convolution (3 input
-channels): quantizing them cost the most accuracy in the prototype. The space-to-depth stem (24 channels)
-is quantized: on AMX that IR passed the rule and ran 1.17x faster than with its stem left in bfloat16.
+prepares clips. The logits layer stays in float (quantizing it cost accuracy in the prototype). The plain
+stem's convolution is rewritten to read the frames as 0..255, so that its input quantizes exactly and AVX2
+runs it in int8 (`models.int8_stem`); the space-to-depth stem (24 channels) is quantized as NNCF calibrates
+it: on AMX that IR passed the rule and ran 1.17x faster than with its stem left in bfloat16.
 int8 numerics depend on the CPU's kernels (AVX2, VNNI, AMX), so the verdict is recorded per kind of CPU
 (`record["validated"][kind]["int8"]`, naming the IR it was given to), and `PRECISION=auto` picks int8 only
 where it passed. Usage: `python -m models quantize` (`make setup`).
@@ -21,11 +22,13 @@ from pathlib import Path
 import numpy as np
 
 from models.accuracy import compare, reference_logits, window_logits
+from models.int8_stem import quantize_frames_exactly, stem_on_frames
 from models.precision import cpu_kind, int8_ir_name
 from models.runtimes.openvino import IR_RECORD, OpenVINOI3D, _ensure_irs, int8_ir_for, int8_verdicts
 from models.video import VideoDecodeError, iter_clips, to_model_input
 
 log = logging.getLogger(__name__)
+RECIPES = {"plain": 2, "space_to_depth": 1}  # how each stem's int8 IR is made; plain 2: its stem on frames, in int8
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mkv", ".mov", ".webm", ".gif"}
 
 
@@ -70,14 +73,15 @@ def quantize_int8(handle: str, data: Path, *, max_windows: int | None = None, st
     if not windows:
         raise ValueError(f"no readable video under {data} to calibrate on")
     model = ov.Core().read_model(directory / f"{stem}.xml")
-    ops = model.get_ordered_ops()
-    keep_float = [op.get_friendly_name() for op in ops if op.get_type_name() == "MatMul"]  # the logits layer
-    if stem == "plain":  # its 3-channel stem; the space-to-depth stem (24 channels) quantizes well
-        keep_float.insert(0, next(op for op in ops if op.get_type_name() == "Convolution").get_friendly_name())
+    keep_float = [op.get_friendly_name() for op in model.get_ordered_ops() if op.get_type_name() == "MatMul"]  # logits
+    if stem == "plain":
+        stem_on_frames(model)
     started = time.perf_counter()
     quantized = nncf.quantize(model, nncf.Dataset(windows, lambda window: to_model_input(window[None])),
                               subset_size=len(windows), fast_bias_correction=True,
                               ignored_scope=nncf.IgnoredScope(names=keep_float))
+    if stem == "plain":
+        quantize_frames_exactly(quantized)
     seconds = time.perf_counter() - started
     partial = directory / f"{name}.partial.xml"
     ov.save_model(quantized, partial, compress_to_fp16=False)
@@ -85,7 +89,7 @@ def quantize_int8(handle: str, data: Path, *, max_windows: int | None = None, st
     partial.replace(directory / f"{name}.xml")
     record_path = directory / IR_RECORD
     record = json.loads(record_path.read_text())
-    entry = {"stem": stem, "calibration_windows": len(windows), "calibration_videos": videos,
+    entry = {"stem": stem, "recipe": RECIPES[stem], "calibration_windows": len(windows), "calibration_videos": videos,
              "calibration_data": str(data), "kept_float": keep_float, "seconds": round(seconds, 1)}
     record["irs"][name] = entry
     for verdicts in record.get("validated", {}).values():  # verdicts on the previous model of this name
@@ -115,9 +119,17 @@ def validate_int8(handle: str, data: Path, *, flags: frozenset[str] | None = Non
     return summary
 
 
+def int8_ir_is_current(handle: str, *, flags: frozenset[str] | None = None) -> bool:
+    """True when the int8 IR this kind of CPU runs exists and was made by today's recipe for its stem."""
+    directory = _ensure_irs(handle)
+    record = json.loads((directory / IR_RECORD).read_text())
+    stem, name = int8_ir_for(record, flags)
+    return (directory / f"{name}.xml").is_file() and record["irs"].get(name, {}).get("recipe", 1) == RECIPES[stem]
+
+
 def int8_is_current(handle: str, *, flags: frozenset[str] | None = None) -> bool:
-    """True when the int8 IR this kind of CPU runs exists and has a verdict for this kind of CPU (`make setup`
+    """True when the int8 IR this kind of CPU runs is current and has a verdict for this kind of CPU (`make setup`
     then does nothing)."""
     directory = _ensure_irs(handle)
     record = json.loads((directory / IR_RECORD).read_text())
-    return bool(int8_verdicts(record, directory, flags))
+    return int8_ir_is_current(handle, flags=flags) and bool(int8_verdicts(record, directory, flags))

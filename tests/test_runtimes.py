@@ -7,6 +7,7 @@ import json
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -107,6 +108,7 @@ def _python(code: str, **env) -> subprocess.CompletedProcess:
 def test_api_on_openvino_recognizes_without_tensorflow(saved_model_dir, tmp_path):
     code = f"""
 import sys
+from pathlib import Path
 from fastapi.testclient import TestClient
 from api.main import app
 from api.settings import Settings, get_settings
@@ -170,8 +172,9 @@ def test_native_stderr_filter_keeps_real_warnings():
 @pytest.mark.parametrize("stem", ["plain", "space_to_depth"])
 def test_int8_quantization_runs_and_keeps_rankings(saved_model_dir, float32_extractor, tmp_path, stem):
     """NNCF on a few real windows (the full calibration is `make setup`'s): an int8 IR of each stem that
-    OpenVINO runs, with the logits (and the plain stem) kept in float, ranking real clips' windows as float32
-    TensorFlow does; an odd-length clip, which the space-to-depth stem cannot take, still runs."""
+    OpenVINO runs, with the logits kept in float, ranking real clips' windows as float32 TensorFlow does; an
+    odd-length clip, which the space-to-depth stem cannot take, still runs. The plain stem reads the frames
+    quantized exactly (256 levels over 0..255), and runs in int8 on an AVX2 CPU."""
     from models.precision import int8_ir_name
     from models.quantize import quantize_int8
     from models.runtimes.openvino import OpenVINOI3D
@@ -186,7 +189,7 @@ def test_int8_quantization_runs_and_keeps_rankings(saved_model_dir, float32_extr
         shutil.copy(DATA / name, calibration / name)
     made = quantize_int8(str(handle), calibration, max_windows=8, stem=stem)
     assert made["calibration_windows"] == 8 and made["calibration_videos"] == 2
-    assert len(made["kept_float"]) == (2 if stem == "plain" else 1)  # the logits, and the plain stem
+    assert len(made["kept_float"]) == 1  # the logits
     record = json.loads((handle / "openvino" / "openvino.json").read_text())
     assert record["irs"][int8_ir_name(stem)]["stem"] == stem
     assert (handle / "openvino" / "int8.xml").is_file() == (stem == "plain")
@@ -200,6 +203,50 @@ def test_int8_quantization_runs_and_keeps_rankings(saved_model_dir, float32_extr
         assert int8(odd).logits.argmax() == float32_extractor(odd).logits.argmax()
     finally:
         int8.close()
+    if stem == "plain":
+        _assert_stem_reads_exact_frames_and_runs_int8_on_avx2(handle / "openvino" / "int8.xml")
     with pytest.raises(ValueError, match="python -m models quantize"):
         (handle / "openvino" / f"{int8_ir_name(stem)}.xml").unlink()
         OpenVINOI3D(str(handle), precision="int8", stem=stem)
+
+
+def _assert_stem_reads_exact_frames_and_runs_int8_on_avx2(ir: Path):
+    import openvino as ov
+
+    from models.int8_stem import STEM_NAME
+
+    stem = next(op for op in ov.Core().read_model(ir).get_ordered_ops() if op.get_friendly_name() == STEM_NAME)
+    quantizer = stem.input_value(0).get_node()
+    assert quantizer.get_type_name() == "FakeQuantize" and quantizer.get_attributes()["levels"] == 256
+    assert [float(quantizer.input_value(i).get_node().get_data()) for i in range(1, 5)] == [0, 255, 0, 255]
+    code = f"""
+import json, numpy as np, openvino as ov
+compiled = ov.Core().compile_model({str(ir)!r}, "CPU", {{"PERF_COUNT": True, "INFERENCE_PRECISION_HINT": "f32"}})
+request = compiled.create_infer_request()
+request.infer({{0: np.zeros((1, 16, 224, 224, 3), np.float32)}})
+print(json.dumps({{p.node_name: p.exec_type for p in request.profiling_info if p.node_type == "Convolution"}}))
+"""
+    done = _python(code, ONEDNN_MAX_CPU_ISA="AVX2")
+    assert done.returncode == 0, done.stderr[-3000:]
+    kernels = json.loads(done.stdout.strip().splitlines()[-1])
+    assert "I8" in kernels[STEM_NAME] and "avx2" in kernels[STEM_NAME], kernels
+
+
+def test_stem_on_frames_is_exact_in_float(saved_model_dir):
+    """The plain stem rewritten to read 0..255 (pads of 127.5, weights and bias rescaled) gives the IR's logits
+    within float32 rounding, for 64 frames and for odd lengths, which SAME pads differently."""
+    import openvino as ov
+
+    from models.int8_stem import stem_on_frames
+    from models.video import to_model_input
+
+    core = ov.Core()
+    plain = core.read_model(saved_model_dir / "openvino" / "plain.xml")
+    rewritten = core.read_model(saved_model_dir / "openvino" / "plain.xml")
+    stem_on_frames(rewritten)
+    config = {"INFERENCE_PRECISION_HINT": "f32"}
+    before, after = (core.compile_model(model, "CPU", config) for model in (plain, rewritten))
+    for frames in (64, 63, 21):
+        clip = to_model_input(read_frames(DATA / "archery__paddlevideo_example.avi", max_frames=frames)[None])
+        difference = np.abs(before(clip)["logits"] - after(clip)["logits"]).max()
+        assert difference < 1e-4, (frames, difference)
