@@ -6,6 +6,8 @@ What "auto" picks on this machine is held to the accuracy rule in `test_accuracy
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -80,6 +82,24 @@ def test_int8_verdict_counts_only_for_the_ir_this_cpu_kind_runs(tmp_path):
     assert int8_verdicts(only_plain, tmp_path, AMX_FLAGS) == {"amx": {"int8": {"ir": "int8", **passed}}}
 
 
+def test_int8_made_by_an_older_recipe_is_made_again(tmp_path):
+    """`make setup` (quantize --if-needed) remakes an int8 IR made by an older recipe of its stem (the plain
+    IR's stem in float, before `models.int8_stem`), though it has a passing verdict."""
+    from models.quantize import RECIPES, int8_ir_is_current, int8_is_current
+
+    directory = tmp_path / "openvino"
+    directory.mkdir()
+    (directory / "int8.xml").touch()
+    record = {"irs": {"plain": {}, "int8": {"stem": "plain"}}, "validated": {"avx2": {"int8": {"ir": "int8", "passes": True}}}}
+    (directory / "openvino.json").write_text(json.dumps(record))
+    assert not int8_ir_is_current(str(tmp_path), flags=AVX2_ONLY_FLAGS)  # no recipe: the first one
+    assert not int8_is_current(str(tmp_path), flags=AVX2_ONLY_FLAGS)
+    record["irs"]["int8"]["recipe"] = RECIPES["plain"]
+    (directory / "openvino.json").write_text(json.dumps(record))
+    assert int8_ir_is_current(str(tmp_path), flags=AVX2_ONLY_FLAGS) and int8_is_current(str(tmp_path), flags=AVX2_ONLY_FLAGS)
+    (directory / "int8.xml").unlink()
+    assert not int8_ir_is_current(str(tmp_path), flags=AVX2_ONLY_FLAGS)
+
 def test_cpu_flags_reads_cpuinfo(tmp_path):
     cpuinfo = tmp_path / "cpuinfo"
     cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu avx2 amx_bf16\nbugs\t\t: spectre\n")
@@ -139,8 +159,6 @@ def test_openvino_compiles_what_each_cpu_kind_chooses(saved_model_dir, flags):
     """On AMX, int8 of the space-to-depth stem where `make setup` found it passing the accuracy rule on an AMX
     CPU, else bfloat16 with that stem; on AVX2, int8 of the plain stem where it passed on an AVX2 CPU, else
     float32 (verdicts are recorded per kind)."""
-    import json
-
     from models.extractor import open_extractor
     from models.paths import openvino_dir
 
