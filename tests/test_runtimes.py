@@ -37,17 +37,26 @@ def test_openvino_float32_equals_tensorflow(saved_model_dir, float32_extractor, 
         openvino.close()
 
 
-def test_openvino_runs_clip_shapes_static_up_to_a_bound_then_dynamic(saved_model_dir, real_clip, monkeypatch):
-    """Clips run a model compiled for their shape; past STATIC_SHAPES shapes, the dynamic model: same numbers."""
+def test_openvino_compiles_every_shape_static_and_keeps_the_most_recent(saved_model_dir, real_clip, monkeypatch):
+    """Clips and trunk passes run a model compiled for their exact shape (a dynamic one ran 8x slower capped to
+    AVX2); past COMPILED_SHAPES models the least recently used is dropped, and compiled again when needed."""
     from models.runtimes import openvino as runtime
 
-    monkeypatch.setattr(runtime, "STATIC_SHAPES", 1)
+    monkeypatch.setattr(runtime, "COMPILED_SHAPES", 2)
+    clip_shape, pair_shape = real_clip.shape, (2, *real_clip.shape[1:])
     model = runtime.OpenVINOI3D(str(saved_model_dir), precision="float32", stem="plain")
     try:
-        alone = model(real_clip)  # the shape `load` compiled: (1, 64)
-        pair = model(np.concatenate([real_clip, real_clip]))  # a second shape: the dynamic model
-        assert {shape for _, _, shape in model._compiled} == {(1, 64, 224, 224, 3), None}
+        alone = model(real_clip)  # the shape `load` compiled
+        pair = model(np.concatenate([real_clip, real_clip]))
         assert np.abs(pair.logits - alone.logits).max() < 1e-3
+        assert [(trunk, shape) for _, trunk, shape in model._compiled] == [(False, clip_shape), (False, pair_shape)]
+        model(real_clip)  # now the most recent: the trunk's compile drops the pair's
+        positions = model.trunk_positions(real_clip)
+        assert positions.shape == (1, real_clip.shape[1] // 8, 1024)
+        assert [(trunk, shape) for _, trunk, shape in model._compiled] == [(False, clip_shape), (True, clip_shape)]
+        again = model(np.concatenate([real_clip, real_clip]))  # compiled again, dropping the oldest
+        assert np.array_equal(again.logits, pair.logits)
+        assert [(trunk, shape) for _, trunk, shape in model._compiled] == [(True, clip_shape), (False, pair_shape)]
     finally:
         model.close()
 

@@ -8,8 +8,10 @@ are made from whatever TensorFlow loads, once, into `models/saved/openvino-cache
 for that one conversion only).
 
 float32 and bfloat16 are the same IR compiled with another inference precision; int8 is its own IR.
-Each compiled model takes uint8 frames and scales them itself, and clips run a model compiled for their exact
-shape (batch, frames): on the AMX Xeon the two made a clip 1.16x faster, with the same logits.
+Each compiled model takes uint8 frames and scales them itself, and clips and trunk passes run a model compiled
+for their exact shape (batch, frames): on the AMX Xeon the two made a clip 1.16x faster, with the same logits.
+Never a dynamic shape: capped to AVX2, the dynamic int8 trunk ran its MaxPools on reference kernels, 22.6 s
+for 128 frames against 2.83 s static; a static compile takes 0.4-1 s.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import hashlib
 import json
 import logging
 import threading
+from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +34,7 @@ log = logging.getLogger(__name__)
 
 IR_RECORD = "openvino.json"
 INFERENCE_PRECISION = {"float32": "f32", "bfloat16": "bf16", "int8": "f32"}  # int8 IR: unquantized layers in f32
-STATIC_SHAPES = 4  # clip shapes compiled with static dimensions; a clip of yet another shape runs the dynamic model
+COMPILED_SHAPES = 4  # compiled models kept (IR, trunk or not, shape); one more evicts the least recently used
 
 
 def ir_dir_for(handle: str) -> Path:
@@ -86,7 +89,7 @@ class OpenVINOI3D:
         if threads:
             self._config["INFERENCE_NUM_THREADS"] = threads
         self._lock = threading.Lock()
-        self._compiled: dict[tuple[str, bool, tuple[int, ...] | None], object] = {}  # (IR, trunk, shape)
+        self._compiled: OrderedDict[tuple[str, bool, tuple[int, ...]], object] = OrderedDict()  # (IR, trunk, shape)
         self._clip_shape: tuple[int, ...] = (1, 64, 224, 224, 3)  # what `load` compiles: the last clip shape run
         self._logits_weights: tuple[np.ndarray, np.ndarray] | None = None
         self.load()
@@ -97,20 +100,20 @@ class OpenVINOI3D:
             return int8_ir_name(stem)
         return stem  # float, or an odd-length clip where only the space-to-depth int8 IR was made
 
-    def _compiled_model(self, name: str, *, trunk: bool = False, shape: tuple[int, ...] | None = None):
-        """IR `name` (cut to its trunk with `trunk`) compiled for uint8 input, with static dimensions when `shape`
-        is given and fewer than STATIC_SHAPES shapes are compiled so, else dynamic ones."""
-        if shape is not None and (name, trunk, shape) not in self._compiled:
-            if sum(key[2] is not None for key in self._compiled) >= STATIC_SHAPES:
-                shape = None
-        key = (name, trunk, shape)
-        if key not in self._compiled:
-            model = self._core.read_model(self._dir / f"{name}.xml")
-            if trunk:
-                model = _trunk_of(model)
-            if shape is not None:
-                model.reshape(list(shape))
-            self._compiled[key] = self._core.compile_model(_uint8_input(model), "CPU", self._config)
+    def _compiled_model(self, name: str, shape: tuple[int, ...], *, trunk: bool = False):
+        """IR `name` (cut to its trunk with `trunk`) compiled for uint8 input of static `shape`; the least recently
+        used of more than COMPILED_SHAPES compiled models is dropped."""
+        key = (name, trunk, tuple(shape))
+        if key in self._compiled:
+            self._compiled.move_to_end(key)
+            return self._compiled[key]
+        model = self._core.read_model(self._dir / f"{name}.xml")
+        if trunk:
+            model = _trunk_of(model)
+        model.reshape(list(shape))
+        self._compiled[key] = self._core.compile_model(_uint8_input(model), "CPU", self._config)
+        while len(self._compiled) > COMPILED_SHAPES:
+            self._compiled.popitem(last=False)
         return self._compiled[key]
 
     @property
@@ -122,7 +125,7 @@ class OpenVINOI3D:
         the trunk compile on first use."""
         with self._lock:
             shape = self._clip_shape
-            return self._compiled_model(self._ir(shape[1] % 2 == 0), shape=shape)
+            return self._compiled_model(self._ir(shape[1] % 2 == 0), shape)
 
     def unload(self) -> None:
         with self._lock:
@@ -132,7 +135,7 @@ class OpenVINOI3D:
         """`clips: (N, T, 224, 224, 3) uint8 RGB` -> logits and features, as numpy."""
         with self._lock:
             self._clip_shape = clips.shape
-            compiled = self._compiled_model(self._ir(clips.shape[1] % 2 == 0), shape=clips.shape)
+            compiled = self._compiled_model(self._ir(clips.shape[1] % 2 == 0), clips.shape)
             outputs = compiled(np.ascontiguousarray(clips, np.uint8))
             return ClipOutputs(logits=np.array(outputs[compiled.output("logits")]),
                                features=np.array(outputs[compiled.output("features")]))
@@ -140,7 +143,7 @@ class OpenVINOI3D:
     def trunk_positions(self, frames: np.ndarray) -> np.ndarray:
         """`frames: (N, T, 224, 224, 3) uint8`, T a multiple of 8 -> `(N, T/8, 1024)` Mixed_5c averaged over space."""
         with self._lock:
-            compiled = self._compiled_model(self._ir(even_frames=True), trunk=True)
+            compiled = self._compiled_model(self._ir(even_frames=True), frames.shape, trunk=True)
             return np.array(compiled(np.ascontiguousarray(frames, np.uint8))[compiled.output("positions")])
 
     def logits_weights(self) -> tuple[np.ndarray, np.ndarray]:
