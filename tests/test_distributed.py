@@ -23,7 +23,10 @@ from conftest import ARCHERY_AVI, DATA, ROOT, _free_port
 CRICKET = DATA / "cricket__kinetics_i3d_v_CricketShot_g04_c01.mp4"  # 79 frames: 1 clip
 BASKETBALL = DATA / "basketball__mmaction2_shooting_drill.mp4"  # 300 frames: 9 clips
 FAKE_MP4 = b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 512  # sniffs as MP4, decodes as nothing
-REDELIVER_AFTER_S = 12
+# Redis hands a job to another worker once it has been unacknowledged this long, even while its worker still runs
+# it: so it must exceed the longest job here (basketball, 9 clips: 12 s or more on a 2-core AVX2 CPU, and 23 s
+# in one CI run on the AMX Xeon in a slow moment, where 12 s made the job run twice and its progress go back).
+REDELIVER_AFTER_S = 60
 MAX_QUEUED = 3
 
 
