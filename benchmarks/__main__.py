@@ -7,7 +7,8 @@ every runtime and precision this machine offers (and TensorFlow with oneDNN on a
 rule's figures for each OpenVINO precision against float32 TensorFlow on every window of tests/data;
 the API with default settings and the API on TensorFlow float32: start-up time, idle RSS, warm latency on
 three real clips (and the first request), the long video's time and peak RSS; throughput at 1, 4 and 8
-concurrent requests; the naive baseline; ratios throughout.
+concurrent requests; on a CPU where TensorFlow leaves oneDNN off (AVX2), the API on TensorFlow float32 on
+Eigen as well; the naive baseline; ratios throughout.
 """
 
 from __future__ import annotations
@@ -37,6 +38,9 @@ LONG_SOURCE = DATA / "basketball__mmaction2_shooting_drill.mp4"
 LONG_FPS = 30  # 5 minutes: 9,000 frames, 280 windows
 CONCURRENCY = (1, 4, 8)
 TF_FLOAT32 = {"RUNTIME": "tensorflow", "PRECISION": "float32"}
+# TensorFlow float32 as this service ran it before it turned oneDNN on where TensorFlow leaves it off (an
+# AVX2-only CPU): Conv3D through Eigen. Measured end to end only on such a CPU (or one capped to it).
+TF_FLOAT32_EIGEN = {**TF_FLOAT32, "TF_ENABLE_ONEDNN_OPTS": "0"}
 SHARED = {"EXTRACTION": "shared"}
 SHARED_VARIANTS = ("shared", "shared:recompute<0.5", "shared:recompute<0.8")
 MB = 2**20
@@ -342,6 +346,10 @@ def ratios(report: dict) -> dict:
         "shared_long_video_vs_windows": round(api["long_video"]["seconds"] / report["api_shared"]["long_video"]["seconds"], 2),
     }
     long = naive["long_video"]
+    if "api_tensorflow_eigen" in report:
+        eigen = report["api_tensorflow_eigen"]
+        out["end_to_end_vs_tensorflow_eigen"] = round(_total(eigen["latency"])[0] / ours_total, 2)
+        out["long_video_vs_tensorflow_eigen"] = round(eigen["long_video"]["seconds"] / api["long_video"]["seconds"], 2)
     if "fps" in long:
         out["decode_speedup"] = round(report["decode"]["fps"] / long["fps"], 2)
         out["peak_rss_reduction"] = round(long["peak_rss_bytes"] / MB / api["long_video"]["peak_rss_mb"], 1)
@@ -398,6 +406,8 @@ def markdown(report: dict) -> str:
     lines += ["", f"I3D alone with EXTRACTION=shared ({trunk['runtime']} {trunk['precision']}, {trunk['stem']} stem): "
               f"{trunk['s_per_chunk']} s for a 512-frame chunk that serves 12 windows, {trunk['windows_per_s']} windows/s "
               f"({r['shared_i3d_vs_windows']}x the same precision window by window)."]
+    if "api_tensorflow_eigen" in report:
+        lines += ["", *eigen_table(report)]
     onednn = report["tensorflow_onednn"]
     lines += ["", f"TensorFlow float32, one clip: Eigen {onednn['eigen_s_per_clip']} s, oneDNN {onednn['onednn_s_per_clip']} s"
               + (f" ({onednn['onednn_speedup']}x)." if "onednn_speedup" in onednn else "."), "",
@@ -416,6 +426,21 @@ def markdown(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def eigen_table(report: dict) -> list[str]:
+    """Default settings against TensorFlow float32 on Eigen, end to end (see TF_FLOAT32_EIGEN)."""
+    api, eigen, r = report["api"], report["api_tensorflow_eigen"], report["ratios"]
+    lines = ["| end to end vs TensorFlow float32 on Eigen (oneDNN off) | default settings | TF float32, Eigen | ratio |",
+             "|---|---|---|---|"]
+    for name in CLIPS:
+        ours, base = api["latency"][name]["median_s"], eigen["latency"][name]["median_s"]
+        lines.append(f"| warm, {name} | {ours} s | {base} s | {base / ours:.2f}x |")
+    lines.append(f"| three clips together | | | **{r['end_to_end_vs_tensorflow_eigen']}x** |")
+    lines.append(f"| {report['long_seconds']} s {LONG_FPS} fps video | {api['long_video']['seconds']} s | "
+                 f"{eigen['long_video']['seconds']} s (peak RSS {eigen['long_video']['peak_rss_mb']} MB) | "
+                 f"**{r['long_video_vs_tensorflow_eigen']}x** |")
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--long-seconds", type=int, default=300, help="length of the generated 640x360 video")
@@ -423,6 +448,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "bench")
     args = parser.parse_args(argv)
     from models.paths import DEFAULT_SAVED_MODEL
+    from models.precision import cpu_flags
+    from models.tensorflow_env import ONEDNN_DEFAULT_FLAGS
     from models.video import read_frames
 
     handle = os.environ.get("MODEL_HANDLE", str(DEFAULT_SAVED_MODEL))
@@ -441,6 +468,8 @@ def main(argv: list[str] | None = None) -> int:
     report["api"] = api_figures(long_video, args.repeats)
     report["api_tensorflow_float32"] = api_figures(long_video, args.repeats, env=TF_FLOAT32, concurrency=False)
     report["api_shared"] = api_figures(long_video, args.repeats, env=SHARED, concurrency=False)
+    if not ONEDNN_DEFAULT_FLAGS & cpu_flags():
+        report["api_tensorflow_eigen"] = api_figures(long_video, args.repeats, env=TF_FLOAT32_EIGEN, concurrency=False)
     report["ratios"] = ratios(report)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
