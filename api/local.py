@@ -17,7 +17,7 @@ from api.service import (
 )
 from api.settings import Settings
 from api.uploads import saved_upload
-from models.recognizer import ActionRecognizer
+from models.recognition.recognizer import ActionRecognizer
 
 log = logging.getLogger("api.recognize")
 

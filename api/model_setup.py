@@ -6,10 +6,10 @@ import logging
 
 from api.schemas import ModelInfo
 from api.settings import Settings
-from models.extractor import default_batch_size, open_extractor
-from models.heads import LstmHead
-from models.recognizer import ActionRecognizer, ClipSettings
-from models.shared_trunk import check_shared_slicing
+from models.recognition.heads import LstmHead
+from models.recognition.recognizer import ActionRecognizer, ClipSettings
+from models.recognition.shared_trunk import check_shared_slicing
+from models.runtimes.extractor import default_batch_size, open_extractor
 
 log = logging.getLogger("api.model")
 

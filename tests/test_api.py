@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from api.main import app
 from api.settings import Settings, get_settings
 from conftest import ARCHERY_AVI, CRICKET_MP4, assert_csv_matches, write_video
-from models.precision import choose_runtime, has_bf16_units
+from models.runtimes.precision import choose_runtime, has_bf16_units
 from models.video import VideoLimits
 
 

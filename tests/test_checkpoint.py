@@ -8,7 +8,7 @@ import pickle
 import numpy as np
 import pytest
 
-from models.checkpoint import (
+from models.i3d.checkpoint import (
     CHECKPOINT_SHA256,
     CheckpointError,
     assign_weights,
@@ -50,7 +50,7 @@ def test_numpy_arrays_still_load(tmp_path):
 
 
 def test_real_checkpoint_fills_every_layer_and_uses_every_array():
-    from models.i3d import build_i3d
+    from models.i3d.network import build_i3d
 
     arrays = read_checkpoint()
     model = build_i3d()

@@ -16,7 +16,7 @@ import tensorflow as tf
 import tensorflow_hub as hub
 
 from conftest import CRICKET_MP4, DATA, EXPECTED_TOP1
-from models.checkpoint import read_checkpoint
+from models.i3d.checkpoint import read_checkpoint
 from models.labels import kinetics_labels, softmax
 from models.video import read_frames, to_model_input
 

@@ -6,7 +6,7 @@ import csv
 
 import pytest
 
-from models.datasets import (
+from models.training.datasets import (
     DatasetError,
     from_class_folders,
     load_samples,

@@ -6,8 +6,8 @@ import hashlib
 
 import numpy as np
 
-from models.heads import KineticsHead
 from models.labels import KINETICS_LABELS_FILE, kinetics_labels, softmax, top_k
+from models.recognition.heads import KineticsHead
 
 
 def test_kinetics_labels_are_the_i3d_order():

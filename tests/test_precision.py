@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from conftest import AMX_FLAGS, AVX2_ONLY_FLAGS, DATA
-from models.precision import (
+from models.runtimes.precision import (
     choose_precision,
     choose_runtime,
     choose_stem,
@@ -84,8 +84,8 @@ def test_int8_verdict_counts_only_for_the_ir_this_cpu_kind_runs(tmp_path):
 
 def test_int8_made_by_an_older_recipe_is_made_again(tmp_path):
     """`make setup` (quantize --if-needed) remakes an int8 IR made by an older recipe of its stem (the plain
-    IR's stem in float, before `models.int8_stem`), though it has a passing verdict."""
-    from models.quantize import RECIPES, int8_ir_is_current, int8_is_current
+    IR's stem in float, before `models.i3d.int8_stem`), though it has a passing verdict."""
+    from models.i3d.quantize import RECIPES, int8_ir_is_current, int8_is_current
 
     directory = tmp_path / "openvino"
     directory.mkdir()
@@ -109,7 +109,7 @@ def test_cpu_flags_reads_cpuinfo(tmp_path):
 
 def test_cpu_flags_obey_onednn_isa_cap(tmp_path, monkeypatch):
     """ONEDNN_MAX_CPU_ISA caps the kernels of both runtimes, so the choices see the CPU as capped too."""
-    from models.precision import isa_cap
+    from models.runtimes.precision import isa_cap
 
     cpuinfo = tmp_path / "cpuinfo"
     cpuinfo.write_text(f"flags\t\t: {' '.join(sorted(AMX_FLAGS | {'avx512bw', 'avx_vnni'}))}\n")
@@ -142,7 +142,7 @@ def test_converted_variants_exist(saved_model_dir):
                          ids=["avx2-only", "amx"])
 def test_tensorflow_loads_the_graph_each_cpu_kind_chooses(saved_model_dir, extractor, flags, expected):
     """Whichever CPU this is, an extractor told the other kind's flags loads that kind's graph."""
-    from models.extractor import open_extractor
+    from models.runtimes.extractor import open_extractor
 
     if extractor.device != "CPU":
         pytest.skip("a GPU chooses by its compute capability, not the CPU's flags")
@@ -159,8 +159,8 @@ def test_openvino_compiles_what_each_cpu_kind_chooses(saved_model_dir, flags):
     """On AMX, int8 of the space-to-depth stem where `make setup` found it passing the accuracy rule on an AMX
     CPU, else bfloat16 with that stem; on AVX2, int8 of the plain stem where it passed on an AVX2 CPU, else
     float32 (verdicts are recorded per kind)."""
-    from models.extractor import open_extractor
     from models.paths import openvino_dir
+    from models.runtimes.extractor import open_extractor
 
     import openvino as ov
 
@@ -186,7 +186,7 @@ def test_openvino_compiles_what_each_cpu_kind_chooses(saved_model_dir, flags):
 
 
 def test_float16_is_refused_on_a_cpu(saved_model_dir, extractor):
-    from models.extractor import open_extractor
+    from models.runtimes.extractor import open_extractor
 
     if extractor.device != "CPU":
         pytest.skip("a GPU runs float16")
@@ -202,7 +202,7 @@ def _middle_clip(name: str) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def bf16_extractor(saved_model_dir):
-    from models.extractor import open_extractor
+    from models.runtimes.extractor import open_extractor
 
     extractor = open_extractor(str(saved_model_dir), runtime="tensorflow", precision="bfloat16")
     assert extractor.precision == "bfloat16"

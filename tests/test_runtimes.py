@@ -67,9 +67,9 @@ def test_space_to_depth_stem_is_exact(saved_model_dir, float32_extractor, real_c
     by rounding only (5e-6 on `make setup`'s random clip, 1.05e-5 measured on this one, bound 1e-4)."""
     import keras
 
-    from models.checkpoint import assign_weights, read_checkpoint
-    from models.extractor import open_extractor
-    from models.i3d import build_i3d
+    from models.i3d.checkpoint import assign_weights, read_checkpoint
+    from models.i3d.network import build_i3d
+    from models.runtimes.extractor import open_extractor
     from models.video import to_model_input
 
     arrays, stems = read_checkpoint(), {}
@@ -92,7 +92,7 @@ def test_space_to_depth_stem_is_exact(saved_model_dir, float32_extractor, real_c
 def test_openvino_outputs_and_odd_clip_lengths(extractor, real_clip):
     """Whatever this CPU chose: logits are the affine image of features, and an odd-length clip (which the
     space-to-depth stem cannot take) runs through the plain graph with the same ranking."""
-    from models.checkpoint import read_checkpoint
+    from models.i3d.checkpoint import read_checkpoint
 
     if extractor.runtime != "openvino":
         pytest.skip("a GPU runs TensorFlow")
@@ -139,8 +139,8 @@ def test_openvino_capped_to_avx2_runs_and_chooses_as_an_avx2_cpu(saved_model_dir
     service chooses as on an AVX2-only CPU: no bfloat16, the plain stem, int8 only on an AVX2 verdict."""
     code = f"""
 import collections, json, numpy as np, openvino as ov
-from models.precision import cpu_kind
 from models.runtimes.openvino import OpenVINOI3D, ir_dir_for
+from models.runtimes.precision import cpu_kind
 auto = OpenVINOI3D({str(saved_model_dir)!r})
 core = ov.Core()
 model = core.read_model(ir_dir_for({str(saved_model_dir)!r}) / "plain.xml")
@@ -171,7 +171,7 @@ def test_command_line_help_needs_no_tensorflow_and_prints_no_notices():
 
 
 def test_native_stderr_filter_keeps_real_warnings():
-    done = _python("import os\nfrom models.tensorflow_env import native_stderr_filtered\n"
+    done = _python("import os\nfrom models.runtimes.tensorflow_env import native_stderr_filtered\n"
                    "with native_stderr_filtered():\n"
                    "    os.write(2, b'I0000 00:00:1.0 1 port.cc:153] oneDNN custom operations are on\\n')\n"
                    "    os.write(2, b'W0000 00:00:1.0 1 something.cc:1] a warning that matters\\n')\n")
@@ -184,9 +184,9 @@ def test_int8_quantization_runs_and_keeps_rankings(saved_model_dir, float32_extr
     OpenVINO runs, with the logits kept in float, ranking real clips' windows as float32 TensorFlow does; an
     odd-length clip, which the space-to-depth stem cannot take, still runs. The plain stem reads the frames
     quantized exactly (256 levels over 0..255), and runs in int8 on an AVX2 CPU."""
-    from models.precision import int8_ir_name
-    from models.quantize import quantize_int8
+    from models.i3d.quantize import quantize_int8
     from models.runtimes.openvino import OpenVINOI3D
+    from models.runtimes.precision import int8_ir_name
 
     handle = tmp_path / "model"
     (handle / "openvino").mkdir(parents=True)
@@ -222,7 +222,7 @@ def test_int8_quantization_runs_and_keeps_rankings(saved_model_dir, float32_extr
 def _assert_stem_reads_exact_frames_and_runs_int8_on_avx2(ir: Path):
     import openvino as ov
 
-    from models.int8_stem import STEM_NAME
+    from models.i3d.int8_stem import STEM_NAME
 
     stem = next(op for op in ov.Core().read_model(ir).get_ordered_ops() if op.get_friendly_name() == STEM_NAME)
     quantizer = stem.input_value(0).get_node()
@@ -246,7 +246,7 @@ def test_stem_on_frames_is_exact_in_float(saved_model_dir):
     within float32 rounding, for 64 frames and for odd lengths, which SAME pads differently."""
     import openvino as ov
 
-    from models.int8_stem import stem_on_frames
+    from models.i3d.int8_stem import stem_on_frames
     from models.video import to_model_input
 
     core = ov.Core()

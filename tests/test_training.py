@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 
 from conftest import DATA
-from models.datasets import DatasetError, Sample, load_samples, write_csv
-from models.features import extract_all
-from models.heads import HeadMismatchError, LstmHead, build_lstm_head, save_head
-from models.recognizer import ActionRecognizer, ClipSettings
-from models.training import TrainConfig, evaluate, train
+from models.recognition.heads import HeadMismatchError, LstmHead, build_lstm_head, save_head
+from models.recognition.recognizer import ActionRecognizer, ClipSettings
+from models.training.datasets import DatasetError, Sample, load_samples, write_csv
+from models.training.features import extract_all
+from models.training.trainer import TrainConfig, evaluate, train
 
 # class -> (training source, whole videos to recognise afterwards)
 CLASSES = {

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from api.service import RecognitionRefused, recognize_shared
 from api.settings import Settings
-from models.recognizer import ActionRecognizer, UnknownHeadError
+from models.recognition.recognizer import ActionRecognizer, UnknownHeadError
 
 log = logging.getLogger("workers.task")
 

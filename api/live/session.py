@@ -4,7 +4,7 @@
     server -> client   JSON text: {"type": "ready", ...} once, then {"type": "window", ...} for each window
 
 Each window goes through the model's shared batcher, so live sessions and uploads share batches. While one
-window is on the model, only the newest next one waits (`models.live.LatestWindow`); older ones are dropped
+window is on the model, only the newest next one waits (`models.recognition.live.LatestWindow`); older ones are dropped
 and counted, so a slow model never queues video. Every way a session ends early is a close code and a reason.
 """
 
@@ -22,9 +22,9 @@ from fastapi.concurrency import run_in_threadpool
 from api.drain import Drain
 from api.live.tokens import LiveTokens, TokenRefused
 from api.metrics import LIVE_SESSIONS, LIVE_WINDOWS, LIVE_WINDOWS_DROPPED
-from models.batching import ClipBatcher
-from models.heads import VideoHead
-from models.live import FrameError, LatestWindow, LiveRanker, RollingWindows, decode_jpeg, window_message
+from models.recognition.batching import ClipBatcher
+from models.recognition.heads import VideoHead
+from models.recognition.live import FrameError, LatestWindow, LiveRanker, RollingWindows, decode_jpeg, window_message
 
 log = logging.getLogger("api.live")
 

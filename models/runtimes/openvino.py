@@ -1,6 +1,6 @@
 """The OpenVINO runtime: I3D on the CPU through OpenVINO's oneDNN kernels (AMX, AVX-512, AVX2), without TensorFlow.
 
-It runs the IRs `make setup` writes beside the SavedModel (`models.convert.convert_openvino`):
+It runs the IRs `make setup` writes beside the SavedModel (`models.i3d.convert.convert_openvino`):
 `plain.xml` and `space_to_depth.xml` (the same network with the stem rewritten, float32 weights) and,
 after `python -m models quantize`, the int8 IR of the stem this kind of CPU runs (`int8.xml` or
 `int8_space_to_depth.xml`). For a handle with no IRs beside it (a TF Hub handle), they
@@ -25,9 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
-from models.extractor import ClipOutputs
 from models.paths import OPENVINO_CACHE, openvino_dir
-from models.precision import choose_precision, choose_stem, cpu_kind, int8_ir_name, openvino_auto_precision
+from models.runtimes.extractor import ClipOutputs
+from models.runtimes.precision import choose_precision, choose_stem, cpu_kind, int8_ir_name, openvino_auto_precision
 from models.video import INPUT_OFFSET, INPUT_SCALE
 
 log = logging.getLogger(__name__)
@@ -48,7 +48,7 @@ def ir_dir_for(handle: str) -> Path:
 def _ensure_irs(handle: str) -> Path:
     directory = ir_dir_for(handle)
     if not (directory / IR_RECORD).is_file():
-        from models.convert import convert_openvino
+        from models.i3d.convert import convert_openvino
 
         log.info("no OpenVINO IR for %s; converting it once into %s", handle, directory)
         convert_openvino(handle, directory)

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import numpy as np
 
-from models.extractor import ClipOutputs
-from models.precision import choose_precision, variant_dir
-from models.tensorflow_env import import_tensorflow
+from models.runtimes.extractor import ClipOutputs
+from models.runtimes.precision import choose_precision, variant_dir
+from models.runtimes.tensorflow_env import import_tensorflow
 from models.video import INPUT_OFFSET, INPUT_SCALE
 
 tf = import_tensorflow()
@@ -60,9 +60,9 @@ def _load_signature(handle: str):
 
 
 class TensorFlowI3D:
-    """Wraps the SavedModel from `models.convert` (a local path or a TF Hub handle).
+    """Wraps the SavedModel from `models.i3d.convert` (a local path or a TF Hub handle).
 
-    `precision` "auto" picks by hardware (`models.precision`); a precision the SavedModel has no graph
+    `precision` "auto" picks by hardware (`models.runtimes.precision`); a precision the SavedModel has no graph
     for falls back to float32. `cpu_flags` stands in for /proc/cpuinfo's (tests run both CPU branches).
     `xla` "auto" compiles with XLA on a GPU only (on the CPU it was slower).
     `unload()` drops the model (and its GPU memory); the next call loads it again.
@@ -99,7 +99,7 @@ class TensorFlowI3D:
             if self._model is None:
                 self._model, self._signature = _load_signature(self._variant)
                 signature = self._signature
-                # XLA compiles once per input shape: callers keep shapes fixed (see models.batching).
+                # XLA compiles once per input shape: callers keep shapes fixed (see models.recognition.batching).
                 self._call = tf.function(lambda frames: signature(clips=_scaled(frames)), jit_compile=self.xla)
             return self._call
 

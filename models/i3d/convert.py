@@ -5,9 +5,9 @@ The SavedModel opens with `tensorflow_hub.load(path)` (or `tf.saved_model.load`)
 `{"logits": (N, 400), "features": (N, 1024)}`. `assets/labels.txt` holds the label order. Its `trunk`
 signature maps `clips: (N, T, 224, 224, 3)` (T a multiple of 8) to `positions: (N, T/8, 1024)`, Mixed_5c
 averaged over space, and `logits_kernel`/`logits_bias` are the logits layer's weights: with them one pass of
-the trunk over a long stretch of frames serves every window in it (`models.shared_trunk`).
+the trunk over a long stretch of frames serves every window in it (`models.recognition.shared_trunk`).
 The same graph built in reduced precisions is written under `variants/<precision>/` (see
-`models.precision`), and with the space-to-depth stem under `variants/space_to_depth/`; each has the same
+`models.runtimes.precision`), and with the space-to-depth stem under `variants/space_to_depth/`; each has the same
 signature, float32 in and out. `openvino/` holds the OpenVINO IRs of the plain and space-to-depth graphs
 (`convert_openvino`), so that the OpenVINO runtime converts nothing at start-up.
 """
@@ -22,20 +22,20 @@ from pathlib import Path
 
 import numpy as np
 
-from models.checkpoint import CHECKPOINT_SHA256, assign_weights, read_checkpoint
+from models.i3d.checkpoint import CHECKPOINT_SHA256, assign_weights, read_checkpoint
 from models.paths import DEFAULT_SAVED_MODEL, openvino_dir
-from models.precision import KERAS_POLICY, variant_dir
-from models.tensorflow_env import import_tensorflow
+from models.runtimes.precision import KERAS_POLICY, variant_dir
+from models.runtimes.tensorflow_env import import_tensorflow
 
 tf = import_tensorflow()
 import keras  # noqa: E402  (after TensorFlow's quiet import)
 
-from models.i3d import FEATURE_DIM, LOGITS_LAYER, TRUNK_END, build_i3d  # noqa: E402
+from models.i3d.network import FEATURE_DIM, LOGITS_LAYER, TRUNK_END, build_i3d  # noqa: E402
 from models.labels import KINETICS_LABELS_FILE  # noqa: E402
-from models.shared_trunk import pool_windows  # noqa: E402
+from models.recognition.shared_trunk import pool_windows  # noqa: E402
 
 EXTRACTOR_ID = "i3d-kinetics400-rgb"
-STEM_VARIANT = "space_to_depth"  # variants/space_to_depth: float32, the stem rewritten (models.i3d)
+STEM_VARIANT = "space_to_depth"  # variants/space_to_depth: float32, the stem rewritten (models.i3d.network)
 _VERIFY_TOLERANCE = 1e-3  # max |logit difference| between the Keras model and a reloaded or converted copy
 
 

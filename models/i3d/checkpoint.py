@@ -85,10 +85,10 @@ def read_checkpoint(path: Path | None = None, *, expected_sha256: str = CHECKPOI
 
 
 def assign_weights(model, arrays: dict[str, np.ndarray]) -> None:
-    """Copy checkpoint arrays into a model from `models.i3d.build_i3d`; every array must be used once."""
+    """Copy checkpoint arrays into a model from `models.i3d.network.build_i3d`; every array must be used once."""
     from keras import layers
 
-    from models.i3d import space_to_depth_stem_kernel
+    from models.i3d.network import space_to_depth_stem_kernel
 
     unused = set(arrays)
 

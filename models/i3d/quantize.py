@@ -5,7 +5,7 @@ accuracy rule on this machine's kind of CPU.
 Every 64-frame window (stride 32) of the videos in `data` calibrates it, prepared exactly as the service
 prepares clips. The logits layer stays in float (quantizing it cost accuracy in the prototype). The plain
 stem's convolution is rewritten to read the frames as 0..255, so that its input quantizes exactly and AVX2
-runs it in int8 (`models.int8_stem`); the space-to-depth stem (24 channels) is quantized as NNCF calibrates
+runs it in int8 (`models.i3d.int8_stem`); the space-to-depth stem (24 channels) is quantized as NNCF calibrates
 it: on AMX that IR passed the rule and ran 1.17x faster than with its stem left in bfloat16.
 int8 numerics depend on the CPU's kernels (AVX2, VNNI, AMX), so the verdict is recorded per kind of CPU
 (`record["validated"][kind]["int8"]`, naming the IR it was given to), and `PRECISION=auto` picks int8 only
@@ -21,10 +21,10 @@ from pathlib import Path
 
 import numpy as np
 
-from models.accuracy import compare, reference_logits, window_logits
-from models.int8_stem import quantize_frames_exactly, stem_on_frames
-from models.precision import cpu_kind, int8_ir_name
+from models.i3d.accuracy import compare, reference_logits, window_logits
+from models.i3d.int8_stem import quantize_frames_exactly, stem_on_frames
 from models.runtimes.openvino import IR_RECORD, OpenVINOI3D, _ensure_irs, int8_ir_for, int8_verdicts
+from models.runtimes.precision import cpu_kind, int8_ir_name
 from models.video import VideoDecodeError, iter_clips, to_model_input
 
 log = logging.getLogger(__name__)
@@ -62,7 +62,7 @@ def quantize_int8(handle: str, data: Path, *, max_windows: int | None = None, st
     and record how it was made in the IR record."""
     import openvino as ov
 
-    from models.tensorflow_env import native_stderr_filtered
+    from models.runtimes.tensorflow_env import native_stderr_filtered
 
     with native_stderr_filtered():  # NNCF imports TensorFlow when it is installed
         import nncf

@@ -17,8 +17,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from models.heads import VideoHead
 from models.labels import top_k
+from models.recognition.heads import VideoHead
 from models.video import prepare_frame
 
 LIVE_TOP_K = 3

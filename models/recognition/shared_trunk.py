@@ -25,9 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
-from models.batching import ClipBatcher, ClipResult
+from models.recognition.batching import ClipBatcher, ClipResult
+from models.recognition.windows import ClipRun, ClipSettings, Deadline, Progress, Stopped, TimedStream
 from models.video import VideoInfo, VideoLimits, clip_starts, iter_frames, loop_to_length
-from models.windows import ClipRun, ClipSettings, Deadline, Progress, Stopped, TimedStream
 
 TRUNK_STRIDE = 8  # frames per Mixed_5c position
 EXTRACTIONS = ("windows", "shared")

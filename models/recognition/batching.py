@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from models.extractor import Extractor
+from models.runtimes.extractor import Extractor
 
 log = logging.getLogger(__name__)
 

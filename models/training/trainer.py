@@ -17,12 +17,12 @@ from pathlib import Path
 
 import numpy as np
 
-from models.datasets import DatasetError, Sample, split_by_group
-from models.extractor import Extractor
-from models.features import FeatureSet, extract_all
-from models.heads import CONFIG_FILE, build_lstm_head, save_head
-from models.recognizer import ClipSettings
-from models.tensorflow_env import import_keras
+from models.recognition.heads import CONFIG_FILE, build_lstm_head, save_head
+from models.recognition.recognizer import ClipSettings
+from models.runtimes.extractor import Extractor
+from models.runtimes.tensorflow_env import import_keras
+from models.training.datasets import DatasetError, Sample, split_by_group
+from models.training.features import FeatureSet, extract_all
 
 log = logging.getLogger(__name__)
 
@@ -221,7 +221,7 @@ def train(
 def evaluate(samples: list[Sample], head_dir: Path, extractor: Extractor, *, cache_dir: Path,
              progress: bool = True) -> dict:
     """Results of the head at `head_dir` on `samples`; writes `confusion_matrix_eval.png` beside it."""
-    from models.heads import LstmHead
+    from models.recognition.heads import LstmHead
 
     config = json.loads((Path(head_dir) / CONFIG_FILE).read_text())
     clips = ClipSettings.for_extraction(config.get("extraction", "windows"), clip_len=config["clip_len"],

@@ -8,13 +8,13 @@ import threading
 import time
 from pathlib import Path
 
-from models.batching import ClipBatcher
-from models.extractor import Extractor
-from models.heads import KineticsHead, VideoHead
 from models.labels import kinetics_labels, softmax, top_k
-from models.shared_trunk import run_shared
+from models.recognition.batching import ClipBatcher
+from models.recognition.heads import KineticsHead, VideoHead
+from models.recognition.shared_trunk import run_shared
+from models.recognition.windows import Cancelled, ClipRun, ClipSettings, ProcessingTimeout, Progress, run_clips
+from models.runtimes.extractor import Extractor
 from models.video import VideoLimits, write_grey_ramp
-from models.windows import Cancelled, ClipRun, ClipSettings, ProcessingTimeout, Progress, run_clips
 
 __all__ = ["ActionRecognizer", "Cancelled", "ClipRun", "ClipSettings", "ProcessingTimeout", "Progress",
            "UnknownHeadError", "run_clips", "run_video"]

@@ -13,13 +13,13 @@ from pathlib import Path
 
 import numpy as np
 
-from models.batching import ClipBatcher, ClipResult
+from models.recognition.batching import ClipBatcher, ClipResult
 from models.video import VideoInfo, VideoLimits, clip_starts, iter_clips
 
 
 @dataclass(frozen=True)
 class ClipSettings:
-    """How a video becomes windows. `extraction` "shared" pools them from one trunk pass (`models.shared_trunk`),
+    """How a video becomes windows. `extraction` "shared" pools them from one trunk pass (`models.recognition.shared_trunk`),
     in chunks of `chunk_frames` with `context` frames each side, re-running clip by clip the windows whose
     top-1 probability is under `recompute_below`."""
 

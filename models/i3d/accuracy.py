@@ -26,7 +26,7 @@ def reference_logits(handle: str, paths: list[Path], *, cache: Path | None = Non
     import hashlib
     import json
 
-    from models.checkpoint import sha256_of
+    from models.i3d.checkpoint import sha256_of
 
     conversion = Path(handle) / "conversion.json"
     key = hashlib.sha256(json.dumps({
@@ -37,7 +37,7 @@ def reference_logits(handle: str, paths: list[Path], *, cache: Path | None = Non
         with np.load(cache) as stored:
             if str(stored["key"]) == key:
                 return {name: stored[name] for name in stored.files if name != "key"}
-    from models.extractor import open_extractor
+    from models.runtimes.extractor import open_extractor
 
     extractor = open_extractor(handle, runtime="tensorflow", precision="float32")
     try:
@@ -55,9 +55,9 @@ def reference_logits(handle: str, paths: list[Path], *, cache: Path | None = Non
 def window_logits(extractor, paths: list[Path], *, clip_len: int = 64, stride: int = 32,
                   extraction: str = "windows", batch_size: int = 1) -> dict[str, np.ndarray]:
     """`{video name: (windows, 400) logits}` for each video: windows in forward passes of `batch_size` (padded),
-    or with `extraction` "shared" (or "shared:recompute<P") pooled from shared trunk passes (`models.shared_trunk`)."""
-    from models.batching import ClipBatcher
-    from models.recognizer import ClipSettings, run_video
+    or with `extraction` "shared" (or "shared:recompute<P") pooled from shared trunk passes (`models.recognition.shared_trunk`)."""
+    from models.recognition.batching import ClipBatcher
+    from models.recognition.recognizer import ClipSettings, run_video
 
     clips = ClipSettings.for_extraction(extraction, clip_len=clip_len, stride=stride)
     with ClipBatcher(extractor, batch_size) as batcher:

@@ -2,7 +2,7 @@
 
 `extractor(clips)` maps `clips: (N, T, 224, 224, 3) uint8 RGB` to `logits: (N, 400)` and
 `features: (N, 1024)`, as numpy. `extractor.trunk_positions(frames)` and `extractor.logits_weights()` serve
-`EXTRACTION=shared` (`models.shared_trunk`). The batcher, the recognizer, training and the benchmark call this
+`EXTRACTION=shared` (`models.recognition.shared_trunk`). The batcher, the recognizer, training and the benchmark call this
 interface and never know which runtime runs. `open_extractor` picks the runtime and precision.
 """
 
@@ -13,7 +13,7 @@ from typing import Protocol
 
 import numpy as np
 
-from models.precision import choose_runtime
+from models.runtimes.precision import choose_runtime
 
 
 @dataclass

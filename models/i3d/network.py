@@ -2,7 +2,7 @@
 
 Layer names follow the checkpoint's scopes with '/' written as '.' (Keras forbids '/'), so
 `Mixed_4b/Branch_1/Conv3d_0b_3x3` becomes the layers `Mixed_4b.Branch_1.Conv3d_0b_3x3.conv` and
-`....bn`. The builder does no I/O; `models.checkpoint` fills in the weights.
+`....bn`. The builder does no I/O; `models.i3d.checkpoint` fills in the weights.
 """
 
 from __future__ import annotations

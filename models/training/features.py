@@ -17,10 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
-from models.batching import ClipBatcher
-from models.checkpoint import sha256_of
-from models.extractor import Extractor
-from models.recognizer import ClipSettings, run_video
+from models.i3d.checkpoint import sha256_of
+from models.recognition.batching import ClipBatcher
+from models.recognition.recognizer import ClipSettings, run_video
+from models.runtimes.extractor import Extractor
 from models.video import VideoDecodeError
 
 

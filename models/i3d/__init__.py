@@ -1,0 +1,3 @@
+"""I3D itself: the network (`network.py`), the checkpoint it is read from, the SavedModel and OpenVINO IRs
+made from it (`convert.py`), their int8 (`int8_stem.py`, `quantize.py`) and the accuracy rule a faster
+build must pass against float32 TensorFlow (`accuracy.py`)."""
