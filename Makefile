@@ -82,8 +82,9 @@ soak: setup
 load: setup
 	$(BIN)/python -m benchmarks.load
 
-# This service against a naive baseline on the same videos; writes bench/report.md and bench/report.json
-# (about 30 minutes on a 2-core CPU, most of it the 5-minute video).
+# This service against a naive baseline and TensorFlow float32 on the same videos; writes bench/report.md and
+# bench/report.json (about 30 minutes on the 2-core AMX Xeon, most of it the 5-minute video; longer on an
+# AVX2-only CPU, where TensorFlow float32 also runs through Eigen, its old default there).
 bench: setup
 	$(BIN)/python -m benchmarks
 
