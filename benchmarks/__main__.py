@@ -448,8 +448,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "bench")
     args = parser.parse_args(argv)
     from models.paths import DEFAULT_SAVED_MODEL
-    from models.runtimes.precision import cpu_flags
-    from models.runtimes.tensorflow_env import ONEDNN_DEFAULT_FLAGS
+    from models.runtimes.tensorflow_env import onednn_off_by_default
     from models.video import read_frames
 
     handle = os.environ.get("MODEL_HANDLE", str(DEFAULT_SAVED_MODEL))
@@ -468,7 +467,7 @@ def main(argv: list[str] | None = None) -> int:
     report["api"] = api_figures(long_video, args.repeats)
     report["api_tensorflow_float32"] = api_figures(long_video, args.repeats, env=TF_FLOAT32, concurrency=False)
     report["api_shared"] = api_figures(long_video, args.repeats, env=SHARED, concurrency=False)
-    if not ONEDNN_DEFAULT_FLAGS & cpu_flags():
+    if onednn_off_by_default():
         report["api_tensorflow_eigen"] = api_figures(long_video, args.repeats, env=TF_FLOAT32_EIGEN, concurrency=False)
     report["ratios"] = ratios(report)
     args.out.mkdir(parents=True, exist_ok=True)

@@ -50,8 +50,13 @@ def native_stderr_filtered():
 ONEDNN_DEFAULT_FLAGS = frozenset({"avx512_vnni", "avx512_bf16", "avx_vnni", "amx_tile", "amx_bf16", "amx_int8"})
 
 
+def onednn_off_by_default() -> bool:
+    """True on a CPU where TensorFlow itself would run Conv3D through Eigen (an AVX2 CPU, or one capped to it)."""
+    return not ONEDNN_DEFAULT_FLAGS & cpu_flags()
+
+
 # Set when this module is imported, before anything (this module, or a library such as NNCF) imports TensorFlow.
-if not ONEDNN_DEFAULT_FLAGS & cpu_flags():
+if onednn_off_by_default():
     os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 _initialised = False
 
