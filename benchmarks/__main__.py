@@ -199,15 +199,15 @@ def accuracy_table(handle: str, derived_dir: Path) -> list[dict]:
     from models.i3d.quantize import video_paths
     from models.runtimes.extractor import open_extractor
     from models.runtimes.openvino import OpenVINOI3D
-    from models.runtimes.precision import has_bf16_units
+    from models.runtimes.precision import choose_stem, has_bf16_units
 
     sets = {"tests/data": video_paths(DATA)}
     sets["derived"] = write_derived_clips(sets["tests/data"], derived_dir)
     caches = {"tests/data": "tensorflow-float32-windows.npz", "derived": "tensorflow-float32-derived.npz"}
     references = {name: reference_logits(handle, paths, cache=Path(handle) / "reference" / caches[name])
                   for name, paths in sets.items()}
-    candidates = [("float32", "plain")] + ([("bfloat16", "space_to_depth")] if has_bf16_units() else [])
-    candidates += int8_candidates(handle)
+    bf16 = [("bfloat16", choose_stem("openvino", "bfloat16"))] if has_bf16_units() else []  # the stem it runs here
+    candidates = [("float32", "plain")] + bf16 + int8_candidates(handle)
     rows = []
 
     def measure(extractor, clip_set: str, extraction: str = "windows") -> None:
