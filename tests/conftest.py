@@ -28,6 +28,7 @@ EXPECTED_TOP1 = expected_top1(DATA)
 AVX2_ONLY_FLAGS = frozenset({"sse4_2", "avx", "avx2", "fma", "f16c"})  # AMD EPYC
 AMX_FLAGS = AVX2_ONLY_FLAGS | {"avx512f", "avx512_vnni", "avx512_bf16", "avx512_fp16", "amx_tile", "amx_bf16",
                                "amx_int8"}  # Intel Xeon (Sapphire Rapids)
+AVX512_BF16_FLAGS = AVX2_ONLY_FLAGS | {"avx512f", "avx512_vnni", "avx512_bf16", "avx_vnni"}  # AMD EPYC, family 26
 CRICKET_MP4 = DATA / "cricket__kinetics_i3d_v_CricketShot_g04_c01.mp4"  # 79 frames: two clips, cheap
 ARCHERY_AVI = DATA / "archery__paddlevideo_example.avi"  # 131 frames
 

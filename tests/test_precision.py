@@ -11,7 +11,7 @@ import json
 import numpy as np
 import pytest
 
-from conftest import AMX_FLAGS, AVX2_ONLY_FLAGS, DATA
+from conftest import AMX_FLAGS, AVX2_ONLY_FLAGS, AVX512_BF16_FLAGS, DATA
 from models.runtimes.precision import (
     choose_precision,
     choose_runtime,
@@ -62,6 +62,10 @@ def test_runtime_stem_and_openvino_auto_follow_the_hardware():
     assert openvino_auto_precision(AVX2_ONLY_FLAGS, {"avx2": failed}) == "float32"
     assert openvino_auto_precision(AVX2_ONLY_FLAGS, {"amx": passed}) == "float32"  # checked on another kind only
     assert openvino_auto_precision(AVX2_ONLY_FLAGS, {}) == "float32"
+    assert cpu_kind(AVX512_BF16_FLAGS) == "avx512_bf16"  # an AMD EPYC with AVX-512 and bfloat16, no AMX
+    assert choose_stem("openvino", "int8", AVX512_BF16_FLAGS) == "plain"  # 145 against 271 ms a clip there
+    assert openvino_auto_precision(AVX512_BF16_FLAGS, {"avx512_bf16": passed}) == "int8"
+    assert openvino_auto_precision(AVX512_BF16_FLAGS, {"avx512_bf16": failed}) == "bfloat16"
 
 
 def test_int8_verdict_counts_only_for_the_ir_this_cpu_kind_runs(tmp_path):
@@ -154,11 +158,12 @@ def test_tensorflow_loads_the_graph_each_cpu_kind_chooses(saved_model_dir, extra
         chosen.close()
 
 
-@pytest.mark.parametrize("flags", [AVX2_ONLY_FLAGS, AMX_FLAGS], ids=["avx2-only", "amx"])
+@pytest.mark.parametrize("flags", [AVX2_ONLY_FLAGS, AVX512_BF16_FLAGS, AMX_FLAGS], ids=["avx2-only", "avx512-bf16", "amx"])
 def test_openvino_compiles_what_each_cpu_kind_chooses(saved_model_dir, flags):
     """On AMX, int8 of the space-to-depth stem where `make setup` found it passing the accuracy rule on an AMX
-    CPU, else bfloat16 with that stem; on AVX2, int8 of the plain stem where it passed on an AVX2 CPU, else
-    float32 (verdicts are recorded per kind)."""
+    CPU, else bfloat16 with that stem; with AVX512-BF16 and no AMX, int8 of the plain stem where it passed
+    there, else bfloat16 with the plain stem; on AVX2, int8 of the plain stem where it passed on an AVX2 CPU,
+    else float32 (verdicts are recorded per kind)."""
     from models.paths import openvino_dir
     from models.runtimes.extractor import open_extractor
 
@@ -170,7 +175,7 @@ def test_openvino_compiles_what_each_cpu_kind_chooses(saved_model_dir, flags):
     verdicts = int8_verdicts(json.loads((directory / "openvino.json").read_text()), directory, flags)
     int8_passed = verdicts.get(cpu_kind(flags), {}).get("int8", {}).get("passes", False)
     bf16_here = "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
-    if flags is AMX_FLAGS and not int8_passed and not bf16_here:  # AMX's choice; this CPU cannot run it, and says so
+    if flags is not AVX2_ONLY_FLAGS and not int8_passed and not bf16_here:  # bfloat16; this CPU cannot run it, and says so
         with pytest.raises(ValueError, match="bfloat16 needs a CPU with AMX or AVX512-BF16"):
             open_extractor(str(saved_model_dir), runtime="openvino", cpu_flags=flags)
         return
@@ -178,6 +183,8 @@ def test_openvino_compiles_what_each_cpu_kind_chooses(saved_model_dir, flags):
     try:
         if flags is AMX_FLAGS:
             assert (chosen.precision, chosen.stem) == ("int8" if int8_passed else "bfloat16", "space_to_depth")
+        elif flags is AVX512_BF16_FLAGS:
+            assert (chosen.precision, chosen.stem) == ("int8" if int8_passed else "bfloat16", "plain")
         else:
             assert (chosen.precision, chosen.stem) == ("int8" if int8_passed else "float32", "plain")
         assert chosen.loaded and chosen.runtime == "openvino"
