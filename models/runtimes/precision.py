@@ -128,7 +128,8 @@ def openvino_auto_precision(flags: frozenset[str] | None = None, validated: dict
 def choose_stem(runtime: str, precision: str, flags: frozenset[str] | None = None) -> str:
     """The space-to-depth stem where it was measured faster: OpenVINO bfloat16 and int8 on AMX (the plain
     stem's 3 input channels waste AMX tiles). In float32 on AMX it was slower, and int8 with it slower on an
-    AVX2-capped run (the prototype's 745 against 530 ms a clip), so everywhere else the plain stem runs."""
+    AVX2-capped run (the prototype's 745 against 530 ms a clip), and on an AMD EPYC with AVX512-BF16 and no AMX
+    (int8 271 against 145 ms, bfloat16 275 against 273), so everywhere else the plain stem runs."""
     on_amx = bool(AMX_FLAGS & (cpu_flags() if flags is None else flags))
     return "space_to_depth" if runtime == "openvino" and precision in ("bfloat16", "int8") and on_amx else "plain"
 
