@@ -123,6 +123,17 @@ def test_extraction_is_in_the_feature_cache_key():
     assert cache_key(path, extractor_id="i3d", clips=ClipSettings(extraction="shared", chunk_frames=128)) in keys
 
 
+def test_precision_and_int8_stem_are_in_the_feature_cache_key():
+    """Features differ by precision, and in int8 by stem (each stem's model is quantized on its own); a float
+    stem is an exact rewrite, so float keys do not name it."""
+    keys = {cache_key(ARCHERY_AVI, extractor_id="i3d", clips=ClipSettings(), precision=precision, stem=stem)
+            for precision, stem in (("float32", "plain"), ("bfloat16", "plain"), ("int8", "plain"),
+                                    ("int8", "space_to_depth"))}
+    assert len(keys) == 4
+    assert cache_key(ARCHERY_AVI, extractor_id="i3d", clips=ClipSettings(), precision="bfloat16",
+                     stem="space_to_depth") in keys
+
+
 def test_extraction_ids_round_trip():
     for clips in (ClipSettings(), SHARED, ClipSettings(extraction="shared", recompute_below=0.6)):
         assert ClipSettings.for_extraction(clips.extraction_id).extraction_id == clips.extraction_id

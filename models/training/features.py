@@ -24,10 +24,13 @@ from models.runtimes.extractor import Extractor
 from models.video import VideoDecodeError
 
 
-def cache_key(path: Path, *, extractor_id: str, clips: ClipSettings, precision: str = "float32") -> str:
+def cache_key(path: Path, *, extractor_id: str, clips: ClipSettings, precision: str = "float32",
+              stem: str = "plain") -> str:
     key = {"video": sha256_of(path), "extractor": extractor_id, "clip_len": clips.clip_len, "stride": clips.stride}
     if precision != "float32":  # float32 keys stay as they were
         key["precision"] = precision
+    if precision == "int8" and stem != "plain":  # each stem's int8 model is quantized on its own: other features
+        key["stem"] = stem
     if clips.extraction_id != "windows":  # so do keys of windows run clip by clip
         key["extraction"] = clips.extraction_id
     settings = json.dumps(key, sort_keys=True)
@@ -71,7 +74,8 @@ def extract_all(
 def _extract_one(path: Path, batcher: ClipBatcher, clips: ClipSettings, cache_dir: Path, result: FeatureSet) -> None:
     extractor = batcher.extractor
     try:
-        key = cache_key(path, extractor_id=extractor.extractor_id, clips=clips, precision=extractor.precision)
+        key = cache_key(path, extractor_id=extractor.extractor_id, clips=clips, precision=extractor.precision,
+                        stem=extractor.stem)
         cached = cache_dir / f"{key}.npy"
     except OSError as exc:
         result.failed[path] = f"cannot read: {exc.strerror or exc}"
