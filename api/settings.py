@@ -36,8 +36,8 @@ class Settings(BaseSettings):
     runtime: Literal["auto", "tensorflow", "openvino"] = Field(
         "auto", description="auto: TensorFlow on a CUDA GPU, OpenVINO on a CPU")
     precision: Literal["auto", "float32", "bfloat16", "float16", "int8"] = Field(
-        "auto", description="auto: float16 on tensor-core GPUs, bfloat16 on CPUs with AMX/AVX512-BF16, else float32; "
-                            "int8 on OpenVINO after `python -m models quantize`")
+        "auto", description="auto: float16 on tensor-core GPUs; on a CPU, int8 where `make setup` found it passing the "
+                            "accuracy rule on this kind of CPU, else bfloat16 with AMX/AVX512-BF16, else float32")
     xla: Literal["auto", "on", "off"] = Field("auto", description="compile I3D with XLA (auto: on a GPU only)")
     model_idle_unload_s: float | None = Field(
         None, gt=0, description="unload I3D after this long without work (gives GPU memory back); next request reloads it")
