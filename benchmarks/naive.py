@@ -4,7 +4,7 @@ It reads the whole video into RAM as float64, stretches every frame to 224x224 (
 float32 clip per forward pass at stride 32 (a video shorter than a clip is repeated to fill it). It uses
 the same converted I3D, so the comparison is about the pipeline around the model.
 
-    python -m benchmarks.naive VIDEO [--model DIR] [--clips 1]   # prints JSON: timings and peak RSS
+    python -m benchmarks.naive VIDEO [--model DIR] [--clips N]   # prints JSON: timings and peak RSS
 """
 
 from __future__ import annotations
@@ -60,14 +60,14 @@ def recognize(signature, path: str | Path) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """In its own process, so its peak RSS is its own: decode the video, run `--clips` clips."""
+    """In its own process, so its peak RSS is its own: decode the video, run its clips (`--clips`: the first N)."""
     from benchmarks.api_process import peak_rss_bytes
     from models.paths import DEFAULT_SAVED_MODEL
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("video")
     parser.add_argument("--model", default=str(DEFAULT_SAVED_MODEL))
-    parser.add_argument("--clips", type=int, default=1, help="clips to run after decoding (memory peaks at decode)")
+    parser.add_argument("--clips", type=int, default=None, help="run only the first N clips (default: all)")
     args = parser.parse_args(argv)
     import tensorflow as tf
 
@@ -76,8 +76,9 @@ def main(argv: list[str] | None = None) -> int:
     video = load_video(args.video)
     decode_s = time.perf_counter() - started
     logits = clip_logits(signature, video, max_clips=args.clips)
+    total_s = time.perf_counter() - started
     print(json.dumps({"frames": len(video), "video_bytes": video.nbytes, "decode_s": decode_s, "clips_run": len(logits),
-                      "peak_rss_bytes": peak_rss_bytes()}))
+                      "total_s": total_s, "peak_rss_bytes": peak_rss_bytes()}))
     return 0
 
 
