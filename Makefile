@@ -83,8 +83,8 @@ load: setup
 	$(BIN)/python -m benchmarks.load
 
 # This service against a naive baseline and TensorFlow float32 on the same videos; writes bench/report.md and
-# bench/report.json (about 30 minutes on the 2-core AMX Xeon, most of it the 5-minute video; longer on an
-# AVX2-only CPU, where TensorFlow float32 also runs through Eigen, its old default there).
+# bench/report.json (18 minutes on the 2-core AVX-512 EPYC, more on the AMX Xeon; most of it the 5-minute video,
+# which the baseline runs too; longer on an AVX2-only CPU, where TensorFlow float32 also runs through Eigen).
 bench: setup
 	$(BIN)/python -m benchmarks
 
