@@ -104,7 +104,9 @@ def test_int8_made_by_an_older_recipe_is_made_again(tmp_path):
     (directory / "int8.xml").unlink()
     assert not int8_ir_is_current(str(tmp_path), flags=AVX2_ONLY_FLAGS)
 
-def test_cpu_flags_reads_cpuinfo(tmp_path):
+def test_cpu_flags_reads_cpuinfo(tmp_path, monkeypatch):
+    for name in ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA"):  # a cap would drop amx_bf16
+        monkeypatch.delenv(name, raising=False)
     cpuinfo = tmp_path / "cpuinfo"
     cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu avx2 amx_bf16\nbugs\t\t: spectre\n")
     assert cpu_flags(cpuinfo) == {"fpu", "avx2", "amx_bf16"}
@@ -147,9 +149,14 @@ def test_converted_variants_exist(saved_model_dir):
 def test_tensorflow_loads_the_graph_each_cpu_kind_chooses(saved_model_dir, extractor, flags, expected):
     """Whichever CPU this is, an extractor told the other kind's flags loads that kind's graph."""
     from models.runtimes.extractor import open_extractor
+    from models.runtimes.precision import bfloat16_capped_off
 
     if extractor.device != "CPU":
         pytest.skip("a GPU chooses by its compute capability, not the CPU's flags")
+    if expected == "bfloat16" and bfloat16_capped_off():  # as test_bfloat16_refused_under_an_isa_cap
+        with pytest.raises(ValueError, match="bfloat16 cannot run"):
+            open_extractor(str(saved_model_dir), runtime="tensorflow", cpu_flags=flags)
+        return
     chosen = open_extractor(str(saved_model_dir), runtime="tensorflow", cpu_flags=flags)
     try:
         assert chosen.precision == expected
@@ -170,13 +177,16 @@ def test_openvino_compiles_what_each_cpu_kind_chooses(saved_model_dir, flags):
     import openvino as ov
 
     from models.runtimes.openvino import int8_verdicts
+    from models.runtimes.precision import bfloat16_capped_off
 
     directory = openvino_dir(saved_model_dir)
     verdicts = int8_verdicts(json.loads((directory / "openvino.json").read_text()), directory, flags)
     int8_passed = verdicts.get(cpu_kind(flags), {}).get("int8", {}).get("passes", False)
-    bf16_here = "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
-    if flags is not AVX2_ONLY_FLAGS and not int8_passed and not bf16_here:  # bfloat16; this CPU cannot run it, and says so
-        with pytest.raises(ValueError, match="bfloat16 needs a CPU with AMX or AVX512-BF16"):
+    bf16_units = "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+    if flags is not AVX2_ONLY_FLAGS and not int8_passed and not (bf16_units and not bfloat16_capped_off()):
+        # bfloat16, which this CPU cannot run (or ONEDNN_MAX_CPU_ISA caps off), and says so
+        with pytest.raises(ValueError, match="bfloat16 needs a CPU with AMX or AVX512-BF16" if not bf16_units
+                           else "bfloat16 cannot run: oneDNN is capped"):
             open_extractor(str(saved_model_dir), runtime="openvino", cpu_flags=flags)
         return
     chosen = open_extractor(str(saved_model_dir), runtime="openvino", cpu_flags=flags)
@@ -210,11 +220,29 @@ def _middle_clip(name: str) -> np.ndarray:
 @pytest.fixture(scope="module")
 def bf16_extractor(saved_model_dir):
     from models.runtimes.extractor import open_extractor
+    from models.runtimes.precision import bfloat16_capped_off
 
+    if bfloat16_capped_off():  # refused, as test_bfloat16_refused_under_an_isa_cap checks
+        pytest.skip(bfloat16_capped_off())
     extractor = open_extractor(str(saved_model_dir), runtime="tensorflow", precision="bfloat16")
     assert extractor.precision == "bfloat16"
     yield extractor
     extractor.close()
+
+
+@pytest.mark.parametrize("runtime", ["tensorflow", "openvino"])
+def test_bfloat16_refused_under_an_isa_cap(saved_model_dir, monkeypatch, runtime):
+    """A CPU with bfloat16 units capped below them (ONEDNN_MAX_CPU_ISA=AVX2): both runtimes route bfloat16 by
+    the CPU's own flags to a oneDNN that refuses it (TensorFlow mid-request, OpenVINO at compile), so asking
+    for it is refused up front, with the reason."""
+    from models.runtimes.extractor import open_extractor
+    from models.runtimes.precision import cpu_flags, has_bf16_units
+
+    if not has_bf16_units(cpu_flags(cap="ALL")):
+        pytest.skip("this CPU has no bfloat16 units to cap")
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
+    with pytest.raises(ValueError, match="bfloat16 cannot run: oneDNN is capped to AVX2"):
+        open_extractor(str(saved_model_dir), runtime=runtime, precision="bfloat16")
 
 
 # bfloat16 without bfloat16 units is emulated (about 50 s a clip on an AVX2 CPU), so three clips, chosen

@@ -27,7 +27,8 @@ import numpy as np
 
 from models.paths import OPENVINO_CACHE, openvino_dir
 from models.runtimes.extractor import ClipOutputs
-from models.runtimes.precision import choose_precision, choose_stem, cpu_kind, int8_ir_name, openvino_auto_precision
+from models.runtimes.precision import (bfloat16_capped_off, choose_precision, choose_stem, cpu_kind, int8_ir_name,
+                                      openvino_auto_precision)
 from models.video import INPUT_OFFSET, INPUT_SCALE
 
 log = logging.getLogger(__name__)
@@ -85,6 +86,8 @@ class OpenVINOI3D:
         if self.precision == "bfloat16" and "BF16" not in self._core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
             raise ValueError("bfloat16 needs a CPU with AMX or AVX512-BF16 (OpenVINO reports no BF16 support "
                              "here); use float32 or int8")
+        if self.precision == "bfloat16" and bfloat16_capped_off():
+            raise ValueError(f"bfloat16 cannot run: {bfloat16_capped_off()}; use float32, int8 or lift the cap")
         self._config = {"INFERENCE_PRECISION_HINT": INFERENCE_PRECISION[self.precision], "PERFORMANCE_HINT": "LATENCY"}
         if threads:
             self._config["INFERENCE_NUM_THREADS"] = threads

@@ -68,6 +68,14 @@ def has_bf16_units(flags: frozenset[str] | None = None) -> bool:
     return bool(BF16_CPU_FLAGS & (cpu_flags() if flags is None else flags))
 
 
+def bfloat16_capped_off() -> str | None:
+    """Why bfloat16 cannot run here although the CPU has the units: ONEDNN_MAX_CPU_ISA caps them off, and both
+    runtimes route bfloat16 by the CPU's own flags to a oneDNN that then refuses it. None where it can run."""
+    if has_bf16_units(cpu_flags(cap="ALL")) and not has_bf16_units():
+        return f"oneDNN is capped to {isa_cap()} (ONEDNN_MAX_CPU_ISA), below this CPU's bfloat16 units"
+    return None
+
+
 def cuda_gpu_present() -> bool:
     """A CUDA GPU visible to this process, judged without importing a framework (the NVIDIA driver's
     /proc entry, and CUDA_VISIBLE_DEVICES not hiding every device)."""
