@@ -86,8 +86,9 @@ class OpenVINOI3D:
         if self.precision == "bfloat16" and "BF16" not in self._core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
             raise ValueError("bfloat16 needs a CPU with AMX or AVX512-BF16 (OpenVINO reports no BF16 support "
                              "here); use float32 or int8")
-        if self.precision == "bfloat16" and bfloat16_capped_off():
-            raise ValueError(f"bfloat16 cannot run: {bfloat16_capped_off()}; use float32, int8 or lift the cap")
+        capped = bfloat16_capped_off() if self.precision == "bfloat16" else None
+        if capped:
+            raise ValueError(f"bfloat16 cannot run: {capped}; use float32, int8 or lift the cap")
         self._config = {"INFERENCE_PRECISION_HINT": INFERENCE_PRECISION[self.precision], "PERFORMANCE_HINT": "LATENCY"}
         if threads:
             self._config["INFERENCE_NUM_THREADS"] = threads
