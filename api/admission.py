@@ -16,16 +16,9 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from api.metrics import ADMISSION_WAIT, ESTIMATED_WAIT, WAITING
+from service.refusals import Busy
 
 TYPICAL_CLIPS = 8.0  # clips assumed for a request whose video is not read yet, until requests say otherwise
-
-
-class Busy(Exception):
-    """Refused at the door: the detail for the client and the seconds after which a retry should get in."""
-
-    def __init__(self, detail: str, retry_after_s: int):
-        super().__init__(detail)
-        self.detail, self.retry_after_s = detail, retry_after_s
 
 
 @dataclass(eq=False)
@@ -93,11 +86,11 @@ class Admission:
             soonest = min((t.clips_left for t in self._tickets if t.running), default=self.rate.clips_per_request)
             seconds = soonest / self.rate.clips_per_s if self.rate.clips_per_s else None
             raise Busy(f"busy: {self.waiting()} recognitions are waiting, the most this service queues; "
-                       "try again shortly", self._retry_after(seconds))
+                       "try again shortly", retry_after_s=self._retry_after(seconds))
         wait = self.estimated_wait_s()
         if wait is not None and wait > timeout_s:
             raise Busy(f"busy: the recognitions ahead would take about {wait:.0f} s, past the {timeout_s:g} s time "
-                       "limit; try again later", self._retry_after(wait - timeout_s))
+                       "limit; try again later", retry_after_s=self._retry_after(wait - timeout_s))
         ticket = Ticket(clips_left=self.rate.clips_per_request)
         self._tickets.add(ticket)
         try:

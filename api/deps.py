@@ -7,15 +7,15 @@ from typing import Annotated, Protocol
 
 from fastapi import Depends, Header, HTTPException, Request, status
 
-from api.schemas import Health, Labels, ModelInfo
-from api.settings import Settings, get_settings
+from service.schemas import Health, Labels, ModelInfo
+from service.settings import Settings, get_settings
 
 
 class Recognitions(Protocol):
     """Where recognitions run: in this process (api/local.py) or on queue workers (api/gateway.py). The
     routes see only this, and the JobExecutor on `app.state.jobs`."""
 
-    def check_head(self, head: str | None) -> None: ...  # 422 for a head that is not served
+    def check_head(self, head: str | None) -> None: ...  # Refused (422) for a head that is not served
     def model(self) -> ModelInfo: ...
     def labels(self) -> Labels: ...
     def health(self) -> tuple[Health, int]: ...

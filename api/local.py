@@ -6,18 +6,17 @@ from __future__ import annotations
 import logging
 import time
 
-from fastapi import FastAPI, HTTPException, Request, status
+from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 
-from api.admission import Busy
-from api.model_setup import describe
-from api.schemas import Health, Labels, ModelInfo
-from api.service import (
-    RecognitionRefused, check_container, check_head, expected_clips, recognize_shared, run_while_connected,
-)
-from api.settings import Settings
+from api.connection import run_while_connected
 from api.uploads import saved_upload
 from models.recognition.recognizer import ActionRecognizer
+from service.model import describe
+from service.recognition import check_container, check_head, expected_clips, recognize_shared
+from service.refusals import Busy
+from service.schemas import Health, Labels, ModelInfo
+from service.settings import Settings
 
 log = logging.getLogger("api.recognize")
 
@@ -30,7 +29,7 @@ class LocalRecognitions:
     def recognizer(self) -> ActionRecognizer:
         recognizer = getattr(self.app.state, "recognizer", None)
         if recognizer is None:
-            raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "the model is not loaded yet")
+            raise Busy("the model is not loaded yet")
         return recognizer
 
     def check_head(self, head: str | None) -> None:
@@ -44,7 +43,7 @@ class LocalRecognitions:
 
     def health(self) -> tuple[Health, int]:
         loaded = getattr(self.app.state, "recognizer", None) is not None
-        return Health(status="ok" if loaded else "starting", model_loaded=loaded), status.HTTP_200_OK
+        return Health(status="ok" if loaded else "starting", model_loaded=loaded), 200
 
     async def recognize(self, request: Request, settings: Settings, *, top_k: int | None, head: str | None) -> dict:
         """Wait in line (503 when the line is full or the wait would pass the time limit), then run on the
@@ -54,28 +53,19 @@ class LocalRecognitions:
         admission = self.app.state.admission
         timeout_s = settings.processing_timeout_s
         deadline = time.monotonic() + timeout_s
-        try:
-            async with admission.admit(timeout_s) as ticket, \
-                    saved_upload(request, settings.upload_dir, settings.upload_limits) as upload:
-                check_container(upload.path)
-                ticket.clips_left = (await run_in_threadpool(expected_clips, upload.path, recognizer.clips)
-                                     or ticket.clips_left)
-                try:
-                    await admission.turn(ticket, deadline)
-                except TimeoutError:
-                    raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE,
-                                        f"waited in line past the {timeout_s:g} s time limit; try again later",
-                                        headers={"Retry-After": str(settings.retry_after_s)}) from None
-                result = await run_while_connected(request, lambda cancel: recognize_shared(
-                    recognizer, upload.path, top_k=top_k or settings.default_top_k, filename=upload.filename,
-                    head=head, timeout_s=timeout_s, deadline=deadline, on_progress=ticket.progress, cancel=cancel),
-                    self.app.state.drain)
-        except Busy as exc:
-            raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, exc.detail,
-                                headers={"Retry-After": str(exc.retry_after_s)}) from None
-        except RecognitionRefused as exc:
-            headers = {"Retry-After": str(settings.retry_after_s)} if exc.status_code == 503 else None
-            raise HTTPException(exc.status_code, exc.detail, headers=headers) from None
+        async with admission.admit(timeout_s) as ticket, \
+                saved_upload(request, settings.upload_dir, settings.upload_limits) as upload:
+            check_container(upload.path)
+            ticket.clips_left = (await run_in_threadpool(expected_clips, upload.path, recognizer.clips)
+                                 or ticket.clips_left)
+            try:
+                await admission.turn(ticket, deadline)
+            except TimeoutError:
+                raise Busy(f"waited in line past the {timeout_s:g} s time limit; try again later") from None
+            result = await run_while_connected(request, lambda cancel: recognize_shared(
+                recognizer, upload.path, top_k=top_k or settings.default_top_k, filename=upload.filename,
+                head=head, timeout_s=timeout_s, deadline=deadline, on_progress=ticket.progress, cancel=cancel),
+                self.app.state.drain)
         admission.rate.record(len(result["clips"]), result["timings_ms"]["inference"] / 1000)
         top = result["actions"][0]["label"] if result["actions"] else None
         log.info("recognized", extra={"request_id": request.state.request_id, "bytes": upload.size,

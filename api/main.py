@@ -9,22 +9,26 @@ from contextlib import asynccontextmanager
 from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from api import metrics
+from api import metrics as http_metrics
 from api.admission import Admission
+from api.connection import stopped_instead
+from api.deps import require_api_key
 from api.drain import Drain
 from api.header_limit import HeaderLimit
-from api.deps import require_api_key
-from api.jobs import InProcessJobs, Job, JobFailedError
-from api.local import LocalRecognitions
-from api.model_setup import open_recognizer
 from api.live.session import LiveService, LiveSettings
 from api.live.tokens import LiveTokens
+from api.local import LocalRecognitions
+from api.refusals import install_refusals
 from api.routes import jobs, live, meta, recognize
-from api.service import RecognitionRefused, recognize_shared, stopped_instead
-from api.settings import Settings, get_settings
 from api.sole_process import sole_process
 from api.uploads import sweep_uploads
 from common.logs import configure_logging
+from service import metrics
+from service.jobs import InProcessJobs, Job
+from service.model import open_recognizer
+from service.recognition import recognize_shared
+from service.refusals import Refused
+from service.settings import Settings, get_settings
 
 log = logging.getLogger("api")
 
@@ -64,9 +68,8 @@ async def _serving(app: FastAPI, settings: Settings):
             with app.state.drain.cancellable(threading.Event()) as cancel:
                 return recognize_shared(recognizer, job.video, top_k=job.top_k, filename=job.filename, head=job.head,
                                         timeout_s=settings.processing_timeout_s, on_progress=progress, cancel=cancel)
-        except RecognitionRefused as exc:
-            exc = stopped_instead(exc, app.state.drain)
-            raise JobFailedError(exc.status_code, exc.detail) from None
+        except Refused as exc:
+            raise stopped_instead(exc, app.state.drain) from None
 
     app.state.recognizer = recognizer
     app.state.admission = admission
@@ -114,8 +117,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(jobs.router, dependencies=[Depends(require_api_key)])
     app.include_router(live.router)  # its WebSocket takes a token from POST /live/sessions, which needs the key
     app.include_router(meta.router)
-    app.include_router(metrics.router)
-    metrics.install_middleware(app)
+    app.include_router(http_metrics.router)
+    http_metrics.install_middleware(app)
+    install_refusals(app)
     if settings.cors_origins:  # off unless configured
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
                            allow_headers=["Content-Type", "X-API-Key", "X-Request-ID", "X-Filename"])

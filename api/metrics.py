@@ -17,15 +17,6 @@ LATENCY = Histogram(
     "action_api_request_seconds", "Time to answer, upload included", ["route"],
     buckets=(0.01, 0.05, 0.1, 0.5, 1, 2.5, 5, 10, 20, 40, 80, 160, 320, 640),
 )
-CLIPS = Counter("action_api_clips_processed_total", "64-frame clips run through I3D")
-CLIPS_QUEUED = Gauge("action_api_clips_queued", "Clips decoded and waiting for the model")
-RUNNING = Gauge("action_api_recognitions_running", "Recognitions in progress (decoding or on the model)")
-GPU_MEMORY = Gauge("action_api_gpu_memory_bytes", "GPU memory TensorFlow has in use (GPU only)")
-MODEL_LOADED = Gauge("action_api_model_loaded", "1 while I3D is loaded (0 after an idle unload)")
-JOBS_QUEUED = Gauge("action_api_jobs_queued", "Jobs waiting in the queue")
-CLIPS_INFERRED = Gauge("action_api_clips_inferred", "Clips the model has run, whatever became of their request")
-CLIPS_CANCELLED = Gauge("action_api_clips_cancelled",
-                        "Windows given up unfinished because their client went away or ran out of time")
 WAITING = Gauge("action_api_recognitions_waiting", "Synchronous recognitions admitted and waiting for their turn")
 ESTIMATED_WAIT = Gauge("action_api_estimated_wait_seconds", "Work admitted, in seconds at the measured clips/s")
 LIVE_SESSIONS = Gauge("action_api_live_sessions", "Live sessions open")

@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--workers", type=int, default=1,
                         help="API processes: 1 with in-process jobs; any number as a gateway (JOBS_BROKER_URL)")
     args = parser.parse_args(argv)
-    from api.settings import get_settings
+    from service.settings import get_settings
 
     settings = get_settings()
     header_cap = 4 * settings.max_header_kib * 1024

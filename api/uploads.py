@@ -17,6 +17,9 @@ from pathlib import Path
 from fastapi import HTTPException, Request, status
 from python_multipart.multipart import MultipartParser, parse_options_header
 
+from service.recognition import check_container
+from service.settings import UploadLimits
+
 FIELD_NAME = "video"
 
 
@@ -75,13 +78,6 @@ def display_filename(name: str | None) -> str:
     component, without control characters, at most 255 characters; "upload" when nothing is left."""
     name = "".join(ch for ch in (name or "") if ch.isprintable()).replace("\\", "/").rsplit("/", 1)[-1].strip()
     return name[:255] if name not in ("", ".", "..") else "upload"
-
-
-@dataclass(frozen=True)
-class UploadLimits:
-    max_bytes: int
-    idle_timeout_s: float = 30  # longest silence between two pieces of the body
-    timeout_s: float = 600  # longest the whole body may take
 
 
 def _timed_out(detail: str) -> HTTPException:
@@ -170,6 +166,17 @@ async def save_upload(request: Request, upload_dir: Path, limits: UploadLimits) 
     except BaseException:
         path.unlink(missing_ok=True)
         raise
+
+
+async def save_video(request: Request, upload_dir: Path, limits: UploadLimits) -> SavedUpload:
+    """`save_upload`, refused (415, and no file) unless the bytes start like a video container we decode."""
+    upload = await save_upload(request, upload_dir, limits)
+    try:
+        check_container(upload.path)
+    except BaseException:
+        upload.path.unlink(missing_ok=True)
+        raise
+    return upload
 
 
 @contextlib.asynccontextmanager

@@ -54,8 +54,8 @@ def log(message: str) -> None:
 def machine() -> dict:
     import openvino
 
-    from models.runtimes.precision import BF16_CPU_FLAGS, cpu_flags, cpu_kind, isa_cap
-    from models.runtimes.tensorflow_env import import_tensorflow
+    from models.hardware import BF16_CPU_FLAGS, cpu_flags, cpu_kind, isa_cap
+    from models.tensorflow_env import import_tensorflow
 
     tf = import_tensorflow()
 
@@ -117,7 +117,7 @@ def naive_long_video(video: Path) -> dict:
 
 def default_extractor(handle: str):
     """I3D as the API opens it in this environment: its RUNTIME and PRECISION, else auto."""
-    from models.runtimes.extractor import open_extractor
+    from models.runtimes.factory import open_extractor
 
     return open_extractor(handle, runtime=os.environ.get("RUNTIME", "auto"),
                           precision=os.environ.get("PRECISION", "auto"))
@@ -137,8 +137,8 @@ def _clips_per_s(extractor, clip: np.ndarray, batch: int, passes: int) -> dict:
 
 def int8_candidates(handle: str) -> list[tuple[str, str]]:
     """`("int8", stem)` for each int8 IR made for `handle` (`make setup` makes the one this kind of CPU runs)."""
-    from models.runtimes.openvino import ir_dir_for
-    from models.runtimes.precision import int8_ir_name
+    from models.i3d.irs import ir_dir_for
+    from models.hardware import int8_ir_name
 
     return [("int8", stem) for stem in ("plain", "space_to_depth")
             if (ir_dir_for(handle) / f"{int8_ir_name(stem)}.xml").is_file()]
@@ -146,9 +146,9 @@ def int8_candidates(handle: str) -> list[tuple[str, str]]:
 
 def i3d_throughput(handle: str, clip: np.ndarray) -> list[dict]:
     """Clips/s of I3D alone (median of several passes) for each runtime and precision this machine offers."""
-    from models.runtimes.extractor import default_batch_size, open_extractor
+    from models.runtimes.factory import default_batch_size, open_extractor
     from models.runtimes.openvino import OpenVINOI3D
-    from models.runtimes.precision import has_bf16_units, isa_cap, variant_dir
+    from models.hardware import has_bf16_units, isa_cap, variant_dir
     from models.runtimes.tensorflow import configure_devices
 
     device = configure_devices()
@@ -184,7 +184,7 @@ def i3d_throughput(handle: str, clip: np.ndarray) -> list[dict]:
 def tensorflow_onednn(handle: str) -> dict:
     """TensorFlow float32 with oneDNN off (Eigen) and on, each in its own process (the switch is read at import)."""
     code = ("import json, statistics, time, numpy as np\n"
-            "from models.runtimes.extractor import open_extractor\n"
+            "from models.runtimes.factory import open_extractor\n"
             f"e = open_extractor({handle!r}, runtime='tensorflow', precision='float32')\n"
             "clip = np.random.default_rng(0).integers(0, 255, (1, 64, 224, 224, 3), dtype=np.uint8)\n"
             "e(clip); t = []\n"
@@ -206,10 +206,11 @@ def accuracy_table(handle: str, derived_dir: Path) -> list[dict]:
     (`write_derived_clips`, the clips beyond tests/data that this machine has): for each OpenVINO precision
     this machine offers, and for windows pooled from a shared trunk (`EXTRACTION=shared`, with and without
     re-running unsure windows)."""
-    from models.i3d.accuracy import compare, reference_logits, window_logits, write_derived_clips
+    from models.evaluation.logits import reference_logits, window_logits, write_derived_clips
+    from models.i3d.accuracy import compare
     from models.i3d.quantize import video_paths
     from models.runtimes.openvino import OpenVINOI3D
-    from models.runtimes.precision import choose_stem, has_bf16_units
+    from models.hardware import choose_stem, has_bf16_units
 
     sets = {"tests/data": video_paths(DATA)}
     sets["derived"] = write_derived_clips(sets["tests/data"], derived_dir)
@@ -459,7 +460,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "bench")
     args = parser.parse_args(argv)
     from models.paths import DEFAULT_SAVED_MODEL
-    from models.runtimes.tensorflow_env import onednn_off_by_default
+    from models.tensorflow_env import onednn_off_by_default
     from models.video import read_frames
 
     handle = os.environ.get("MODEL_HANDLE", str(DEFAULT_SAVED_MODEL))

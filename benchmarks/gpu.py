@@ -88,7 +88,7 @@ class KerasJaxI3D:
             if self._weights is None:
                 from models.i3d.checkpoint import assign_weights, read_checkpoint
                 from models.i3d.network import build_i3d
-                from models.runtimes.precision import KERAS_POLICY
+                from models.hardware import KERAS_POLICY
                 from models.video import INPUT_OFFSET, INPUT_SCALE
 
                 model = build_i3d(dtype_policy=KERAS_POLICY[self.precision])
@@ -171,7 +171,7 @@ def load_reference(path: Path, handle: str, videos: list[Path]) -> dict[str, np.
             raise SystemExit(f"no reference at {path}: run `make setup` on a machine with TensorFlow, and pass "
                              "its models/saved/i3d-kinetics-400/reference/tensorflow-float32-windows.npz")
         log(f"computing the reference on the CPU into {path}")
-        code = ("import sys\nfrom pathlib import Path\nfrom models.i3d.accuracy import reference_logits\n"
+        code = ("import sys\nfrom pathlib import Path\nfrom models.evaluation.logits import reference_logits\n"
                 "reference_logits(sys.argv[1], [Path(p) for p in sys.argv[3:]], cache=Path(sys.argv[2]))\n")
         subprocess.run([sys.executable, "-c", code, handle, str(path), *map(str, data_videos())], cwd=ROOT, check=True,
                        env={**os.environ, "CUDA_VISIBLE_DEVICES": "-1"})
@@ -222,7 +222,8 @@ def first_window(path: Path) -> np.ndarray:
 
 
 def accuracy(extractor, videos: list[Path], reference: dict[str, np.ndarray]) -> dict:
-    from models.i3d.accuracy import compare, window_logits
+    from models.evaluation.logits import window_logits
+    from models.i3d.accuracy import compare
 
     logits = window_logits(extractor, videos, batch_size=SERVICE_BATCH)
     return compare({name: reference[name] for name in logits}, logits).summary()
@@ -342,7 +343,7 @@ def main(argv: list[str] | None = None) -> int:
     if framework == "keras-jax":  # before anything imports keras
         os.environ["KERAS_BACKEND"] = "jax"
         os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")  # the card shows what is in use
-    from models.runtimes.precision import cuda_gpu_present
+    from models.hardware import cuda_gpu_present
 
     if not cuda_gpu_present() and not args.allow_cpu:
         print("no CUDA GPU here: nothing to measure (`make bench` measures the CPU)", file=sys.stderr)

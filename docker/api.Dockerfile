@@ -14,6 +14,7 @@ RUN pip install -r requirements.txt "tensorflow[and-cuda]==2.21.0" \
 
 COPY common/ common/
 COPY models/ models/
+COPY service/ service/
 COPY api/ api/
 COPY workers/ workers/
 COPY tests/data/ tests/data/

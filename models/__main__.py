@@ -31,8 +31,9 @@ def _convert(args: argparse.Namespace) -> int:
 
 def _quantize(args: argparse.Namespace) -> int:
     """python -m models quantize [--model DIR] [--data tests/data] [--windows 0 (all)] [--if-needed]"""
-    from models.i3d.quantize import int8_ir_is_current, int8_ir_of, int8_is_current, quantize_int8, validate_int8
-    from models.runtimes.precision import cpu_kind
+    from models.evaluation.int8 import validate_int8
+    from models.i3d.quantize import int8_ir_is_current, int8_ir_of, int8_is_current, quantize_int8
+    from models.hardware import cpu_kind
 
     stem, name = int8_ir_of(args.model)
     if args.if_needed and int8_is_current(args.model):
@@ -52,14 +53,14 @@ def _quantize(args: argparse.Namespace) -> int:
 
 
 def _extractor(args: argparse.Namespace):
-    from models.runtimes.extractor import open_extractor
+    from models.runtimes.factory import open_extractor
 
     return open_extractor(args.model, runtime=args.runtime, precision=args.precision)
 
 
 def _clip_settings(args: argparse.Namespace, device: str = "CPU"):
     from models.recognition.recognizer import ClipSettings
-    from models.runtimes.extractor import default_batch_size
+    from models.runtimes.factory import default_batch_size
 
     return ClipSettings(clip_len=args.clip_length, stride=args.clip_stride,
                         batch_size=args.batch_size or default_batch_size(device), extraction=args.extraction,

@@ -101,7 +101,7 @@ def extractor(saved_model_dir):
     """I3D as the service runs it on this machine: runtime and precision "auto" (on a CPU: OpenVINO, bfloat16
     with AMX, int8 or float32 elsewhere). Tests comparing its numbers with another run's compare only what
     that precision promises (the accuracy rule, rankings)."""
-    from models.runtimes.extractor import open_extractor
+    from models.runtimes.factory import open_extractor
 
     return open_extractor(str(saved_model_dir))
 
@@ -109,7 +109,7 @@ def extractor(saved_model_dir):
 @pytest.fixture(scope="session")
 def float32_extractor(saved_model_dir):
     """float32 TensorFlow on every machine: the source of truth, and the extractor of tests that compare exact numbers."""
-    from models.runtimes.extractor import open_extractor
+    from models.runtimes.factory import open_extractor
 
     return open_extractor(str(saved_model_dir), runtime="tensorflow", precision="float32")
 

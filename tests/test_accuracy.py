@@ -8,7 +8,8 @@ import json
 import pytest
 
 from conftest import DATA, EXPECTED_TOP1
-from models.i3d.accuracy import MIN_TOP5_OVERLAP, MIN_WINDOW_AGREEMENT, compare, reference_logits, window_logits
+from models.evaluation.logits import reference_logits, window_logits
+from models.i3d.accuracy import MIN_TOP5_OVERLAP, MIN_WINDOW_AGREEMENT, compare
 
 VIDEOS = [DATA / name for name in sorted(EXPECTED_TOP1)]
 

@@ -7,7 +7,8 @@ import asyncio
 
 import pytest
 
-from api.admission import Admission, Busy, ClipRate
+from api.admission import Admission, ClipRate
+from service.refusals import Busy
 
 
 def _admission(running=1, waiting=2, rate: float | None = None) -> Admission:

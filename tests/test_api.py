@@ -12,9 +12,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.main import app
-from api.settings import Settings, get_settings
+from service.settings import Settings, get_settings
 from conftest import ARCHERY_AVI, CRICKET_MP4, assert_csv_matches, write_video
-from models.runtimes.precision import choose_runtime, has_bf16_units
+from models.hardware import choose_runtime, has_bf16_units
 from models.video import VideoLimits
 
 
@@ -190,7 +190,7 @@ def test_failed_job_and_unknown_job(client):
 
 
 def test_full_queue_answers_503_with_retry_after(client, upload_dir):
-    from api.jobs import InProcessJobs
+    from service.jobs import InProcessJobs
 
     release = threading.Event()
     blocked = InProcessJobs(lambda job, progress: release.wait(30) and {"ok": True}, max_queued=1)
@@ -213,7 +213,7 @@ def test_full_queue_answers_503_with_retry_after(client, upload_dir):
 
 
 def test_finished_jobs_expire(tmp_path):
-    from api.jobs import InProcessJobs, Job
+    from service.jobs import InProcessJobs, Job
 
     jobs = InProcessJobs(lambda job, progress: {"ok": True}, ttl_s=0.2)
     video = tmp_path / "v.upload"

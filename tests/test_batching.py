@@ -64,7 +64,7 @@ def test_cancelled_clips_are_skipped_and_errors_reach_their_caller(float32_extra
 
 @pytest.mark.parametrize("runtime", ["tensorflow", "openvino"])
 def test_idle_unload_gives_the_model_back_and_the_next_clip_reloads_it(saved_model_dir, short_clips, runtime):
-    from models.runtimes.extractor import open_extractor
+    from models.runtimes.factory import open_extractor
 
     extractor = open_extractor(str(saved_model_dir), runtime=runtime, precision="float32")
     with ClipBatcher(extractor, idle_unload_s=0.5) as batcher:
@@ -156,7 +156,7 @@ def test_concurrent_recognitions_give_the_results_of_sequential_ones(float32_ext
 def test_xla_path_compiles_once_for_padded_batches(saved_model_dir, float32_extractor, short_clips):
     """XLA (on by default on a GPU, forced here) sees one input shape: padding a partial batch causes no retrace.
     Both sides are float32; XLA's kernels differ from TensorFlow's, hence 1e-3 on logits of about 10."""
-    from models.runtimes.extractor import open_extractor
+    from models.runtimes.factory import open_extractor
 
     compiled = open_extractor(str(saved_model_dir), runtime="tensorflow", precision="float32", xla="on")
     with ClipBatcher(compiled, batch_size=2, max_wait_s=2.0) as batcher:

@@ -14,7 +14,7 @@ import httpx
 import pytest
 import yaml
 
-from api.settings import Settings
+from service.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
@@ -116,6 +116,11 @@ def test_every_copied_path_exists_and_user_is_not_root(name):
                 assert (ROOT / source).exists(), f"{DOCKERFILES[name].name} copies missing {source}"
     users = [args for kind, args in instructions if kind == "USER"]
     assert users and users[-1] not in ("root", "0")
+
+
+def test_api_image_copies_every_layer_the_api_and_workers_stand_on():
+    copied = {args.split()[0].rstrip("/") for kind, args in _instructions(DOCKERFILES["api"]) if kind == "COPY"}
+    assert {"api", "workers", "service", "models", "common"} <= copied
 
 
 def test_api_image_converts_weights_at_build_time_with_cuda_tensorflow():

@@ -9,7 +9,7 @@ import json
 import pytest
 
 from benchmarks import gpu
-from models.runtimes.precision import cuda_gpu_present
+from models.hardware import cuda_gpu_present
 
 pytestmark = pytest.mark.skipif(cuda_gpu_present(), reason="a GPU is here: `make bench-gpu` measures it")
 

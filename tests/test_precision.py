@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from conftest import AMX_FLAGS, AVX2_ONLY_FLAGS, AVX512_BF16_FLAGS, DATA
-from models.runtimes.precision import (
+from models.hardware import (
     choose_precision,
     choose_runtime,
     choose_stem,
@@ -71,7 +71,7 @@ def test_runtime_stem_and_openvino_auto_follow_the_hardware():
 def test_int8_verdict_counts_only_for_the_ir_this_cpu_kind_runs(tmp_path):
     """A verdict is the int8 IR's it was given to: AMX runs the space-to-depth int8 IR, so a verdict on the plain
     one (or one from before the space-to-depth int8, which has no "ir") does not let "auto" pick int8 there."""
-    from models.runtimes.openvino import int8_verdicts
+    from models.i3d.irs import int8_verdicts
 
     passed, irs = {"passes": True}, {"plain": {}, "space_to_depth": {}}
     record = {"irs": irs, "validated": {"amx": {"int8": {"ir": "int8_space_to_depth", **passed}}, "avx2": {"int8": passed}}}
@@ -115,7 +115,7 @@ def test_cpu_flags_reads_cpuinfo(tmp_path, monkeypatch):
 
 def test_cpu_flags_obey_onednn_isa_cap(tmp_path, monkeypatch):
     """ONEDNN_MAX_CPU_ISA caps the kernels of both runtimes, so the choices see the CPU as capped too."""
-    from models.runtimes.precision import isa_cap
+    from models.hardware import isa_cap
 
     cpuinfo = tmp_path / "cpuinfo"
     cpuinfo.write_text(f"flags\t\t: {' '.join(sorted(AMX_FLAGS | {'avx512bw', 'avx_vnni'}))}\n")
@@ -148,8 +148,8 @@ def test_converted_variants_exist(saved_model_dir):
                          ids=["avx2-only", "amx"])
 def test_tensorflow_loads_the_graph_each_cpu_kind_chooses(saved_model_dir, extractor, flags, expected):
     """Whichever CPU this is, an extractor told the other kind's flags loads that kind's graph."""
-    from models.runtimes.extractor import open_extractor
-    from models.runtimes.precision import bfloat16_capped_off
+    from models.runtimes.factory import open_extractor
+    from models.hardware import bfloat16_capped_off
 
     if extractor.device != "CPU":
         pytest.skip("a GPU chooses by its compute capability, not the CPU's flags")
@@ -172,12 +172,12 @@ def test_openvino_compiles_what_each_cpu_kind_chooses(saved_model_dir, flags):
     there, else bfloat16 with the plain stem; on AVX2, int8 of the plain stem where it passed on an AVX2 CPU,
     else float32 (verdicts are recorded per kind)."""
     from models.paths import openvino_dir
-    from models.runtimes.extractor import open_extractor
+    from models.runtimes.factory import open_extractor
 
     import openvino as ov
 
-    from models.runtimes.openvino import int8_verdicts
-    from models.runtimes.precision import bfloat16_capped_off
+    from models.i3d.irs import int8_verdicts
+    from models.hardware import bfloat16_capped_off
 
     directory = openvino_dir(saved_model_dir)
     verdicts = int8_verdicts(json.loads((directory / "openvino.json").read_text()), directory, flags)
@@ -203,7 +203,7 @@ def test_openvino_compiles_what_each_cpu_kind_chooses(saved_model_dir, flags):
 
 
 def test_float16_is_refused_on_a_cpu(saved_model_dir, extractor):
-    from models.runtimes.extractor import open_extractor
+    from models.runtimes.factory import open_extractor
 
     if extractor.device != "CPU":
         pytest.skip("a GPU runs float16")
@@ -219,8 +219,8 @@ def _middle_clip(name: str) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def bf16_extractor(saved_model_dir):
-    from models.runtimes.extractor import open_extractor
-    from models.runtimes.precision import bfloat16_capped_off
+    from models.runtimes.factory import open_extractor
+    from models.hardware import bfloat16_capped_off
 
     if bfloat16_capped_off():  # refused, as test_bfloat16_refused_under_an_isa_cap checks
         pytest.skip(bfloat16_capped_off())
@@ -235,8 +235,8 @@ def test_bfloat16_refused_under_an_isa_cap(saved_model_dir, monkeypatch, runtime
     """A CPU with bfloat16 units capped below them (ONEDNN_MAX_CPU_ISA=AVX2): both runtimes route bfloat16 by
     the CPU's own flags to a oneDNN that refuses it (TensorFlow mid-request, OpenVINO at compile), so asking
     for it is refused up front, with the reason."""
-    from models.runtimes.extractor import open_extractor
-    from models.runtimes.precision import cpu_flags, has_bf16_units
+    from models.runtimes.factory import open_extractor
+    from models.hardware import cpu_flags, has_bf16_units
 
     if not has_bf16_units(cpu_flags(cap="ALL")):
         pytest.skip("this CPU has no bfloat16 units to cap")

@@ -71,7 +71,7 @@ def test_space_to_depth_stem_is_exact(saved_model_dir, float32_extractor, real_c
 
     from models.i3d.checkpoint import assign_weights, read_checkpoint
     from models.i3d.network import build_i3d
-    from models.runtimes.extractor import open_extractor
+    from models.runtimes.factory import open_extractor
     from models.video import to_model_input
 
     arrays, out = read_checkpoint(), {}
@@ -126,7 +126,7 @@ import sys
 from pathlib import Path
 from fastapi.testclient import TestClient
 from api.main import app
-from api.settings import Settings, get_settings
+from service.settings import Settings, get_settings
 settings = Settings(model_handle={str(saved_model_dir)!r}, upload_dir={str(tmp_path)!r}, runtime="openvino")
 app.dependency_overrides[get_settings] = lambda: settings
 with TestClient(app) as client:
@@ -145,8 +145,9 @@ def test_openvino_capped_to_avx2_runs_and_chooses_as_an_avx2_cpu(saved_model_dir
     service chooses as on an AVX2-only CPU: no bfloat16, the plain stem, int8 only on an AVX2 verdict."""
     code = f"""
 import collections, json, numpy as np, openvino as ov
-from models.runtimes.openvino import OpenVINOI3D, ir_dir_for
-from models.runtimes.precision import cpu_kind
+from models.i3d.irs import ir_dir_for
+from models.runtimes.openvino import OpenVINOI3D
+from models.hardware import cpu_kind
 auto = OpenVINOI3D({str(saved_model_dir)!r})
 core = ov.Core()
 model = core.read_model(ir_dir_for({str(saved_model_dir)!r}) / "plain.xml")
@@ -177,7 +178,7 @@ def test_command_line_help_needs_no_tensorflow_and_prints_no_notices():
 
 
 def test_native_stderr_filter_keeps_real_warnings():
-    done = _python("import os\nfrom models.runtimes.tensorflow_env import native_stderr_filtered\n"
+    done = _python("import os\nfrom models.tensorflow_env import native_stderr_filtered\n"
                    "with native_stderr_filtered():\n"
                    "    os.write(2, b'I0000 00:00:1.0 1 port.cc:153] oneDNN custom operations are on\\n')\n"
                    "    os.write(2, b'W0000 00:00:1.0 1 something.cc:1] a warning that matters\\n')\n")
@@ -192,7 +193,7 @@ def test_int8_quantization_runs_and_keeps_rankings(saved_model_dir, float32_extr
     quantized exactly (256 levels over 0..255), and runs in int8 on an AVX2 CPU."""
     from models.i3d.quantize import quantize_int8
     from models.runtimes.openvino import OpenVINOI3D
-    from models.runtimes.precision import int8_ir_name
+    from models.hardware import int8_ir_name
 
     handle = tmp_path / "model"
     (handle / "openvino").mkdir(parents=True)

@@ -5,11 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from models.i3d.trunk import TRUNK_STRIDE, pool_weights, pool_windows
 from models.recognition.batching import ClipBatcher
-from models.runtimes.extractor import open_extractor
+from models.runtimes.factory import open_extractor
 from models.training.features import cache_key
 from models.recognition.shared_trunk import (
-    TRUNK_STRIDE, check_shared_slicing, chunk_at, pool_weights, pool_windows, run_shared, top1_probability,
+    check_shared_slicing, chunk_at, run_shared, top1_probability,
 )
 from models.recognition.windows import ClipSettings, run_clips
 from models.video import clip_starts, read_frames, write_grey_ramp

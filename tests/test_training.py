@@ -156,7 +156,7 @@ def test_api_serves_the_trained_head(trained, saved_model_dir, tmp_path):
     from fastapi.testclient import TestClient
 
     from api.main import app
-    from api.settings import Settings, get_settings
+    from service.settings import Settings, get_settings
 
     settings = Settings(model_handle=str(saved_model_dir), head_path=trained["head"], upload_dir=tmp_path, warm_up=False)
     app.dependency_overrides[get_settings] = lambda: settings
@@ -184,7 +184,7 @@ def test_api_refuses_a_mismatched_head(trained, saved_model_dir, tmp_path):
     from fastapi.testclient import TestClient
 
     from api.main import app
-    from api.settings import Settings, get_settings
+    from service.settings import Settings, get_settings
 
     settings = Settings(model_handle=str(saved_model_dir), head_path=trained["head"], clip_stride=16, warm_up=False)
     app.dependency_overrides[get_settings] = lambda: settings
@@ -224,7 +224,7 @@ def test_a_head_trained_on_windows_is_refused_under_shared_extraction(trained, s
     from fastapi.testclient import TestClient
 
     from api.main import app
-    from api.settings import Settings, get_settings
+    from service.settings import Settings, get_settings
 
     settings = Settings(model_handle=str(saved_model_dir), head_path=trained["head"], extraction="shared",
                         warm_up=False)

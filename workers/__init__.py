@@ -1,8 +1,9 @@
-"""Recognition on queue workers: a Celery app over Redis (`celery_app`), the task (`task`), the registry of
-live workers and the model each serves (`registry`), and a worker's start-up (`worker`, the `-A` module):
+"""A recognition worker's entry: its start-up (`worker`, the `-A` module: the model loaded once per process),
+the task's body (`task`) and the container's health check (`health`). The Celery app, the registry of live
+workers and the executor that sends jobs here are the service layer's (`service.queue`):
 
     celery -A workers.worker worker --pool=solo --concurrency=1 --prefetch-multiplier=1 -Q recognition
 
-The API turns into a gateway (api/gateway.py) when JOBS_BROKER_URL is set; nothing here imports TensorFlow
-except the worker, and it loads the model once, in its own process (the solo pool never forks).
+Nothing here imports `api` or a web framework; the worker loads the model once, in its own process (the solo
+pool never forks).
 """

@@ -7,8 +7,8 @@ from __future__ import annotations
 import socket
 import sys
 
-from api.settings import get_settings
-from workers import registry
+from service.queue import registry
+from service.settings import get_settings
 
 
 def main(argv: list[str]) -> int:

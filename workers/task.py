@@ -11,9 +11,10 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from api.service import RecognitionRefused, recognize_shared
-from api.settings import Settings
 from models.recognition.recognizer import ActionRecognizer, UnknownHeadError
+from service.recognition import recognize_shared
+from service.refusals import Refused
+from service.settings import Settings
 
 log = logging.getLogger("workers.task")
 
@@ -38,8 +39,8 @@ def run_job(recognizer: ActionRecognizer, settings: Settings, *, upload: str, op
             result = recognize_shared(recognizer, path, top_k=options["top_k"], filename=options["filename"],
                                       head=options.get("head"), timeout_s=settings.processing_timeout_s,
                                       on_progress=on_progress)
-        except RecognitionRefused as exc:
-            return {"worker": worker, "error": {"status_code": exc.status_code, "detail": exc.detail}}
+        except Refused as exc:
+            return {"worker": worker, "error": exc.error()}
         except UnknownHeadError as exc:
             return {"worker": worker, "error": {"status_code": 422, "detail": (
                 f"unknown head {exc.args[0]!r}; loaded: {', '.join(recognizer.heads)}")}}

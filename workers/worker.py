@@ -12,10 +12,10 @@ import os
 
 from celery import Task, signals
 
-from api.settings import get_settings
 from common.logs import configure_logging
-from workers import registry
-from workers.celery_app import TASK, make_celery
+from service.queue import registry
+from service.queue.celery_app import TASK, make_celery
+from service.settings import get_settings
 from workers.task import run_job, upload_path
 
 settings = get_settings()
@@ -50,7 +50,7 @@ def _load_model(sender, **_) -> None:
     if "solo" not in f"{getattr(pool, '__module__', '')}{pool}":
         raise SystemExit(f"recognition workers run with --pool=solo (got {pool!r}): the model is loaded once in this "
                          "process, and TensorFlow must not start before a fork")
-    from api.model_setup import open_recognizer  # TensorFlow/OpenVINO start here, in this process only
+    from service.model import open_recognizer  # TensorFlow/OpenVINO start here, in this process only
 
     recognizer = open_recognizer(settings)
     settings.job_upload_dir.mkdir(parents=True, exist_ok=True)
@@ -62,7 +62,7 @@ def _load_model(sender, **_) -> None:
 
 @signals.worker_ready.connect
 def _announce(sender, **_) -> None:
-    from api.model_setup import describe
+    from service.model import describe
 
     recognizer = _serving["recognizer"]
     _serving["heartbeat"] = registry.Heartbeat(

@@ -9,10 +9,10 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from api.deps import RecognitionsDep, SettingsDep, accepting_work
-from api.jobs import ExecutorUnavailable, Job, QueueFullError
 from api.routes.recognize import CSV_RESPONSE, REQUEST_BODY, Format, csv_response
-from api.schemas import ErrorDetail, JobStatus
-from api.service import save_video
+from api.uploads import save_video
+from service.jobs import Job
+from service.schemas import ErrorDetail, JobStatus
 
 router = APIRouter(prefix="/jobs", tags=["recognition"])
 
@@ -38,14 +38,8 @@ async def create_job(
     recognitions.check_head(head)
     upload = await save_video(request, settings.job_upload_dir, settings.upload_limits)
     job = Job(video=upload.path, filename=upload.filename, top_k=top_k or settings.default_top_k, head=head)
-    retry_after = {"Retry-After": str(settings.retry_after_s)}
-    try:
-        await run_in_threadpool(request.app.state.jobs.submit, job)  # the file is deleted if it is refused
-    except QueueFullError as exc:
-        return JSONResponse({"detail": f"busy: {exc}; try again shortly"}, status.HTTP_503_SERVICE_UNAVAILABLE,
-                            headers=retry_after)
-    except ExecutorUnavailable as exc:  # its broker is away
-        return JSONResponse({"detail": str(exc)}, status.HTTP_503_SERVICE_UNAVAILABLE, headers=retry_after)
+    # QueueFullError, or ExecutorUnavailable (its broker is away): 503, and the file is deleted
+    await run_in_threadpool(request.app.state.jobs.submit, job)
     return JSONResponse(job.public(), status.HTTP_202_ACCEPTED, headers={"Location": f"/jobs/{job.id}"})
 
 
@@ -53,10 +47,7 @@ async def create_job(
             responses={200: CSV_RESPONSE, 404: {"model": ErrorDetail}, 409: {"model": ErrorDetail},
                        503: {"model": ErrorDetail}})
 def get_job(job_id: str, request: Request, format: Format = "json"):
-    try:
-        job = request.app.state.jobs.get(job_id)
-    except ExecutorUnavailable as exc:
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc), headers={"Retry-After": "5"}) from None
+    job = request.app.state.jobs.get(job_id)  # ExecutorUnavailable: 503
     if job is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no such job (finished jobs expire)")
     public = job.public()

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request, WebSocket, statu
 
 from api.deps import require_api_key
 from api.live.session import serve_session
-from api.schemas import ErrorDetail, LiveSessionToken
+from service.schemas import ErrorDetail, LiveSessionToken
 
 router = APIRouter(tags=["live"])
 

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request, status
 from fastapi.responses import JSONResponse
 
 from api.deps import RecognitionsDep
-from api.schemas import Health, Labels, ModelInfo
+from service.schemas import Health, Labels, ModelInfo
 
 router = APIRouter(tags=["service"])
 

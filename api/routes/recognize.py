@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Query, Request, Response
 
 from api.deps import RecognitionsDep, SettingsDep, accepting_work
-from api.schemas import ErrorDetail, RecognitionResult
+from service.schemas import ErrorDetail, RecognitionResult
 from api.uploads import FIELD_NAME
 from common.results import clips_csv, download_name
 

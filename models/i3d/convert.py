@@ -7,7 +7,7 @@ signature maps `clips: (N, T, 224, 224, 3)` (T a multiple of 8) to `positions: (
 averaged over space, and `logits_kernel`/`logits_bias` are the logits layer's weights: with them one pass of
 the trunk over a long stretch of frames serves every window in it (`models.recognition.shared_trunk`).
 The same graph built in reduced precisions is written under `variants/<precision>/` (see
-`models.runtimes.precision`), and with the space-to-depth stem under `variants/space_to_depth/`; each has the same
+`models.hardware`), and with the space-to-depth stem under `variants/space_to_depth/`; each has the same
 signature, float32 in and out. `openvino/` holds the OpenVINO IRs of the plain and space-to-depth graphs
 (`convert_openvino`), so that the OpenVINO runtime converts nothing at start-up.
 """
@@ -24,15 +24,15 @@ import numpy as np
 
 from models.i3d.checkpoint import CHECKPOINT_SHA256, assign_weights, read_checkpoint
 from models.paths import DEFAULT_SAVED_MODEL, openvino_dir
-from models.runtimes.precision import KERAS_POLICY, variant_dir
-from models.runtimes.tensorflow_env import import_tensorflow
+from models.hardware import KERAS_POLICY, variant_dir
+from models.tensorflow_env import import_tensorflow
 
 tf = import_tensorflow()
 import keras  # noqa: E402  (after TensorFlow's quiet import)
 
 from models.i3d.network import FEATURE_DIM, LOGITS_LAYER, TRUNK_END, build_i3d  # noqa: E402
 from models.labels import KINETICS_LABELS_FILE  # noqa: E402
-from models.recognition.shared_trunk import pool_windows  # noqa: E402
+from models.i3d.trunk import pool_windows  # noqa: E402
 
 EXTRACTOR_ID = "i3d-kinetics400-rgb"
 STEM_VARIANT = "space_to_depth"  # variants/space_to_depth: float32, the stem rewritten (models.i3d.network)

@@ -1,6 +1,6 @@
 """int8 I3D for OpenVINO: NNCF post-training quantization of the IR this kind of CPU runs (the
 space-to-depth stem on AMX, the plain one elsewhere), calibrated on real clips, then checked against the
-accuracy rule on this machine's kind of CPU.
+accuracy rule on this machine's kind of CPU (`models.evaluation.int8.validate_int8`).
 
 Every 64-frame window (stride 32) of the videos in `data` calibrates it, prepared exactly as the service
 prepares clips. The logits layer stays in float (quantizing it cost accuracy in the prototype). The plain
@@ -21,10 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-from models.i3d.accuracy import compare, reference_logits, window_logits
 from models.i3d.int8_stem import quantize_frames_exactly, stem_on_frames
-from models.runtimes.openvino import IR_RECORD, OpenVINOI3D, _ensure_irs, int8_ir_for, int8_verdicts
-from models.runtimes.precision import cpu_kind, int8_ir_name
+from models.hardware import int8_ir_name
+from models.i3d.irs import IR_RECORD, ensure_irs, int8_ir_for, int8_verdicts
 from models.video import VideoDecodeError, iter_clips, to_model_input
 
 log = logging.getLogger(__name__)
@@ -54,7 +53,7 @@ def calibration_windows(data: Path, *, max_windows: int | None = None) -> tuple[
 
 def int8_ir_of(handle: str, flags: frozenset[str] | None = None) -> tuple[str, str]:
     """`(stem, int8 IR name)` this kind of CPU runs in int8 for `handle` (`int8_ir_for`)."""
-    return int8_ir_for(json.loads((_ensure_irs(handle) / IR_RECORD).read_text()), flags)
+    return int8_ir_for(json.loads((ensure_irs(handle) / IR_RECORD).read_text()), flags)
 
 
 def quantize_int8(handle: str, data: Path, *, max_windows: int | None = None, stem: str | None = None) -> dict:
@@ -62,11 +61,11 @@ def quantize_int8(handle: str, data: Path, *, max_windows: int | None = None, st
     and record how it was made in the IR record."""
     import openvino as ov
 
-    from models.runtimes.tensorflow_env import native_stderr_filtered
+    from models.tensorflow_env import native_stderr_filtered
 
     with native_stderr_filtered():  # NNCF imports TensorFlow when it is installed
         import nncf
-    directory = _ensure_irs(handle)
+    directory = ensure_irs(handle)
     stem = stem or int8_ir_of(handle)[0]
     name = int8_ir_name(stem)
     windows, videos = calibration_windows(data, max_windows=max_windows)
@@ -99,29 +98,9 @@ def quantize_int8(handle: str, data: Path, *, max_windows: int | None = None, st
     return {**entry, "path": str(directory / f"{name}.xml")}
 
 
-def validate_int8(handle: str, data: Path, *, flags: frozenset[str] | None = None) -> dict:
-    """Run the int8 model this kind of CPU runs over every window of the videos in `data`, compare with
-    float32 TensorFlow (cached beside the SavedModel), and record the verdict for this kind of CPU."""
-    directory = _ensure_irs(handle)
-    paths = [p for p in video_paths(data)]
-    reference = reference_logits(handle, paths, cache=Path(handle) / "reference" / "tensorflow-float32-windows.npz"
-                                 if Path(handle).is_dir() else None)
-    int8 = OpenVINOI3D(handle, precision="int8", cpu_flags=flags)
-    try:
-        report = compare(reference, window_logits(int8, [p for p in paths if p.name in reference]))
-    finally:
-        int8.close()
-    record_path = directory / IR_RECORD
-    record = json.loads(record_path.read_text())
-    summary = {"ir": int8_ir_name(int8.stem), **report.summary()}
-    record.setdefault("validated", {}).setdefault(cpu_kind(flags), {})["int8"] = summary
-    record_path.write_text(json.dumps(record, indent=2) + "\n")
-    return summary
-
-
 def int8_ir_is_current(handle: str, *, flags: frozenset[str] | None = None) -> bool:
     """True when the int8 IR this kind of CPU runs exists and was made by today's recipe for its stem."""
-    directory = _ensure_irs(handle)
+    directory = ensure_irs(handle)
     record = json.loads((directory / IR_RECORD).read_text())
     stem, name = int8_ir_for(record, flags)
     return (directory / f"{name}.xml").is_file() and record["irs"].get(name, {}).get("recipe", 1) == RECIPES[stem]
@@ -130,6 +109,6 @@ def int8_ir_is_current(handle: str, *, flags: frozenset[str] | None = None) -> b
 def int8_is_current(handle: str, *, flags: frozenset[str] | None = None) -> bool:
     """True when the int8 IR this kind of CPU runs is current and has a verdict for this kind of CPU (`make setup`
     then does nothing)."""
-    directory = _ensure_irs(handle)
+    directory = ensure_irs(handle)
     record = json.loads((directory / IR_RECORD).read_text())
     return int8_ir_is_current(handle, flags=flags) and bool(int8_verdicts(record, directory, flags))

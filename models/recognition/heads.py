@@ -51,7 +51,7 @@ def build_lstm_head(*, num_classes: int, feature_dim: int = 1024, units: int = 1
 
     All-zero rows are masked: real I3D features are averages of ReLU outputs and never all zero.
     """
-    from models.runtimes.tensorflow_env import import_keras
+    from models.tensorflow_env import import_keras
 
     keras = import_keras()
     layers = keras.layers

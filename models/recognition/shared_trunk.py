@@ -25,11 +25,11 @@ from pathlib import Path
 
 import numpy as np
 
+from models.i3d.trunk import TRUNK_STRIDE, pool_windows
 from models.recognition.batching import ClipBatcher, ClipResult
 from models.recognition.windows import ClipRun, ClipSettings, Deadline, Progress, Stopped, TimedStream
 from models.video import VideoInfo, VideoLimits, clip_starts, iter_frames, loop_to_length
 
-TRUNK_STRIDE = 8  # frames per Mixed_5c position
 EXTRACTIONS = ("windows", "shared")
 
 
@@ -75,23 +75,6 @@ def pad_to_stride(frames: np.ndarray, length: int) -> np.ndarray:
     if missing <= 0:
         return frames
     return np.concatenate([frames, np.repeat(frames[-1:], missing, axis=0)])
-
-
-def pool_weights(positions: int) -> np.ndarray:
-    """`(positions,)` weights of the 2-wide VALID average pool followed by the mean over time."""
-    weights = np.full(positions, 2.0, np.float32)
-    weights[[0, -1]] = 1.0
-    return weights / weights.sum()
-
-
-def pool_windows(positions: np.ndarray, starts: list[int], clip_len: int, kernel: np.ndarray,
-                 bias: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """`positions: (P, 1024)` Mixed_5c space-means from frame 0; windows starting at `starts` (multiples of 8)
-    -> `logits: (N, 400)`, `features: (N, 1024)` as the network's head would make them."""
-    span = clip_len // TRUNK_STRIDE
-    weights = pool_weights(span)
-    features = np.stack([weights @ positions[s // TRUNK_STRIDE : s // TRUNK_STRIDE + span] for s in starts])
-    return features @ kernel + bias, features
 
 
 def top1_probability(logits: np.ndarray) -> np.ndarray:

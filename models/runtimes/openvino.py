@@ -1,6 +1,6 @@
 """The OpenVINO runtime: I3D on the CPU through OpenVINO's oneDNN kernels (AMX, AVX-512, AVX2), without TensorFlow.
 
-It runs the IRs `make setup` writes beside the SavedModel (`models.i3d.convert.convert_openvino`):
+It runs the IRs `make setup` writes beside the SavedModel (`models.i3d.irs`, `models.i3d.convert.convert_openvino`):
 `plain.xml` and `space_to_depth.xml` (the same network with the stem rewritten, float32 weights) and,
 after `python -m models quantize`, the int8 IR of the stem this kind of CPU runs (`int8.xml` or
 `int8_space_to_depth.xml`). For a handle with no IRs beside it (a TF Hub handle), they
@@ -16,44 +16,22 @@ for 128 frames against 2.83 s static; a static compile takes 0.4-1 s.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import threading
 from collections import OrderedDict
-from pathlib import Path
 
 import numpy as np
 
-from models.paths import OPENVINO_CACHE, openvino_dir
+from models.i3d.irs import IR_RECORD, ensure_irs, int8_verdicts
 from models.runtimes.extractor import ClipOutputs
-from models.runtimes.precision import (bfloat16_capped_off, choose_precision, choose_stem, cpu_kind, int8_ir_name,
-                                      openvino_auto_precision)
+from models.hardware import bfloat16_capped_off, choose_precision, choose_stem, int8_ir_name, openvino_auto_precision
 from models.video import INPUT_OFFSET, INPUT_SCALE
 
 log = logging.getLogger(__name__)
 
-IR_RECORD = "openvino.json"
 INFERENCE_PRECISION = {"float32": "f32", "bfloat16": "bf16", "int8": "f32"}  # int8 IR: unquantized layers in f32
 COMPILED_SHAPES = 4  # compiled models kept (IR, trunk or not, shape); one more evicts the least recently used
-
-
-def ir_dir_for(handle: str) -> Path:
-    """Where the IRs for `handle` are: beside a local SavedModel, else in the cache, keyed by the handle."""
-    local = openvino_dir(handle)
-    if Path(handle).is_dir():
-        return local
-    return OPENVINO_CACHE / hashlib.sha256(handle.encode()).hexdigest()[:16]
-
-
-def _ensure_irs(handle: str) -> Path:
-    directory = ir_dir_for(handle)
-    if not (directory / IR_RECORD).is_file():
-        from models.i3d.convert import convert_openvino
-
-        log.info("no OpenVINO IR for %s; converting it once into %s", handle, directory)
-        convert_openvino(handle, directory)
-    return directory
 
 
 class OpenVINOI3D:
@@ -71,7 +49,7 @@ class OpenVINOI3D:
         import openvino as ov
 
         self.handle = handle
-        self._dir = _ensure_irs(handle)
+        self._dir = ensure_irs(handle)
         record = json.loads((self._dir / IR_RECORD).read_text())
         if precision == "auto":
             precision = openvino_auto_precision(cpu_flags, int8_verdicts(record, self._dir, cpu_flags))
@@ -165,25 +143,6 @@ class OpenVINOI3D:
 
     def close(self) -> None:
         self.unload()
-
-
-def int8_ir_for(record: dict, flags: frozenset[str] | None = None) -> tuple[str, str]:
-    """`(stem, int8 IR name)` this kind of CPU runs in int8: the space-to-depth stem on AMX where its float IR
-    was made (a TF Hub handle has only the plain one), else plain."""
-    stem = choose_stem("openvino", "int8", flags)
-    stem = stem if stem in record["irs"] else "plain"
-    return stem, int8_ir_name(stem)
-
-
-def int8_verdicts(record: dict, directory: Path, flags: frozenset[str] | None = None) -> dict:
-    """`{cpu kind: {"int8": accuracy summary}}` for this kind of CPU, when the int8 IR it runs exists and its
-    verdict was given to that IR (a verdict without "ir" predates the space-to-depth int8, so was of `int8`)."""
-    kind = cpu_kind(flags)
-    name = int8_ir_for(record, flags)[1]
-    verdict = record.get("validated", {}).get(kind, {}).get("int8")
-    if verdict is None or verdict.get("ir", "int8") != name or not (directory / f"{name}.xml").is_file():
-        return {}
-    return {kind: {"int8": verdict}}
 
 
 def _uint8_input(model):

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 
 from models.runtimes.extractor import ClipOutputs
-from models.runtimes.precision import bfloat16_capped_off, choose_precision, variant_dir
-from models.runtimes.tensorflow_env import import_tensorflow
+from models.hardware import bfloat16_capped_off, choose_precision, variant_dir
+from models.tensorflow_env import import_tensorflow
 from models.video import INPUT_OFFSET, INPUT_SCALE
 
 tf = import_tensorflow()
@@ -62,7 +62,7 @@ def _load_signature(handle: str):
 class TensorFlowI3D:
     """Wraps the SavedModel from `models.i3d.convert` (a local path or a TF Hub handle).
 
-    `precision` "auto" picks by hardware (`models.runtimes.precision`); a precision the SavedModel has no graph
+    `precision` "auto" picks by hardware (`models.hardware`); a precision the SavedModel has no graph
     for falls back to float32. `cpu_flags` stands in for /proc/cpuinfo's (tests run both CPU branches).
     `xla` "auto" compiles with XLA on a GPU only (on the CPU it was slower).
     `unload()` drops the model (and its GPU memory); the next call loads it again.

@@ -20,7 +20,7 @@ import numpy as np
 from models.recognition.heads import CONFIG_FILE, build_lstm_head, save_head
 from models.recognition.recognizer import ClipSettings
 from models.runtimes.extractor import Extractor
-from models.runtimes.tensorflow_env import import_keras
+from models.tensorflow_env import import_keras
 from models.training.datasets import DatasetError, Sample, split_by_group
 from models.training.features import FeatureSet, extract_all
 

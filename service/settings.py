@@ -1,7 +1,9 @@
-"""API settings, read once from the environment (or a .env file)."""
+"""The service's settings, read once from the environment (or a .env file): the API and the queue workers
+read the same ones."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -9,11 +11,17 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from api.uploads import UploadLimits
 from models.paths import DEFAULT_SAVED_MODEL
 from models.video import VideoLimits
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class UploadLimits:
+    max_bytes: int
+    idle_timeout_s: float = 30  # longest silence between two pieces of the body
+    timeout_s: float = 600  # longest the whole body may take
 
 
 class Settings(BaseSettings):

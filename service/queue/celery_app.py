@@ -1,4 +1,5 @@
-"""The Celery app both sides share: the API gateway sends tasks with it, a worker runs them.
+"""The Celery app both sides share: the API gateway sends tasks with it (`service.queue.executor`), a worker
+runs them (workers/).
 
 JSON messages only; a task carries the job id and the upload's name in SHARED_UPLOAD_DIR, never bytes.
 Late acks: a message leaves Redis only once its job has finished, so a worker killed mid-job loses nothing:
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 from celery import Celery
 
-from api.settings import Settings
+from service.settings import Settings
 
 QUEUE = "recognition"
 TASK = "workers.recognize"

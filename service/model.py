@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import logging
 
-from api.schemas import ModelInfo
-from api.settings import Settings
+from service.schemas import ModelInfo
+from service.settings import Settings
 from models.recognition.heads import LstmHead
 from models.recognition.recognizer import ActionRecognizer, ClipSettings
 from models.recognition.shared_trunk import check_shared_slicing
-from models.runtimes.extractor import default_batch_size, open_extractor
+from models.runtimes.factory import default_batch_size, open_extractor
 
-log = logging.getLogger("api.model")
+log = logging.getLogger("service.model")
 
 
 def open_recognizer(settings: Settings) -> ActionRecognizer:

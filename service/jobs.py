@@ -1,8 +1,8 @@
 """Recognition jobs with progress: `POST /jobs` answers 202 at once, `GET /jobs/{id}` tells how far it is.
 
 The executor is one small interface (`JobExecutor`); `InProcessJobs` runs jobs on worker threads from a
-bounded queue and forgets finished jobs after a while. With a broker, `api.gateway.QueuedJobs` sends them
-to queue workers instead, behind the same interface.
+bounded queue and forgets finished jobs after a while. With a broker, the queue executor sends them
+to queue workers instead, behind the same interface (`service.queue.executor.QueuedJobs`).
 """
 
 from __future__ import annotations
@@ -17,23 +17,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-log = logging.getLogger("api.jobs")
+from service.refusals import Busy, Refused
+
+log = logging.getLogger("service.jobs")
 
 
-class QueueFullError(RuntimeError):
-    """No room for another job: the caller should answer 503 with Retry-After."""
+class QueueFullError(Busy):
+    """No room for another job: 503, and try again shortly."""
+
+    def __init__(self, why: str):
+        super().__init__(f"busy: {why}; try again shortly")
 
 
-class ExecutorUnavailable(RuntimeError):
+class ExecutorUnavailable(Busy):
     """The executor cannot take or tell jobs right now (its broker is away): 503, and try again."""
-
-
-class JobFailedError(Exception):
-    """A job's own failure, with the HTTP status and detail a synchronous request would have got."""
-
-    def __init__(self, status_code: int, detail: str):
-        super().__init__(detail)
-        self.status_code, self.detail = status_code, detail
 
 
 @dataclass(kw_only=True)
@@ -136,8 +133,8 @@ class InProcessJobs:
 
             try:
                 self._finish(job, result=self._run(job, progress))
-            except JobFailedError as exc:
-                self._finish(job, error={"status_code": exc.status_code, "detail": exc.detail})
+            except Refused as exc:  # the job's own failure, as a synchronous request would have been answered
+                self._finish(job, error=exc.error())
             except Exception:
                 log.exception("job failed", extra={"job_id": job.id})
                 self._finish(job, error={"status_code": 500, "detail": "internal error while recognizing"})

@@ -17,7 +17,7 @@ import re
 import sys
 import tempfile
 
-from models.runtimes.precision import cpu_flags
+from models.hardware import cpu_flags
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 _NOISE = re.compile(

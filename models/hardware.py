@@ -5,8 +5,8 @@ clip against 4.5 s in float32, so reduced precision is only chosen where the har
 natively: bfloat16 on CPUs with AMX or AVX512-BF16, float16 (mixed: float32 weights) on GPUs with
 tensor cores. int8 (OpenVINO, NNCF post-training) is the fastest where it keeps the rankings, so "auto"
 picks it wherever `python -m models quantize` (run by `make setup`) found it passing the accuracy rule
-(`models.i3d.accuracy`) on this kind of CPU, and falls back to bfloat16 or float32 where it failed: the verdict
-is measured, not assumed (int8 of the plain stem, its stem then left in float, failed on AMX in one run,
+(`models.i3d.accuracy`, measured by `models.evaluation`) on this kind of CPU, and falls back to bfloat16 or
+float32 where it failed: the verdict is measured, not assumed (int8 of the plain stem, its stem then left in float, failed on AMX in one run,
 one clip's whole-video top-5 sharing 3 of 5 labels with float32).
 
 Every choice follows the CPU as oneDNN's kernels see it: `ONEDNN_MAX_CPU_ISA=AVX2` (which both runtimes obey)

@@ -16,7 +16,7 @@ PREFIX = "action-recognition:worker:"
 EVERY_S = 5
 TTL_S = 3 * EVERY_S
 
-log = logging.getLogger("workers.registry")
+log = logging.getLogger("service.queue.registry")
 
 
 def client(url: str) -> redis.Redis:

@@ -1,0 +1,108 @@
+"""The job executor over Celery and Redis: jobs go to queue workers (workers/), their state is read back from
+Redis, so any number of API processes answer for any job."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator
+
+import redis
+from celery import Celery
+from kombu.exceptions import OperationalError
+
+from service.jobs import ExecutorUnavailable, Job, JobState, QueueFullError
+from service.queue.celery_app import QUEUE, TASK
+
+BROKER_ERRORS = (redis.RedisError, OperationalError, OSError)
+
+
+class BrokerUnavailable(ExecutorUnavailable):
+    def __init__(self, exc: BaseException):
+        super().__init__(f"the job broker (Redis) is not reachable: {exc}; try again shortly")
+
+
+class QueuedJobs:
+    """JobExecutor over Celery: `submit` queues (503 past JOBS_MAX_QUEUED waiting), `get` reads Redis.
+
+    A job is written as QUEUED before its task is sent, so an id Redis has never seen, or whose result has
+    expired (JOBS_TTL_S), is unknown (404) rather than Celery's everlasting PENDING."""
+
+    def __init__(self, celery: Celery, redis_client: redis.Redis, max_queued):
+        self._celery, self._redis, self._max_queued = celery, redis_client, max_queued
+        self._waiting = 0  # synchronous requests of this process waiting for their job (the drain waits for them)
+        self._lock = threading.Lock()
+
+    def submit(self, job: Job, *, expires_s: float | None = None) -> None:
+        try:
+            waiting = self._redis.llen(QUEUE)
+            if waiting >= self._max_queued():
+                raise QueueFullError(f"{waiting} jobs are already waiting for a worker")
+            self._celery.backend.store_result(job.id, {"clips_done": 0, "clips_total": None}, "QUEUED")
+            options = {"top_k": job.top_k, "head": job.head, "filename": job.filename}
+            self._celery.send_task(TASK, args=[job.id, job.video.name, options], task_id=job.id, queue=QUEUE,
+                                   expires=expires_s)
+        except QueueFullError:
+            job.video.unlink(missing_ok=True)
+            raise
+        except BROKER_ERRORS as exc:
+            job.video.unlink(missing_ok=True)
+            raise BrokerUnavailable(exc) from None
+
+    def get(self, job_id: str) -> JobState | None:
+        try:
+            meta = self._celery.backend.get_task_meta(job_id)
+        except BROKER_ERRORS as exc:
+            raise BrokerUnavailable(exc) from None
+        return _job_state(job_id, meta["status"], meta.get("result"))
+
+    def revoke(self, job_id: str) -> None:
+        """Skip the job if no worker has started it (its upload is deleted by the worker that skips it)."""
+        with contextlib.suppress(*BROKER_ERRORS):
+            self._celery.control.revoke(job_id)
+
+    def queued(self) -> float:
+        try:
+            return float(self._redis.llen(QUEUE))
+        except BROKER_ERRORS:
+            return float("nan")
+
+    @contextlib.contextmanager
+    def waiting(self) -> Iterator[None]:
+        with self._lock:
+            self._waiting += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._waiting -= 1
+
+    def active(self) -> int:
+        """Synchronous requests waiting here; queued jobs live in Redis and outlive this process."""
+        return self._waiting
+
+    def close(self) -> None:
+        self._celery.close()
+        self._redis.close()
+
+
+def _job_state(job_id: str, state: str, info) -> JobState | None:
+    info = info if isinstance(info, dict) else {}
+    progress = {"clips_done": info.get("clips_done", 0), "clips_total": info.get("clips_total"),
+                "worker": info.get("worker") or info.get("hostname")}
+    if state == "PENDING":
+        return None  # never written: unknown, or expired
+    if state in ("QUEUED", "RETRY"):
+        return JobState(id=job_id, status="queued")
+    if state in ("STARTED", "PROGRESS"):
+        return JobState(id=job_id, status="running", **progress)
+    if state == "SUCCESS" and "result" in info:
+        clips = len(info["result"]["clips"])
+        return JobState(id=job_id, status="done", clips_done=clips, clips_total=clips, result=info["result"],
+                        worker=info.get("worker"))
+    if state == "SUCCESS" and "error" in info:
+        return JobState(id=job_id, status="failed", error=info["error"], worker=info.get("worker"))
+    if state == "REVOKED":
+        return JobState(id=job_id, status="failed", error={
+            "status_code": 503, "detail": "no worker took this job before its time limit"})
+    return JobState(id=job_id, status="failed", error={"status_code": 500, "detail": "internal error while recognizing"})

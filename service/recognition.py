@@ -1,0 +1,61 @@
+"""One recognition on the shared model, for the synchronous route, in-process jobs and queue workers alike,
+and the refusals it can end in."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+from models.containers import SUPPORTED, sniff_container
+from models.recognition.recognizer import ActionRecognizer, Cancelled, ClipSettings, ProcessingTimeout, Progress
+from models.video import VideoDecodeError, VideoLimitError, clip_starts, open_video
+from service.metrics import CLIPS, RUNNING
+from service.refusals import CLIENT_GONE, Busy, Refused
+
+
+def check_container(path: Path) -> None:
+    """415 unless the bytes start like a video container we decode (the file name is not trusted)."""
+    if sniff_container(path) is None:
+        raise Refused(f"the upload is not a video container this service reads ({SUPPORTED})", status_code=415)
+
+
+def check_head(heads: list[str], head: str | None) -> None:
+    if head is not None and head not in heads:
+        raise Refused(f"unknown head {head!r}; loaded: {', '.join(heads)}", status_code=422)
+
+
+def expected_clips(path: Path, clips: ClipSettings) -> int:
+    """Clips the video at `path` will give, from its container's frame count (0 when it does not say)."""
+    try:
+        capture, info = open_video(path)
+    except VideoDecodeError:
+        return 0
+    capture.release()
+    return len(clip_starts(info.frames, clips.clip_len, clips.stride))
+
+
+def recognize_shared(
+    recognizer: ActionRecognizer, path: Path, *, top_k: int, filename: str, head: str | None, timeout_s: float,
+    on_progress: Progress | None = None, deadline: float | None = None, cancel: threading.Event | None = None,
+) -> dict:
+    """A recognition on the shared model (its clips are batched with those of concurrent requests),
+    stopped at `deadline` (default: `timeout_s` from now), waiting for the model included, or once `cancel` is set.
+
+    Raises Refused (422 not a video or over a limit, 503 past the time limit, 499 cancelled).
+    """
+    deadline = time.monotonic() + timeout_s if deadline is None else deadline
+    with RUNNING.track_inprogress():
+        try:
+            result = recognizer.recognize(path, top_k_actions=top_k, filename=filename, head=head,
+                                          on_progress=on_progress, deadline=deadline, cancel=cancel)
+        except VideoDecodeError as exc:
+            raise Refused(f"not a readable video: {exc}", status_code=422) from None
+        except VideoLimitError as exc:
+            raise Refused(f"video over a limit: {exc}", status_code=422) from None
+        except ProcessingTimeout as exc:
+            raise Busy(f"{exc} ({timeout_s:g} s); try a shorter video") from None
+        except Cancelled as exc:
+            raise Refused(f"the client went away: {exc}", status_code=CLIENT_GONE) from None
+    CLIPS.inc(len(result["clips"]))
+    return result
