@@ -62,9 +62,11 @@ def _clip_settings(args: argparse.Namespace, device: str = "CPU"):
     from models.recognition.recognizer import ClipSettings
     from models.runtimes.factory import default_batch_size
 
+    from models.video import Sampling
+
     return ClipSettings(clip_len=args.clip_length, stride=args.clip_stride,
                         batch_size=args.batch_size or default_batch_size(device), extraction=args.extraction,
-                        recompute_below=args.recompute_below)
+                        recompute_below=args.recompute_below, sampling=Sampling.parse(args.model_fps))
 
 
 def _recognizer(args: argparse.Namespace):
@@ -77,7 +79,8 @@ def _recognizer(args: argparse.Namespace):
     head = None
     if args.head:
         head = LstmHead(args.head, extractor_id=extractor.extractor_id, feature_dim=extractor.feature_dim,
-                        clip_len=clips.clip_len, stride=clips.stride, extraction=clips.extraction_id)
+                        clip_len=clips.clip_len, stride=clips.stride, extraction=clips.extraction_id,
+                        frames=clips.frames_id)
     return ActionRecognizer(extractor, head=head, clips=clips)
 
 
@@ -257,6 +260,9 @@ def main(argv: list[str] | None = None) -> int:
                              choices=("auto", "float32", "bfloat16", "float16", "int8"), help="auto: by hardware")
         command.add_argument("--clip-length", type=int, default=int(os.environ.get("CLIP_LENGTH", 64)))
         command.add_argument("--clip-stride", type=int, default=int(os.environ.get("CLIP_STRIDE", 32)))
+        command.add_argument("--model-fps", default=os.environ.get("MODEL_FPS", "25"),
+                             help="frames a second the model sees, sampled by timestamp (25, as I3D was trained); "
+                                  "source: every frame")
         command.add_argument("--extraction", default=os.environ.get("EXTRACTION", "windows"), choices=("windows", "shared"),
                              help="windows: each window its own I3D pass; shared: windows pooled from one trunk pass "
                                   "(about 1.5x less compute, not identical; docs/performance.md)")

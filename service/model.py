@@ -23,14 +23,15 @@ def open_recognizer(settings: Settings) -> ActionRecognizer:
     clips = ClipSettings(clip_len=settings.clip_length, stride=settings.clip_stride,
                          batch_size=settings.batch_size or default_batch_size(extractor.device),
                          extraction=settings.extraction, recompute_below=settings.recompute_below,
-                         chunk_frames=settings.shared_chunk_frames)
+                         chunk_frames=settings.shared_chunk_frames, sampling=settings.sampling)
     if clips.extraction == "shared":
         check_shared_slicing(clips.clip_len, clips.stride, clips.chunk_frames, clips.context)
         extractor.logits_weights()
     head = None
     if settings.head_path:  # refuses a head trained on other features or clip settings
         head = LstmHead(settings.head_path, extractor_id=extractor.extractor_id, feature_dim=extractor.feature_dim,
-                        clip_len=clips.clip_len, stride=clips.stride, extraction=clips.extraction_id)
+                        clip_len=clips.clip_len, stride=clips.stride, extraction=clips.extraction_id,
+                        frames=clips.frames_id)
         log.info("serving a trained head", extra={"head": head.name, "labels": len(head.labels)})
     return ActionRecognizer(extractor, head=head, clips=clips, limits=settings.video_limits,
                             idle_unload_s=settings.model_idle_unload_s, batch_wait_s=settings.batch_wait_ms / 1000)
@@ -53,5 +54,6 @@ def describe(recognizer: ActionRecognizer) -> ModelInfo:
         clip_length=recognizer.clips.clip_len,
         clip_stride=recognizer.clips.stride,
         extraction=recognizer.clips.extraction_id,
+        frames=recognizer.clips.frames_id,
         batch_size=recognizer.clips.batch_size,
     )

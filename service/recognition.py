@@ -9,7 +9,7 @@ from pathlib import Path
 
 from models.containers import SUPPORTED, sniff_container
 from models.recognition.recognizer import ActionRecognizer, Cancelled, ClipSettings, ProcessingTimeout, Progress
-from models.video import VideoDecodeError, VideoLimitError, clip_starts, open_video
+from models.video import VideoDecodeError, VideoLimitError, clip_starts, probe
 from service.metrics import CLIPS, RUNNING
 from service.refusals import CLIENT_GONE, Busy, Refused
 
@@ -26,13 +26,13 @@ def check_head(heads: list[str], head: str | None) -> None:
 
 
 def expected_clips(path: Path, clips: ClipSettings) -> int:
-    """Clips the video at `path` will give, from its container's frame count (0 when it does not say)."""
+    """Clips the video at `path` will give, from its container's length (0 when it does not say)."""
     try:
-        capture, info = open_video(path)
+        info = probe(path)
     except VideoDecodeError:
         return 0
-    capture.release()
-    return len(clip_starts(info.frames, clips.clip_len, clips.stride))
+    frames = info.frames if clips.sampling.fps is None else round(info.duration_s * clips.sampling.fps)
+    return len(clip_starts(frames, clips.clip_len, clips.stride))
 
 
 def recognize_shared(

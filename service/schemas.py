@@ -60,6 +60,7 @@ class ModelInfo(BaseModel):
     extraction: str = Field(description='windows (each clip its own I3D pass), or shared (pooled from one trunk pass; '
                                         '"shared:recompute<P" re-runs windows less sure than P clip by clip)')
     batch_size: int
+    frames: str = Field(description='how frames are decoded and sampled for the model: "pyav-swscale/25fps" (MODEL_FPS)')
 
 
 class Labels(BaseModel):

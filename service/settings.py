@@ -12,7 +12,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from models.paths import DEFAULT_SAVED_MODEL
-from models.video import VideoLimits
+from models.video import Sampling, VideoLimits
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -32,6 +32,9 @@ class Settings(BaseSettings):
     head_path: Path | None = Field(None, description="trained head directory (python -m models train); unset: Kinetics-400")
     clip_length: int = Field(64, ge=9, le=256, description="frames per clip")
     clip_stride: int = Field(32, ge=1, le=256, description="frames between clip starts")
+    model_fps: str = Field("25", pattern=r"^(source|\d+(\.\d+)?)$",
+                           description="frames a second the model sees, sampled by timestamp, so a clip of 64 is "
+                                       "2.56 s whatever the video's rate (I3D was trained at 25); source: every frame")
     extraction: Literal["windows", "shared"] = Field(
         "windows", description="windows: each clip its own I3D pass; shared: clips pooled from one trunk pass over long "
                                "stretches (about 1.5x less compute, not identical: docs/performance.md)")
@@ -91,6 +94,10 @@ class Settings(BaseSettings):
                                                         "(new ones get 503); then they are cancelled")
     warm_up: bool = Field(True, description="run a one-clip video through the whole path at start-up so the first request is not slower")
     log_level: str = "INFO"
+
+    @property
+    def sampling(self) -> Sampling:
+        return Sampling.parse(self.model_fps)
 
     @property
     def video_limits(self) -> VideoLimits:

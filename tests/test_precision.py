@@ -72,8 +72,9 @@ def test_int8_verdict_counts_only_for_the_ir_this_cpu_kind_runs(tmp_path):
     """A verdict is the int8 IR's it was given to: AMX runs the space-to-depth int8 IR, so a verdict on the plain
     one (or one from before the space-to-depth int8, which has no "ir") does not let "auto" pick int8 there."""
     from models.i3d.irs import int8_verdicts
+    from models.video import frames_id
 
-    passed, irs = {"passes": True}, {"plain": {}, "space_to_depth": {}}
+    passed, irs = {"passes": True, "frames": frames_id()}, {"plain": {}, "space_to_depth": {}}
     record = {"irs": irs, "validated": {"amx": {"int8": {"ir": "int8_space_to_depth", **passed}}, "avx2": {"int8": passed}}}
     assert int8_verdicts(record, tmp_path, AMX_FLAGS) == {}  # no IR file
     (tmp_path / "int8_space_to_depth.xml").touch()
@@ -84,6 +85,8 @@ def test_int8_verdict_counts_only_for_the_ir_this_cpu_kind_runs(tmp_path):
     assert int8_verdicts({"irs": irs, "validated": {"amx": {"int8": passed}}}, tmp_path, AMX_FLAGS) == {}
     only_plain = {"irs": {"plain": {}}, "validated": {"amx": {"int8": {"ir": "int8", **passed}}}}  # a TF Hub handle
     assert int8_verdicts(only_plain, tmp_path, AMX_FLAGS) == {"amx": {"int8": {"ir": "int8", **passed}}}
+    other_frames = {"irs": irs, "validated": {"amx": {"int8": {"ir": "int8_space_to_depth", "passes": True}}}}
+    assert int8_verdicts(other_frames, tmp_path, AMX_FLAGS) == {}  # judged on OpenCV's frames at the source rate
 
 
 def test_int8_made_by_an_older_recipe_is_made_again(tmp_path):
@@ -94,7 +97,10 @@ def test_int8_made_by_an_older_recipe_is_made_again(tmp_path):
     directory = tmp_path / "openvino"
     directory.mkdir()
     (directory / "int8.xml").touch()
-    record = {"irs": {"plain": {}, "int8": {"stem": "plain"}}, "validated": {"avx2": {"int8": {"ir": "int8", "passes": True}}}}
+    from models.video import frames_id
+
+    verdict = {"ir": "int8", "passes": True, "frames": frames_id()}
+    record = {"irs": {"plain": {}, "int8": {"stem": "plain"}}, "validated": {"avx2": {"int8": verdict}}}
     (directory / "openvino.json").write_text(json.dumps(record))
     assert not int8_ir_is_current(str(tmp_path), flags=AVX2_ONLY_FLAGS)  # no recipe: the first one
     assert not int8_is_current(str(tmp_path), flags=AVX2_ONLY_FLAGS)

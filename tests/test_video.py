@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from fractions import Fraction
+
 import hypothesis
 import hypothesis.strategies as st
 import numpy as np
@@ -10,12 +12,15 @@ import pytest
 from conftest import ARCHERY_AVI, DATA, write_video
 from models.containers import sniff_container
 from models.video import (
+    SOURCE_RATE,
+    Sampling,
     VideoDecodeError,
     VideoInfo,
     VideoLimitError,
     VideoLimits,
     clip_starts,
     iter_clips,
+    iter_frames,
     prepare_frame,
     read_frames,
     to_model_input,
@@ -188,3 +193,76 @@ def test_webm_and_mov_decode(tmp_path, suffix, codec, container):
                    check=True, timeout=120)
     assert sniff_container(target) == container
     assert read_frames(target).shape == (79, 224, 224, 3)
+
+
+def _ramp_values(frames) -> list[int]:
+    return [int(round(float(frame.mean()) / 3)) for frame in frames]
+
+
+def test_a_fast_video_is_sampled_at_the_model_rate(tmp_path):
+    """50 fps in, 25 a second out: every other frame, each remembered as its source frame and time."""
+    path = write_video(tmp_path / "fast.avi", 100, fps=50.0)
+    info = VideoInfo(0, 0.0, 0, 0)
+    frames = list(iter_frames(path, info=info))
+    assert (info.frames, info.fps, info.model_frames) == (100, pytest.approx(50.0), 50)
+    assert _ramp_values(frames) == [i % 80 for i in range(0, 100, 2)]
+    assert list(info.timeline.source_index) == list(range(0, 100, 2))
+    np.testing.assert_allclose(info.timeline.time_s, np.arange(50) / 25, atol=1e-9)
+    assert info.timeline.span(0, 32) == (0, 63, 0.0, pytest.approx(32 / 25))  # source frames [0, 63), 1.28 s
+
+
+def test_a_slow_video_is_repeated_up_to_the_model_rate(tmp_path):
+    """10 fps in: each frame stands for the 2 or 3 ticks of 1/25 s it covers, so 2 s are still 50 frames."""
+    path = write_video(tmp_path / "slow.avi", 20, fps=10.0)
+    info = VideoInfo(0, 0.0, 0, 0)
+    values = _ramp_values(iter_frames(path, info=info))
+    assert len(values) == info.model_frames == 50 and info.frames == 20
+    assert values == [int(k / 2.5) for k in range(50)]  # the latest source frame at or before each tick
+
+
+def test_source_rate_keeps_every_frame(tmp_path):
+    path = write_video(tmp_path / "fast.avi", 100, fps=50.0)
+    info = VideoInfo(0, 0.0, 0, 0)
+    assert _ramp_values(iter_frames(path, info=info, sampling=SOURCE_RATE)) == [i % 80 for i in range(100)]
+    assert info.model_frames == 100 and info.timeline.span(0, 64) == (0, 64, 0.0, pytest.approx(64 / 50))
+    assert Sampling.parse("source") == SOURCE_RATE and Sampling.parse("30").id == "30fps"
+    with pytest.raises(ValueError):
+        Sampling.parse("0")
+
+
+def test_a_variable_rate_video_is_sampled_by_its_timestamps(tmp_path):
+    """A phone-like video whose frames come at irregular times: the model sees, at each tick of 1/25 s, the
+    frame shown then, and the windows' times are the video's own."""
+    import av
+
+    times = [0.0, 0.03, 0.05, 0.2, 0.21, 0.5, 0.9, 0.92, 0.94, 1.3]
+    path = tmp_path / "vfr.mkv"
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("mpeg4", rate=1000)
+        stream.width, stream.height, stream.pix_fmt = 320, 240, "yuv420p"
+        stream.time_base = Fraction(1, 1000)
+        for i, time_s in enumerate(times):
+            frame = av.VideoFrame.from_ndarray(np.full((240, 320, 3), 25 * i, np.uint8), format="rgb24")
+            frame.pts, frame.time_base = round(time_s * 1000), Fraction(1, 1000)
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+    info = VideoInfo(0, 0.0, 0, 0)
+    values = [int(round(float(frame.mean()) / 25)) for frame in iter_frames(path, info=info)]
+    shown = [max(i for i, t in enumerate(times) if t <= k / 25 + 1e-9) for k in range(len(values))]
+    assert values == shown and info.frames == len(times)
+    assert len(values) == pytest.approx(1.3 * 25, abs=2)  # the last frame lasts one frame at the stream's rate
+    assert list(info.timeline.source_index) == shown
+
+
+@pytest.mark.parametrize("name", ["archery__paddlevideo_example.avi", "cricket__kinetics_i3d_v_CricketShot_g04_c01.mp4",
+                                  "cricket__kinetics_i3d_v_CricketShot_g04_c01_rgb.gif",
+                                  "pancake__decord_flipping_a_pancake.mkv"])
+def test_the_decoder_prepares_frames_as_opencv_does(name):
+    """FFmpeg's crop and scale give the frames OpenCV's `prepare_frame` gives, to a grey level or two."""
+    import cv2
+
+    capture = cv2.VideoCapture(str(DATA / name))
+    expected = np.stack([prepare_frame(capture.read()[1]) for _ in range(16)])
+    capture.release()
+    got = read_frames(DATA / name, max_frames=16, sampling=SOURCE_RATE)
+    assert np.abs(got.astype(int) - expected).mean() < 2.5

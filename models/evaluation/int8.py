@@ -12,6 +12,7 @@ from models.i3d.accuracy import compare
 from models.i3d.irs import IR_RECORD, ensure_irs
 from models.i3d.quantize import video_paths
 from models.runtimes.openvino import OpenVINOI3D
+from models.video import frames_id
 
 
 def validate_int8(handle: str, data: Path, *, flags: frozenset[str] | None = None) -> dict:
@@ -28,7 +29,7 @@ def validate_int8(handle: str, data: Path, *, flags: frozenset[str] | None = Non
         int8.close()
     record_path = directory / IR_RECORD
     record = json.loads(record_path.read_text())
-    summary = {"ir": int8_ir_name(int8.stem), **report.summary()}
+    summary = {"ir": int8_ir_name(int8.stem), "frames": frames_id(), **report.summary()}
     record.setdefault("validated", {}).setdefault(cpu_kind(flags), {})["int8"] = summary
     record_path.write_text(json.dumps(record, indent=2) + "\n")
     return summary

@@ -13,6 +13,7 @@ from models.i3d.checkpoint import sha256_of
 from models.recognition.batching import ClipBatcher
 from models.recognition.recognizer import ClipSettings, run_video
 from models.runtimes.factory import open_extractor
+from models.video import frames_id
 
 
 def reference_logits(handle: str, paths: list[Path], *, cache: Path | None = None) -> dict[str, np.ndarray]:
@@ -22,6 +23,7 @@ def reference_logits(handle: str, paths: list[Path], *, cache: Path | None = Non
     key = hashlib.sha256(json.dumps({
         "videos": {Path(p).name: sha256_of(Path(p)) for p in paths},
         "conversion": conversion.read_text() if conversion.is_file() else handle, "clip": [64, 32],
+        "frames": frames_id(),
     }, sort_keys=True).encode()).hexdigest()
     if cache is not None and cache.is_file():
         with np.load(cache) as stored:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from models.hardware import choose_stem, cpu_kind, int8_ir_name
 from models.paths import OPENVINO_CACHE, openvino_dir
+from models.video import frames_id
 
 log = logging.getLogger(__name__)
 
@@ -45,10 +46,12 @@ def int8_ir_for(record: dict, flags: frozenset[str] | None = None) -> tuple[str,
 
 def int8_verdicts(record: dict, directory: Path, flags: frozenset[str] | None = None) -> dict:
     """`{cpu kind: {"int8": accuracy summary}}` for this kind of CPU, when the int8 IR it runs exists and its
-    verdict was given to that IR (a verdict without "ir" predates the space-to-depth int8, so was of `int8`)."""
+    verdict was given to that IR (a verdict without "ir" predates the space-to-depth int8, so was of `int8`)
+    on the frames the service prepares today (`models.video.frames_id`; none: OpenCV's, at the source rate)."""
     kind = cpu_kind(flags)
     name = int8_ir_for(record, flags)[1]
     verdict = record.get("validated", {}).get(kind, {}).get("int8")
-    if verdict is None or verdict.get("ir", "int8") != name or not (directory / f"{name}.xml").is_file():
+    if (verdict is None or verdict.get("ir", "int8") != name or verdict.get("frames", "opencv/source") != frames_id()
+            or not (directory / f"{name}.xml").is_file()):
         return {}
     return {kind: {"int8": verdict}}

@@ -72,11 +72,16 @@ def save_head(directory: Path, model, labels: list[str], config: dict) -> None:
     (directory / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
 
 
+# What a head trained before a setting existed was trained with: clips run one by one, OpenCV's frames at the
+# source's rate.
+_BEFORE = {"extraction": "windows", "frames": "opencv/source"}
+
+
 class LstmHead:
     """A trained sequence head loaded from its directory."""
 
     def __init__(self, directory: str | Path, *, extractor_id: str, feature_dim: int, clip_len: int | None = None,
-                 stride: int | None = None, extraction: str | None = None):
+                 stride: int | None = None, extraction: str | None = None, frames: str | None = None):
         directory = Path(directory)
         for needed in (WEIGHTS_FILE, LABELS_FILE, CONFIG_FILE):
             if not (directory / needed).is_file():
@@ -86,9 +91,9 @@ class LstmHead:
         self.labels = tuple(json.loads((directory / LABELS_FILE).read_text()))
         self.name = self.config.get("name") or directory.name
         expected = {"extractor_id": extractor_id, "feature_dim": feature_dim, "clip_len": clip_len, "stride": stride,
-                    "extraction": extraction}
+                    "extraction": extraction, "frames": frames}
         for key, value in expected.items():
-            trained = self.config.get(key, "windows" if key == "extraction" else None)  # heads from before EXTRACTION
+            trained = self.config.get(key, _BEFORE.get(key))  # heads from before the setting
             if value is not None and trained != value:
                 raise HeadMismatchError(
                     f"head {directory} was trained with {key}={trained!r} but the service uses {key}={value!r}; "

@@ -89,13 +89,14 @@ class ActionRecognizer:
             "clips": [
                 {
                     "index": i,
-                    "start_s": round(start / info.fps, 3),
-                    "end_s": round(end / info.fps, 3),
-                    "start_frame": start,
-                    "end_frame": end,
+                    "start_s": round(start_s, 3),
+                    "end_s": round(end_s, 3),
+                    "start_frame": start_frame,
+                    "end_frame": end_frame,
                     "actions": top_k(probs, kinetics, CLIP_TOP_K),
                 }
-                for i, ((start, end), probs) in enumerate(zip(run.spans, clip_probs))
+                for i, ((start_frame, end_frame, start_s, end_s), probs) in enumerate(
+                    zip((info.timeline.span(*span) for span in run.spans), clip_probs))
             ],
             "video": {
                 "filename": filename if filename is not None else Path(path).name,

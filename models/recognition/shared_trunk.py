@@ -109,7 +109,7 @@ def run_shared(
     done_decoding = False
 
     def expected_windows() -> int:
-        return len(clip_starts(info.frames, clips.clip_len, clips.stride))
+        return len(clip_starts(info.model_frames, clips.clip_len, clips.stride))
 
     def finish(job: _PendingChunk) -> None:
         """Keep the chunk's positions, pool every window they complete, re-run the unsure ones clip by clip."""
@@ -119,7 +119,7 @@ def run_shared(
         first = (job.chunk.keep_start - job.chunk.start) // TRUNK_STRIDE
         positions.append(trunk.positions[first : first + (job.chunk.keep_end - job.chunk.keep_start) // TRUNK_STRIDE])
         known = sum(len(block) for block in positions) * TRUNK_STRIDE
-        last = min(known, info.frames) if done_decoding else known  # `known` may run into the end's padding
+        last = min(known, info.model_frames) if done_decoding else known  # `known` may run into the end's padding
         starts = list(range(len(windows) * clips.stride, last - clips.clip_len + 1, clips.stride))
         if starts:
             logits, features = pool_windows(np.concatenate(positions), starts, clips.clip_len, kernel, bias)
@@ -154,7 +154,7 @@ def run_shared(
 
     buffer: list[np.ndarray] = []
     buffer_start = keep_start = 0
-    stream = TimedStream(iter_frames(path, info=info, limits=limits))
+    stream = TimedStream(iter_frames(path, info=info, limits=limits, sampling=clips.sampling))
     try:
         while (frame := stream.next()) is not None:
             limit.left(len(windows))  # after the first frame is decoded, so that a stop knows the video's length
@@ -167,7 +167,7 @@ def run_shared(
                 del buffer[:drop]
                 buffer_start += drop
         done_decoding = True
-        count = info.frames
+        count = info.model_frames
         if count < clips.clip_len:  # shorter than one window: looped, as `windows` runs it
             result = run_one(loop_to_length(buffer, clips.clip_len))
             windows[0] = (result.logits, result.features)
@@ -193,7 +193,7 @@ def run_shared(
             pending.future.cancel()
         stream.close()
     starts = sorted(windows)
-    spans = [(s, min(s + clips.clip_len, info.frames)) for s in starts]
+    spans = [(s, min(s + clips.clip_len, info.model_frames)) for s in starts]
     if on_progress:
         on_progress(len(spans), len(spans))
     return ClipRun(info, spans, np.stack([windows[s][0] for s in starts]), np.stack([windows[s][1] for s in starts]),

@@ -14,12 +14,13 @@ from pathlib import Path
 import numpy as np
 
 from models.recognition.batching import ClipBatcher, ClipResult
-from models.video import VideoInfo, VideoLimits, clip_starts, iter_clips
+from models.video import Sampling, VideoInfo, VideoLimits, clip_starts, frames_id, iter_clips
 
 
 @dataclass(frozen=True)
 class ClipSettings:
-    """How a video becomes windows. `extraction` "shared" pools them from one trunk pass (`models.recognition.shared_trunk`),
+    """How a video becomes windows: `clip_len` frames every `stride` of the frames `sampling` keeps (25 a second
+    by default). `extraction` "shared" pools them from one trunk pass (`models.recognition.shared_trunk`),
     in chunks of `chunk_frames` with `context` frames each side, re-running clip by clip the windows whose
     top-1 probability is under `recompute_below`."""
 
@@ -30,6 +31,7 @@ class ClipSettings:
     chunk_frames: int = 384
     context: int = 64
     recompute_below: float = 0.0
+    sampling: Sampling = Sampling()
 
     @property
     def extraction_id(self) -> str:
@@ -39,6 +41,12 @@ class ClipSettings:
         if self.extraction == "windows":
             return "windows"
         return f"shared:recompute<{self.recompute_below:g}" if self.recompute_below > 0 else "shared"
+
+    @property
+    def frames_id(self) -> str:
+        """How frames are decoded and sampled, e.g. "pyav-swscale/25fps": in the feature cache key and a trained
+        head's config too, for the same reason."""
+        return frames_id(self.sampling)
 
     @classmethod
     def for_extraction(cls, extraction_id: str, **settings) -> ClipSettings:
@@ -108,7 +116,8 @@ class TimedStream:
 
 @dataclass
 class ClipRun:
-    """Everything I3D said about one video: `logits: (N, 400)`, `features: (N, 1024)`, clip spans in frames."""
+    """Everything I3D said about one video: `logits: (N, 400)`, `features: (N, 1024)`, clip spans in the frames
+    the model saw (`info.timeline` maps them to source frames and seconds)."""
 
     info: VideoInfo
     spans: list[tuple[int, int]]
@@ -146,10 +155,11 @@ def run_clips(
         spans.append(span)
         pending.popleft()
         if on_progress:
-            expected = len(clip_starts(info.frames, clips.clip_len, clips.stride))
+            expected = len(clip_starts(info.model_frames, clips.clip_len, clips.stride))
             on_progress(len(spans), max(expected, len(spans) + len(pending)))
 
-    stream = TimedStream(iter_clips(path, clip_len=clips.clip_len, stride=clips.stride, info=info, limits=limits))
+    stream = TimedStream(iter_clips(path, clip_len=clips.clip_len, stride=clips.stride, info=info, limits=limits,
+                                    sampling=clips.sampling))
     try:
         while (clip := stream.next()) is not None:
             limit.left(len(results))  # after the first clip is decoded, so that a stop knows the video's length
@@ -159,7 +169,7 @@ def run_clips(
         while pending:
             finish_one()
     except Stopped:
-        expected = len(clip_starts(info.frames, clips.clip_len, clips.stride))
+        expected = len(clip_starts(info.model_frames, clips.clip_len, clips.stride))
         batcher.give_up(max(expected, len(results) + len(pending)) - len(results))
         raise
     finally:

@@ -33,6 +33,7 @@ def cache_key(path: Path, *, extractor_id: str, clips: ClipSettings, precision: 
         key["stem"] = stem
     if clips.extraction_id != "windows":  # so do keys of windows run clip by clip
         key["extraction"] = clips.extraction_id
+    key["frames"] = clips.frames_id  # decoder and sampling: features of other frames are other features
     settings = json.dumps(key, sort_keys=True)
     return hashlib.sha256(settings.encode()).hexdigest()[:32]
 

@@ -23,6 +23,7 @@ from models.runtimes.extractor import Extractor
 from models.tensorflow_env import import_keras
 from models.training.datasets import DatasetError, Sample, split_by_group
 from models.training.features import FeatureSet, extract_all
+from models.video import Sampling
 
 log = logging.getLogger(__name__)
 
@@ -203,6 +204,7 @@ def train(
         "clip_len": clips.clip_len,
         "stride": clips.stride,
         "extraction": clips.extraction_id,
+        "frames": clips.frames_id,
         "units": config.units,
         "dropout": config.dropout,
         "training": {**asdict(config), "train_videos": len(kept_train), "val_videos": len(kept_val),
@@ -225,7 +227,7 @@ def evaluate(samples: list[Sample], head_dir: Path, extractor: Extractor, *, cac
 
     config = json.loads((Path(head_dir) / CONFIG_FILE).read_text())
     clips = ClipSettings.for_extraction(config.get("extraction", "windows"), clip_len=config["clip_len"],
-                                        stride=config["stride"])
+                                        stride=config["stride"], sampling=Sampling.of_frames(config.get("frames")))
     head = LstmHead(head_dir, extractor_id=extractor.extractor_id, feature_dim=extractor.feature_dim)
     labels = list(head.labels)
     unknown = sorted({s.label for s in samples} - set(labels))
