@@ -14,7 +14,7 @@ CELERY_WORKER := $(BIN)/celery -A workers.worker worker --pool=solo --concurrenc
 # Two malloc arenas keep the API's memory flat from request to request (scripts/soak.py measures it).
 export MALLOC_ARENA_MAX ?= 2
 
-.PHONY: setup int8 browser redis run api frontend worker cluster test soak load bench bench-avx2 bench-cluster bench-live bench-gpu clean
+.PHONY: setup int8 browser redis run api frontend worker cluster test soak load bench bench-avx2 bench-cluster bench-live bench-gpu bench-game clean
 
 setup: $(INSTALLED) $(SAVED_MODEL) int8
 
@@ -102,6 +102,12 @@ bench-cluster: setup redis
 # writes bench/live.md and bench/live.json.
 bench-live: setup
 	$(BIN)/python -m benchmarks.live
+
+# A whole 1080p game (made once from tests/data, kept in bench/game/) end to end, against the path before whole
+# games (commit 6c3fcdd, from a git worktree), with 5-minute cuts at 30 and 60 fps; writes bench/game/game.md
+# and game.json. GAME_MINUTES=30 by default (about 30 minutes on the 2-core AMX Xeon, most of it the game).
+bench-game: setup
+	$(BIN)/python -m benchmarks.game --minutes $(or $(GAME_MINUTES),30)
 
 # I3D on a CUDA GPU: clips/s per precision at batch 1-32, the accuracy rule, GPU memory over 50 requests;
 # writes bench/gpu.md and bench/gpu.json (exits 2 without a GPU).

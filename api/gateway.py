@@ -80,7 +80,8 @@ class GatewayRecognitions:
         timeout_s = settings.processing_timeout_s
         deadline = time.monotonic() + timeout_s
         upload = await save_video(request, settings.job_upload_dir, settings.upload_limits)
-        job = Job(video=upload.path, filename=upload.filename, top_k=top_k or settings.default_top_k, head=head)
+        job = Job(video=upload.path, filename=upload.filename, top_k=top_k or settings.default_top_k, head=head,
+                  time_limit_s=timeout_s)
         await run_in_threadpool(self.jobs.submit, job, expires_s=timeout_s)  # QueueFullError, BrokerUnavailable
         state = await self._wait(request, job.id, deadline)
         if state.error is not None:
@@ -116,7 +117,7 @@ async def serving_gateway(app: FastAPI, settings: Settings) -> AsyncIterator[Non
     """The gateway's state for as long as the app serves. Redis may be down at start-up: requests say so."""
     settings.job_upload_dir.mkdir(parents=True, exist_ok=True)
     celery, redis_client = make_celery(settings), registry.client(settings.jobs_broker_url)
-    jobs = QueuedJobs(celery, redis_client, lambda: settings.jobs_max_queued)
+    jobs = QueuedJobs(celery, redis_client, lambda: settings.jobs_max_queued, ttl_s=settings.jobs_ttl_s)
     app.state.jobs = jobs
     app.state.recognitions = GatewayRecognitions(app, settings, jobs, redis_client)
     metrics.JOBS_QUEUED.set_function(jobs.queued)  # jobs waiting for a worker, in Redis

@@ -13,7 +13,7 @@ from api.connection import run_while_connected
 from api.uploads import saved_upload
 from models.recognition.recognizer import ActionRecognizer
 from service.model import describe
-from service.recognition import check_container, check_head, expected_clips, recognize_shared
+from service.recognition import ROUTE_HINT, check_container, check_head, expected_clips, recognize_shared
 from service.refusals import Busy
 from service.schemas import Health, Labels, ModelInfo
 from service.settings import Settings
@@ -58,6 +58,9 @@ class LocalRecognitions:
             check_container(upload.path)
             ticket.clips_left = (await run_in_threadpool(expected_clips, upload.path, recognizer.clips)
                                  or ticket.clips_left)
+            if admission.rate.clips_per_s and ticket.clips_left / admission.rate.clips_per_s > timeout_s:
+                raise Busy(f"this video would take about {ticket.clips_left / admission.rate.clips_per_s:.0f} s here, "
+                           f"past this route's {timeout_s:g} s time limit; {ROUTE_HINT}")
             try:
                 await admission.turn(ticket, deadline)
             except TimeoutError:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import threading
 from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI
@@ -26,7 +25,7 @@ from common.logs import configure_logging
 from service import metrics
 from service.jobs import InProcessJobs, Job
 from service.model import open_recognizer
-from service.recognition import recognize_shared
+from service.recognition import JOB_HINT, job_time_limit_s, recognize_shared
 from service.refusals import Refused
 from service.settings import Settings, get_settings
 
@@ -63,11 +62,12 @@ async def _serving(app: FastAPI, settings: Settings):
         warm = recognizer.warm_up(settings.upload_dir)
         admission.rate.record(len(warm.spans), warm.infer_s)  # a first clips/s for wait estimates
 
-    def run_job(job: Job, progress) -> dict:
+    def run_job(job: Job) -> dict:
         try:
-            with app.state.drain.cancellable(threading.Event()) as cancel:
+            with app.state.drain.cancellable(job.cancel):  # DELETE /jobs/{id} sets it too
                 return recognize_shared(recognizer, job.video, top_k=job.top_k, filename=job.filename, head=job.head,
-                                        timeout_s=settings.processing_timeout_s, on_progress=progress, cancel=cancel)
+                                        timeout_s=job_time_limit_s(settings, job.video), on_progress=job.progress,
+                                        on_window=job.windows.append, cancel=job.cancel, hint=JOB_HINT)
         except Refused as exc:
             raise stopped_instead(exc, app.state.drain) from None
 

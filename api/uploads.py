@@ -1,7 +1,8 @@
 """Stream an upload (multipart field `video`, or a raw `video/*` body) to a unique temp file.
 
 The body is never held in memory: chunks go straight to `<upload_dir>/<uuid>.upload` as they arrive,
-and the size limit is enforced while streaming. `saved_upload` deletes the file when its block ends;
+and the size limit is enforced while streaming. So is the disk: an upload that would leave less than its
+reserve free is refused with 507 before a byte is written (by its declared size) or while it is written. `saved_upload` deletes the file when its block ends;
 a job takes the file over with `save_upload` and deletes it when it has run.
 """
 
@@ -9,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
+import shutil
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -18,6 +21,7 @@ from fastapi import HTTPException, Request, status
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from service.recognition import check_container
+from service.refusals import Refused
 from service.settings import UploadLimits
 
 FIELD_NAME = "video"
@@ -71,6 +75,39 @@ class _VideoPartWriter:
     def _part_data(self, data: bytes, start: int, end: int) -> None:
         if self._in_video:
             self.file.write(data[start:end])
+
+
+MiB = 1024 * 1024
+DISK_CHECK_EVERY = 8 * MiB  # bytes written between two looks at the free disk (a statvfs: microseconds)
+
+
+def _no_room(directory: Path, reserve: int, needed: int | None = None) -> Refused:
+    free = shutil.disk_usage(directory).free
+    wanted = f"it is {needed / MiB:,.0f} MiB, " if needed is not None else "it was filling the disk as it came: "
+    return Refused(f"not enough disk space for this upload: {wanted}{free / MiB:,.0f} MiB are free and "
+                   f"{reserve / MiB:,.0f} MiB are kept free; try again later", status_code=507)
+
+
+class _DiskGuard:
+    """`file`, written through: refused (507) once the disk under it would keep less than `reserve` bytes
+    free, or when it is full (ENOSPC), as a file system can fill from elsewhere."""
+
+    def __init__(self, file, directory: Path, reserve: int):
+        self.file, self.directory, self.reserve = file, directory, reserve
+        self._unchecked = 0
+
+    def write(self, data: bytes) -> None:
+        self._unchecked += len(data)
+        if self._unchecked >= DISK_CHECK_EVERY:
+            self._unchecked = 0
+            if shutil.disk_usage(self.directory).free - len(data) < self.reserve:
+                raise _no_room(self.directory, self.reserve)
+        try:
+            self.file.write(data)
+        except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise _no_room(self.directory, self.reserve) from None
+            raise
 
 
 def display_filename(name: str | None) -> str:
@@ -127,7 +164,7 @@ async def _write_body(request: Request, file, limits: UploadLimits) -> str | Non
             async for chunk in chunks:
                 parser.write(chunk)
             parser.finalize()
-        except HTTPException:
+        except (HTTPException, Refused):
             raise
         except Exception as exc:  # python-multipart raises its own errors for malformed bodies
             raise HTTPException(status.HTTP_400_BAD_REQUEST, f"malformed multipart body: {exc}") from None
@@ -155,10 +192,13 @@ async def save_upload(request: Request, upload_dir: Path, limits: UploadLimits) 
         raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE,
                             f"upload is larger than the {limits.max_bytes // (1024 * 1024)} MiB limit")
     upload_dir.mkdir(parents=True, exist_ok=True)
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and shutil.disk_usage(upload_dir).free - int(declared) < limits.disk_reserve_bytes:
+        raise _no_room(upload_dir, limits.disk_reserve_bytes, int(declared))
     path = upload_dir / f"{uuid.uuid4().hex}.upload"
     try:
         with open(path, "wb") as file:
-            filename = await _write_body(request, file, limits)
+            filename = await _write_body(request, _DiskGuard(file, upload_dir, limits.disk_reserve_bytes), limits)
         size = path.stat().st_size
         if size == 0:
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "the uploaded video is empty")

@@ -2,7 +2,8 @@
 
     .venv/bin/python -m benchmarks [--long-seconds 300] [--repeats 2] [--out bench]
 
-Writes `report.json` and `report.md` under --out: decode and preprocessing frames/s; I3D clips/s for
+Writes `report.json` and `report.md` under --out: decode and preprocessing frames/s, and on 1080p H.264 at 30
+and 60 fps against the OpenCV path used before (`benchmarks.decoding`); I3D clips/s for
 every runtime and precision this machine offers (and TensorFlow with oneDNN on and off); the accuracy
 rule's figures for each OpenVINO precision against float32 TensorFlow on every window of tests/data;
 the API with default settings and the API on TensorFlow float32: start-up time, idle RSS, warm latency on
@@ -367,6 +368,8 @@ def ratios(report: dict) -> dict:
 
 
 def markdown(report: dict) -> str:
+    from benchmarks.decoding import markdown as decoding_table
+
     m, api, tf32, naive, r = (report["machine"], report["api"], report["api_tensorflow_float32"], report["baseline"],
                               report["ratios"])
     long, nlong = api["long_video"], naive["long_video"]
@@ -404,6 +407,7 @@ def markdown(report: dict) -> str:
     if "fps" in nlong:
         lines.append(f"| decode + preprocess, long video | {report['decode']['fps']} frames/s | | {nlong['fps']} frames/s "
                      f"| {r['decode_speedup']}x vs baseline |")
+    lines += ["", "Decoding 1080p H.264, source frames a second, before and now:", "", *decoding_table(report["decode_hd"])]
     lines += ["", f"First request after start-up: {api['first_request_s']} s; the same clip warm: "
               f"{api['latency'][api['first_clip']]['median_s']} s (ratio {r['first_request_vs_warm']}).", "",
               "| I3D alone: runtime | precision | stem | batch | native | clips/s | s/clip | vs TF float32 |",
@@ -454,6 +458,7 @@ def eigen_table(report: dict) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from benchmarks.decoding import decode_figures
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--long-seconds", type=int, default=300, help="length of the generated 640x360 video")
     parser.add_argument("--repeats", type=int, default=3, help="warm requests per clip")
@@ -469,6 +474,8 @@ def main(argv: list[str] | None = None) -> int:
     long_video = make_long_video(args.out / f"long-640x360-{args.long_seconds}s-{LONG_FPS}fps.mp4", args.long_seconds)
     report["decode"] = decode_ours(long_video)
     log(f"decode (ours): {report['decode']}")
+    report["decode_hd"] = decode_figures(args.out)
+    log(f"decode 1080p: {report['decode_hd']}")
     report["baseline"] = {"long_video": naive_long_video(long_video)}
     log(f"baseline long video: {report['baseline']['long_video']}")
     report["i3d"] = i3d_throughput(handle, read_frames(LONG_SOURCE, max_frames=64))

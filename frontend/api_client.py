@@ -74,6 +74,12 @@ def submit_job(api_url: str, video: Path, filename: str, *, timeout_s: float, to
                        api_key=api_key)
 
 
+def cancel_job(api_url: str, job_id: str, *, timeout_s: float = 10, api_key: str | None = None) -> dict:
+    """DELETE `{api_url}/jobs/{id}`: the job's state, `cancelled` (a running one stops within a second)."""
+    return _call("DELETE", f"{api_url.rstrip('/')}/jobs/{quote(job_id, safe='')}", timeout_s=timeout_s,
+                 api_key=api_key).json()
+
+
 def job_status(api_url: str, job_id: str, *, timeout_s: float = 10, api_key: str | None = None) -> dict:
     return _call("GET", f"{api_url.rstrip('/')}/jobs/{quote(job_id, safe='')}", timeout_s=timeout_s,
                  api_key=api_key).json()

@@ -14,7 +14,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.utils import secure_filename
 
 from common.results import clips_csv, download_name
-from frontend.api_client import ApiError, job_status, live_session, recognize, submit_job
+from frontend.api_client import ApiError, cancel_job, job_status, live_session, recognize, submit_job
 from frontend.housekeeping import prune_uploads
 from frontend.security import csrf_ok, websocket_origin
 from frontend.playback import transcode_for_browser
@@ -27,7 +27,8 @@ ACCEPT = ",".join(sorted(ALLOWED_EXTENSIONS)) + ",video/*"
 
 def _form(error: str | None = None, status: int = 200):
     limit_mb = current_app.config["MAX_CONTENT_LENGTH"] // (1024 * 1024)
-    return render_template("index.html", error=error, accept=ACCEPT, limit_mb=limit_mb,
+    limit_h = current_app.config["MAX_VIDEO_DURATION_S"] / 3600
+    return render_template("index.html", error=error, accept=ACCEPT, limit_mb=limit_mb, limit_h=f"{limit_h:g}",
                            extensions=sorted(ALLOWED_EXTENSIONS)), status
 
 
@@ -143,6 +144,17 @@ def create_job():
 def get_job(job_id: str):
     try:
         return jsonify(job_status(current_app.config["API_URL"], job_id, api_key=current_app.config["API_KEY"]))
+    except ApiError as exc:
+        return jsonify(error=exc.message), exc.status_code
+
+
+@bp.post("/jobs/<job_id>/cancel")
+def cancel(job_id: str):
+    """The page's Cancel button: the job stops at the API (DELETE /jobs/{id}); its state comes back."""
+    if not csrf_ok():
+        return jsonify(error="This page has expired. Reload it and try again."), 400
+    try:
+        return jsonify(cancel_job(current_app.config["API_URL"], job_id, api_key=current_app.config["API_KEY"]))
     except ApiError as exc:
         return jsonify(error=exc.message), exc.status_code
 

@@ -62,11 +62,13 @@ def _clip_settings(args: argparse.Namespace, device: str = "CPU"):
     from models.recognition.recognizer import ClipSettings
     from models.runtimes.factory import default_batch_size
 
+    from models.recognition.parts import default_decode_workers
     from models.video import Sampling
 
     return ClipSettings(clip_len=args.clip_length, stride=args.clip_stride,
                         batch_size=args.batch_size or default_batch_size(device), extraction=args.extraction,
-                        recompute_below=args.recompute_below, sampling=Sampling.parse(args.model_fps))
+                        recompute_below=args.recompute_below, sampling=Sampling.parse(args.model_fps),
+                        decode_workers=args.decode_workers or default_decode_workers())
 
 
 def _recognizer(args: argparse.Namespace):
@@ -260,6 +262,8 @@ def main(argv: list[str] | None = None) -> int:
                              choices=("auto", "float32", "bfloat16", "float16", "int8"), help="auto: by hardware")
         command.add_argument("--clip-length", type=int, default=int(os.environ.get("CLIP_LENGTH", 64)))
         command.add_argument("--clip-stride", type=int, default=int(os.environ.get("CLIP_STRIDE", 32)))
+        command.add_argument("--decode-workers", type=int, default=int(os.environ.get("DECODE_WORKERS") or 0) or None,
+                             help="parts of a long video decoded at once (default: 1 on 2 cores, half the cores beyond)")
         command.add_argument("--model-fps", default=os.environ.get("MODEL_FPS", "25"),
                              help="frames a second the model sees, sampled by timestamp (25, as I3D was trained); "
                                   "source: every frame")

@@ -14,7 +14,9 @@ Results speak the source's language: each sampled frame keeps its source frame i
 
 from __future__ import annotations
 
+import bisect
 import contextlib
+import itertools
 import math
 from array import array
 from collections import deque
@@ -102,10 +104,11 @@ class Timeline:
     """For each frame the model sees: its source frame index and its time in the source's seconds (from the
     first frame), and how long one such frame lasts. Two compact arrays: a 90-minute game at 25 fps is 2 MB."""
 
-    def __init__(self, frame_s: float = 1 / MODEL_FPS):
+    def __init__(self, frame_s: float = 1 / MODEL_FPS, first: int = 0):
         self.source_index = array("q")
         self.time_s = array("d")
         self.frame_s = frame_s
+        self.first = first  # the model frame its first entry is (a part of a video starts later)
 
     def __len__(self) -> int:
         return len(self.source_index)
@@ -117,7 +120,7 @@ class Timeline:
     def span(self, start: int, end: int) -> tuple[int, int, float, float]:
         """Model frames [start, end) as `(start_frame, end_frame, start_s, end_s)` of the source (end exclusive;
         a looped short video ends at its last frame)."""
-        last = min(end, len(self)) - 1
+        start, last = start - self.first, min(end - self.first, len(self)) - 1
         return (self.source_index[start], self.source_index[last] + 1, self.time_s[start],
                 self.time_s[last] + self.frame_s)
 
@@ -288,27 +291,31 @@ def _timed_frames(container, stream, fps: float) -> Iterator[tuple[av.VideoFrame
             raise VideoDecodeError(f"no decodable video frame ({exc})") from None
 
 
-def _sampled(timed: Iterator[tuple[av.VideoFrame, float]], sampling: Sampling, fps: float, info: VideoInfo
-             ) -> Iterator[np.ndarray]:
-    """The frames the model sees, prepared, noting each in `info.timeline`. At a model rate F, frame i (time
-    t_i) stands for every tick k/F in [t_i, t_i+1): none when the source is faster, several when slower; only
-    the frames that stand for a tick are converted."""
+def _sampled(timed: Iterator[tuple[int, av.VideoFrame, float]], sampling: Sampling, fps: float, timeline: Timeline,
+             first: int = 0, end: int | None = None) -> Iterator[np.ndarray]:
+    """The frames the model sees, prepared, noting each in `timeline`: those from model frame `first` to `end`
+    (exclusive; None: the video's end) of `timed`, `(source index, frame, time)` in order. At a model rate F,
+    frame i (time t_i) stands for every tick k/F in [t_i, t_i+1): none when the source is faster, several
+    when slower; only the frames that stand for a tick are converted."""
     prepare = _Preparer()
     if sampling.fps is None:
-        for index, (frame, time_s) in enumerate(timed):
-            info.timeline.append(index, time_s)
-            yield prepare(frame)
+        for index, frame, time_s in timed:
+            if index >= first:
+                if end is not None and index >= end:
+                    return
+                timeline.append(index, time_s)
+                yield prepare(frame)
         return
     rate = sampling.fps
     held: tuple[int, av.VideoFrame, float] | None = None  # the last frame, until the next one says how long it lasts
-    tick = 0
+    tick = first
 
     def emit(until_s: float) -> Iterator[np.ndarray]:
         nonlocal tick
         index, frame, time_s = held
         ticks = 0
-        while tick / rate < until_s - 1e-9:
-            info.timeline.append(index, tick / rate)
+        while tick / rate < until_s - 1e-9 and (end is None or tick < end):
+            timeline.append(index, tick / rate)
             tick += 1
             ticks += 1
         if ticks:
@@ -316,9 +323,11 @@ def _sampled(timed: Iterator[tuple[av.VideoFrame, float]], sampling: Sampling, f
             for _ in range(ticks):
                 yield prepared
 
-    for index, (frame, time_s) in enumerate(timed):
+    for index, frame, time_s in timed:
         if held is not None:
             yield from emit(time_s)
+            if end is not None and tick >= end:
+                return
         held = (index, frame, time_s)
     if held is not None:  # the last frame lasts one source frame; a video of one frame still gives one
         yield from emit(held[2] + 1 / fps if tick else max(held[2] + 1 / fps, 1e-6))
@@ -345,21 +354,122 @@ def iter_frames(path: str | Path, *, info: VideoInfo | None = None, limits: Vide
         limits.check_length(opened.frames, opened.fps)
         decoded = 0
 
-        def counted() -> Iterator[tuple[av.VideoFrame, float]]:
+        def counted() -> Iterator[tuple[int, av.VideoFrame, float]]:
             nonlocal decoded
             for frame, time_s in _timed_frames(container, stream, opened.fps):
                 decoded += 1
                 if decoded % 256 == 0:  # containers can lie about their length
                     limits.check_length(decoded, opened.fps)
-                yield frame, time_s
+                yield decoded - 1, frame, time_s
 
         count = 0
-        for frame in _sampled(counted(), sampling, opened.fps, info):
+        for frame in _sampled(counted(), sampling, opened.fps, info.timeline):
             count += 1
             yield frame
     if count == 0:
         raise VideoDecodeError("no decodable video frame")
     info.frames, info.model_frames = decoded, count
+
+
+@dataclass
+class StreamIndex:
+    """Every frame's time (seconds from the first, in presentation order) and the keyframes', read from the
+    container's packets without decoding: where a part of a long video starts, and which source frame a
+    time is. `start` is the first frame's time on the stream's clock."""
+
+    times: array
+    keyframes: array
+    start: float
+    fps: float
+    width: int
+    height: int
+
+    @property
+    def frames(self) -> int:
+        return len(self.times)
+
+    def model_frames(self, sampling: Sampling) -> int:
+        """How many frames the model sees, exactly as `iter_frames` samples them."""
+        if sampling.fps is None:
+            return self.frames
+        until, rate = self.times[-1] + 1 / self.fps, sampling.fps
+        count = max(0, int(until * rate) - 2)
+        while count / rate < until - 1e-9:
+            count += 1
+        return max(count, 1)
+
+    def source_index(self, time_s: float) -> int:
+        return bisect.bisect_left(self.times, time_s - 1e-6)
+
+    def keyframe_at_or_before(self, time_s: float) -> float:
+        return self.keyframes[max(0, bisect.bisect_right(self.keyframes, time_s + 1e-6) - 1)]
+
+
+def index_stream(path: str | Path) -> StreamIndex | None:
+    """The video's `StreamIndex`, from its packets (a read of the file, no decoding); None when its timestamps
+    cannot place a frame (missing, repeated; AVI's), or the first packet is no keyframe: then only one pass
+    decodes it."""
+    container, stream = _open(path)
+    with container:
+        if "avi" in container.format.name.split(","):  # AVI stamps packets, not frames (packed B-frames differ)
+            return None
+        opened = _info(container, stream)
+        stamps, keys = [], []
+        try:
+            for packet in container.demux(stream):
+                if packet.size == 0:
+                    continue
+                if packet.pts is None:
+                    return None
+                stamps.append(packet.pts)
+                if packet.is_keyframe:
+                    keys.append(packet.pts)
+        except av.FFmpegError:
+            return None
+        stamps.sort()
+        if not stamps or not keys or min(keys) != stamps[0] or len(set(stamps)) != len(stamps):
+            return None
+        base, unit = stamps[0], float(stream.time_base)
+        return StreamIndex(times=array("d", ((pts - base) * unit for pts in stamps)),
+                           keyframes=array("d", sorted((pts - base) * unit for pts in keys)), start=base * unit,
+                           fps=opened.fps, width=opened.width, height=opened.height)
+
+
+def iter_model_frames(path: str | Path, index: StreamIndex, first: int, end: int, *, sampling: Sampling = Sampling(),
+                      timeline: Timeline | None = None, threads: int = 0) -> Iterator[np.ndarray]:
+    """The frames the model sees from model frame `first` to `end` (exclusive), decoded from the keyframe before
+    them: the very frames one pass over the whole video gives there (`iter_frames`), noted in `timeline` (its
+    `first` set to `first`). Raises VideoDecodeError where the file is damaged. `threads`: the decoder's (0: one a core)."""
+    timeline = timeline if timeline is not None else Timeline(first=first)
+    timeline.first, timeline.frame_s = first, 1 / (sampling.fps or index.fps)
+    target = first / sampling.fps if sampling.fps else index.times[first]
+    keyframe = index.keyframe_at_or_before(target)
+    for seek in (keyframe > 0, False):  # a seek that lands after the keyframe: again from the start
+        container, stream = _open(path)
+        stream.thread_count = threads
+        with container:
+            if seek:
+                container.seek(round((index.start + keyframe) / float(stream.time_base)), stream=stream, backward=True)
+            frames = _timed_from(container, stream, index, target)
+            first_frame = next(frames, None)
+            if first_frame is not None and first_frame[2] > target + 1e-6 and seek:
+                continue
+            yield from _sampled(itertools.chain([first_frame] if first_frame else [], frames), sampling, index.fps,
+                                timeline, first, end)
+        break
+    if len(timeline) < end - first:
+        raise VideoDecodeError(f"the video ends at model frame {first + len(timeline)}, before {end}: it is damaged")
+
+
+def _timed_from(container, stream, index: StreamIndex, target: float) -> Iterator[tuple[int, av.VideoFrame, float]]:
+    try:
+        for frame in container.decode(stream):
+            if frame.time is None:
+                raise VideoDecodeError("a frame without a timestamp")
+            time_s = frame.time - index.start
+            yield index.source_index(time_s), frame, time_s
+    except av.FFmpegError as exc:
+        raise VideoDecodeError(f"the video is damaged near {target:.1f} s ({exc})") from None
 
 
 def loop_to_length(frames: list[np.ndarray], length: int) -> np.ndarray:

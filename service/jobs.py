@@ -37,16 +37,25 @@ class ExecutorUnavailable(Busy):
 class JobState:
     """What `GET /jobs/{id}` tells of a job."""
     id: str = field(default_factory=lambda: uuid.uuid4().hex)
-    status: str = "queued"  # queued -> running -> done | failed
+    status: str = "queued"  # queued -> running -> done | failed | cancelled
     clips_done: int = 0
     clips_total: int | None = None
+    started: float | None = None  # time.time() when it began to run
     result: dict | None = None
     error: dict | None = None
     worker: str | None = None  # the queue worker that ran it (with a broker)
 
+    @property
+    def eta_s(self) -> float | None:
+        """Seconds left at the pace so far (None until a window is done, and once it has ended)."""
+        if self.status != "running" or not self.started or not self.clips_done or not self.clips_total:
+            return None
+        elapsed = time.time() - self.started
+        return round(elapsed / self.clips_done * max(0, self.clips_total - self.clips_done), 1)
+
     def public(self) -> dict:
         body = {"id": self.id, "status": self.status,
-                "progress": {"clips_done": self.clips_done, "clips_total": self.clips_total}}
+                "progress": {"clips_done": self.clips_done, "clips_total": self.clips_total, "eta_s": self.eta_s}}
         for name in ("result", "error", "worker"):
             if getattr(self, name) is not None:
                 body[name] = getattr(self, name)
@@ -59,16 +68,25 @@ class Job(JobState):
     filename: str
     top_k: int
     head: str | None
+    time_limit_s: float | None = None  # a synchronous request's; None: a job's, which grows with its video
     created: float = field(default_factory=time.time)
     finished: float | None = None
+    windows: list[dict] = field(default_factory=list)  # the windows done so far, in order
+    cancel: threading.Event = field(default_factory=threading.Event)  # stops it: DELETE /jobs/{id}, or a stopping service
+    cancelled: bool = False  # DELETE /jobs/{id} asked for it
+
+    def progress(self, done: int, total: int) -> None:
+        self.clips_done, self.clips_total = done, total
 
 
-Runner = Callable[[Job, Callable[[int, int], None]], dict]
+Runner = Callable[[Job], dict]  # runs the job (its `progress`, `windows` and `cancel` included); Refused on failure
 
 
 class JobExecutor(Protocol):
     def submit(self, job: Job) -> None: ...  # QueueFullError, ExecutorUnavailable; any error deletes the job's file
     def get(self, job_id: str) -> JobState | None: ...  # ExecutorUnavailable
+    def windows(self, job_id: str, since: int) -> list[dict] | None: ...  # windows done from `since`; None: no job
+    def cancel(self, job_id: str) -> JobState | None: ...  # cancelled now if queued, within a second if running
     def active(self) -> int: ...  # queued or running
     def close(self) -> None: ...
 
@@ -102,13 +120,30 @@ class InProcessJobs:
         with self._lock:
             return self._jobs.get(job_id)
 
+    def windows(self, job_id: str, since: int) -> list[dict] | None:
+        job = self.get(job_id)
+        return None if job is None else job.windows[since:]
+
+    def cancel(self, job_id: str) -> Job | None:
+        """A queued job ends now (its file deleted); a running one stops at its next window or decoded clip."""
+        job = self.get(job_id)
+        with self._lock:  # against a worker thread taking it up at this moment
+            if job is None or job.status not in ("queued", "running"):
+                return job
+            job.cancelled = True
+            job.cancel.set()
+            waiting, job.status = job.status == "queued", "cancelled"
+        if waiting:
+            self._finish(job, cancelled=True)
+        return job
+
     def queued(self) -> int:
         return self._queue.qsize()
 
     def active(self) -> int:
-        """Jobs queued or running."""
+        """Jobs queued or running (a cancelled one until it has stopped)."""
         with self._lock:
-            return sum(job.status in ("queued", "running") for job in self._jobs.values())
+            return sum(job.finished is None for job in self._jobs.values())
 
     def close(self) -> None:
         """Stop after the running jobs; jobs still queued are failed and their files deleted."""
@@ -126,23 +161,27 @@ class InProcessJobs:
 
     def _work(self) -> None:
         while (job := self._queue.get()) is not None:
-            job.status = "running"
-
-            def progress(done: int, total: int, job: Job = job) -> None:
-                job.clips_done, job.clips_total = done, total
-
+            with self._lock:
+                if job.cancelled:  # cancelled while it waited: finished there
+                    continue
+                job.status, job.started = "running", time.time()
             try:
-                self._finish(job, result=self._run(job, progress))
+                result = self._run(job)
+                self._finish(job, result=result, cancelled=job.cancelled)  # cancelled as it ended: cancelled
             except Refused as exc:  # the job's own failure, as a synchronous request would have been answered
-                self._finish(job, error=exc.error())
+                self._finish(job, error=exc.error(), cancelled=job.cancelled)
             except Exception:
                 log.exception("job failed", extra={"job_id": job.id})
                 self._finish(job, error={"status_code": 500, "detail": "internal error while recognizing"})
 
-    def _finish(self, job: Job, *, result: dict | None = None, error: dict | None = None) -> None:
+    def _finish(self, job: Job, *, result: dict | None = None, error: dict | None = None,
+                cancelled: bool = False) -> None:
         job.video.unlink(missing_ok=True)
-        job.result, job.error = result, error
-        job.status = "done" if error is None else "failed"
+        if cancelled:
+            job.status, job.error = "cancelled", {"status_code": 499, "detail": "cancelled (DELETE /jobs/{id})"}
+        else:
+            job.result, job.error = result, error
+            job.status = "done" if error is None else "failed"
         job.finished = time.time()
 
     def _expire(self) -> None:

@@ -8,6 +8,7 @@ from service.schemas import ModelInfo
 from service.settings import Settings
 from models.recognition.heads import LstmHead
 from models.recognition.recognizer import ActionRecognizer, ClipSettings
+from models.recognition.parts import default_decode_workers
 from models.recognition.shared_trunk import check_shared_slicing
 from models.runtimes.factory import default_batch_size, open_extractor
 
@@ -23,7 +24,8 @@ def open_recognizer(settings: Settings) -> ActionRecognizer:
     clips = ClipSettings(clip_len=settings.clip_length, stride=settings.clip_stride,
                          batch_size=settings.batch_size or default_batch_size(extractor.device),
                          extraction=settings.extraction, recompute_below=settings.recompute_below,
-                         chunk_frames=settings.shared_chunk_frames, sampling=settings.sampling)
+                         chunk_frames=settings.shared_chunk_frames, sampling=settings.sampling,
+                         decode_workers=settings.decode_workers or default_decode_workers())
     if clips.extraction == "shared":
         check_shared_slicing(clips.clip_len, clips.stride, clips.chunk_frames, clips.context)
         extractor.logits_weights()
@@ -55,5 +57,6 @@ def describe(recognizer: ActionRecognizer) -> ModelInfo:
         clip_stride=recognizer.clips.stride,
         extraction=recognizer.clips.extraction_id,
         frames=recognizer.clips.frames_id,
+        decode_workers=recognizer.clips.decode_workers,
         batch_size=recognizer.clips.batch_size,
     )

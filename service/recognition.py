@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from models.containers import SUPPORTED, sniff_container
@@ -12,6 +13,7 @@ from models.recognition.recognizer import ActionRecognizer, Cancelled, ClipSetti
 from models.video import VideoDecodeError, VideoLimitError, clip_starts, probe
 from service.metrics import CLIPS, RUNNING
 from service.refusals import CLIENT_GONE, Busy, Refused
+from service.settings import Settings
 
 
 def check_container(path: Path) -> None:
@@ -35,9 +37,23 @@ def expected_clips(path: Path, clips: ClipSettings) -> int:
     return len(clip_starts(frames, clips.clip_len, clips.stride))
 
 
+def job_time_limit_s(settings: Settings, path: Path) -> float:
+    """The time limit of a job on the video at `path`: PROCESSING_TIMEOUT_S, and more for a longer video."""
+    try:
+        duration_s = probe(path).duration_s
+    except VideoDecodeError:
+        duration_s = 0.0
+    return settings.job_time_limit_s(duration_s)
+
+
+ROUTE_HINT = "try a shorter video, or send it to POST /jobs, whose time limit grows with the video's length"
+JOB_HINT = "a job's time limit grows with its video's length (JOB_SECONDS_PER_VIDEO_S)"
+
+
 def recognize_shared(
     recognizer: ActionRecognizer, path: Path, *, top_k: int, filename: str, head: str | None, timeout_s: float,
     on_progress: Progress | None = None, deadline: float | None = None, cancel: threading.Event | None = None,
+    hint: str = ROUTE_HINT, on_window: Callable[[dict], None] | None = None,
 ) -> dict:
     """A recognition on the shared model (its clips are batched with those of concurrent requests),
     stopped at `deadline` (default: `timeout_s` from now), waiting for the model included, or once `cancel` is set.
@@ -48,13 +64,14 @@ def recognize_shared(
     with RUNNING.track_inprogress():
         try:
             result = recognizer.recognize(path, top_k_actions=top_k, filename=filename, head=head,
-                                          on_progress=on_progress, deadline=deadline, cancel=cancel)
+                                          on_progress=on_progress, deadline=deadline, cancel=cancel,
+                                          on_window=on_window)
         except VideoDecodeError as exc:
             raise Refused(f"not a readable video: {exc}", status_code=422) from None
         except VideoLimitError as exc:
             raise Refused(f"video over a limit: {exc}", status_code=422) from None
         except ProcessingTimeout as exc:
-            raise Busy(f"{exc} ({timeout_s:g} s); try a shorter video") from None
+            raise Busy(f"{exc} ({timeout_s:g} s); {hint}") from None
         except Cancelled as exc:
             raise Refused(f"the client went away: {exc}", status_code=CLIENT_GONE) from None
     CLIPS.inc(len(result["clips"]))

@@ -61,6 +61,7 @@ class ModelInfo(BaseModel):
                                         '"shared:recompute<P" re-runs windows less sure than P clip by clip)')
     batch_size: int
     frames: str = Field(description='how frames are decoded and sampled for the model: "pyav-swscale/25fps" (MODEL_FPS)')
+    decode_workers: int = Field(1, description="parts of a long video decoded at once (DECODE_WORKERS)")
 
 
 class Labels(BaseModel):
@@ -75,6 +76,7 @@ class ErrorDetail(BaseModel):
 class JobProgress(BaseModel):
     clips_done: int
     clips_total: int | None = Field(description="estimated from the container until decoding ends")
+    eta_s: float | None = Field(None, description="seconds left at the pace so far, while it runs")
 
 
 class JobError(BaseModel):
@@ -84,11 +86,18 @@ class JobError(BaseModel):
 
 class JobStatus(BaseModel):
     id: str
-    status: str = Field(description="queued, running, done or failed")
+    status: str = Field(description="queued, running, done, failed or cancelled")
     progress: JobProgress
     result: RecognitionResult | None = None
     error: JobError | None = None
     worker: str | None = Field(None, description="with a broker: the queue worker that ran (or runs) it")
+
+
+class JobWindows(BaseModel):
+    id: str
+    status: str
+    windows: list[ClipResult] = Field(description="the windows done so far, from `since`, in order")
+    next: int = Field(description="pass as `since` to get only the windows done after these")
 
 
 class LiveSessionToken(BaseModel):

@@ -22,6 +22,7 @@ class UploadLimits:
     max_bytes: int
     idle_timeout_s: float = 30  # longest silence between two pieces of the body
     timeout_s: float = 600  # longest the whole body may take
+    disk_reserve_bytes: int = 0  # free disk an upload must leave
 
 
 class Settings(BaseSettings):
@@ -42,6 +43,9 @@ class Settings(BaseSettings):
                                                                "whose top-1 probability is under this")
     shared_chunk_frames: int = Field(384, ge=64, le=4096, description="with EXTRACTION=shared, frames per trunk pass "
                                                                       "(plus 64 of context each side); bounds memory")
+    decode_workers: int | None = Field(None, ge=1, le=32, description="parts of a long video decoded at once, each "
+                                                                     "by its own decoder (default: 1 on 2 cores, half "
+                                                                     "the cores up to 8 beyond); the same windows")
     batch_size: int | None = Field(None, ge=1, le=64, description="clips per I3D forward pass (default: 1 on CPU, 8 on GPU)")
     batch_wait_ms: float = Field(20, ge=0, le=1000, description="how long a batch waits to fill with clips of other requests")
     runtime: Literal["auto", "tensorflow", "openvino"] = Field(
@@ -53,15 +57,22 @@ class Settings(BaseSettings):
     model_idle_unload_s: float | None = Field(
         None, gt=0, description="unload I3D after this long without work (gives GPU memory back); next request reloads it")
     upload_dir: Path = Field(PROJECT_ROOT / "temp_uploads", description="where uploads wait while they are processed")
-    max_upload_mb: int = Field(200, ge=1, description="largest accepted upload, in MiB")
+    max_upload_mb: int = Field(8192, ge=1, description="largest accepted upload, in MiB (a 90-minute 1080p game is 1-4 GiB)")
+    upload_disk_reserve_mb: int = Field(1024, ge=0, description="free disk an upload must leave in UPLOAD_DIR; one that "
+                                                               "would not is refused with 507 (before or while it is written)")
     upload_idle_timeout_s: float = Field(30, gt=0, description="an upload that sends nothing for this long gets 408")
-    upload_timeout_s: float = Field(600, gt=0, description="an upload that takes longer than this in all gets 408")
+    upload_timeout_s: float = Field(3600, gt=0, description="an upload that takes longer than this in all gets 408")
     max_header_kib: int = Field(16, ge=1, le=256, description="requests with larger headers in all get 431")
     default_top_k: int = Field(5, ge=1, le=400)
-    max_video_duration_s: float = Field(600, gt=0, description="longest accepted video, seconds")
-    max_video_frames: int = Field(36_000, ge=1, description="most frames accepted in a video")
+    max_video_duration_s: float = Field(3 * 3600, gt=0, description="longest accepted video, seconds (a game with "
+                                                                    "extra time fits)")
+    max_video_frames: int = Field(3 * 3600 * 60, ge=1, description="most frames accepted in a video (3 hours at 60 fps)")
     max_video_pixels: int = Field(3840 * 2160, ge=1, description="largest accepted frame, width x height")
-    processing_timeout_s: float = Field(900, gt=0, description="a recognition running longer is stopped")
+    processing_timeout_s: float = Field(900, gt=0, description="a recognition running longer is stopped; a "
+                                                               "synchronous one estimated to take longer is refused "
+                                                               "(503) and pointed to /jobs")
+    job_seconds_per_video_s: float = Field(2.0, gt=0, description="a job's time limit is PROCESSING_TIMEOUT_S plus "
+                                                                  "this many seconds per second of video")
     max_concurrent_requests: int = Field(4, ge=1, description="POST /recognize_action running at once; others wait in line")
     queue_depth: int = Field(64, ge=0, description="POST /recognize_action waiting in line beyond this get 503")
     api_key: str | None = Field(None, description="when set, recognition routes need the header X-API-Key")
@@ -77,7 +88,7 @@ class Settings(BaseSettings):
                           "worker (default: UPLOAD_DIR)")
     jobs_redeliver_after_s: float | None = Field(
         None, gt=0, description="with JOBS_BROKER_URL: a job whose worker died is run again by another after this long; "
-                                "must exceed the longest job (default: PROCESSING_TIMEOUT_S + 120)")
+                                "must exceed the longest job (default: the time limit of a job on the longest video, + 120)")
     live_max_sessions: int = Field(2, ge=0, description="live camera sessions open at once (0: live off); each asks "
                                                         "the model for one window every LIVE_HOP / LIVE_FPS seconds")
     live_fps: float = Field(25, gt=0, le=60, description="frames per second live clients send (the model's rate)")
@@ -111,12 +122,16 @@ class Settings(BaseSettings):
 
     @property
     def redeliver_after_s(self) -> float:
-        return self.jobs_redeliver_after_s or self.processing_timeout_s + 120
+        return self.jobs_redeliver_after_s or self.job_time_limit_s(self.max_video_duration_s) + 120
+
+    def job_time_limit_s(self, duration_s: float) -> float:
+        """A job's time limit: it grows with its video, so a game is given the time a game takes."""
+        return self.processing_timeout_s + max(0.0, duration_s) * self.job_seconds_per_video_s
 
     @property
     def upload_limits(self) -> UploadLimits:
         return UploadLimits(max_bytes=self.max_upload_mb * 1024 * 1024, idle_timeout_s=self.upload_idle_timeout_s,
-                            timeout_s=self.upload_timeout_s)
+                            timeout_s=self.upload_timeout_s, disk_reserve_bytes=self.upload_disk_reserve_mb * 1024 * 1024)
 
 
 @lru_cache(maxsize=1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -162,7 +163,7 @@ def test_job_reports_progress_then_the_same_result(client, upload_dir):
     assert job["status"] in ("queued", "running") and response.headers["Location"] == f"/jobs/{job['id']}"
     seen = _wait_for(client, job["id"])
     final = seen[-1]
-    assert final["status"] == "done" and final["progress"] == {"clips_done": 4, "clips_total": 4}
+    assert final["status"] == "done" and final["progress"] == {"clips_done": 4, "clips_total": 4, "eta_s": None}
     assert {s["status"] for s in seen} >= {"running", "done"}
     assert any(0 < s["progress"]["clips_done"] < 4 for s in seen)  # progress while it ran
     _check_result(final["result"], filename="archery.avi", top_k=3)
@@ -172,6 +173,32 @@ def test_job_reports_progress_then_the_same_result(client, upload_dir):
     assert table.status_code == 200 and table.headers["content-type"].startswith("text/csv")
     assert table.headers["content-disposition"] == 'attachment; filename="archery.clips.csv"'
     assert_csv_matches(table.text, final["result"])
+
+
+def test_a_long_job_shows_its_windows_and_eta_and_stops_when_cancelled(client, upload_dir, tmp_path):
+    video = write_video(tmp_path / "long.avi", 1500)  # 60 s at 25 fps: 46 windows
+    job_id = client.post("/jobs", content=video.read_bytes(), headers={"Content-Type": "video/x-msvideo"}).json()["id"]
+    deadline = time.monotonic() + 120
+    while (state := client.get(f"/jobs/{job_id}").json())["progress"]["clips_done"] < 3:
+        assert state["status"] in ("queued", "running") and time.monotonic() < deadline, state
+        time.sleep(0.05)
+    assert state["status"] == "running" and state["progress"]["clips_total"] == 46 and state["progress"]["eta_s"] > 0
+    first = client.get(f"/jobs/{job_id}/windows").json()
+    assert first["status"] == "running" and len(first["windows"]) >= 3 and first["next"] == len(first["windows"])
+    assert [w["index"] for w in first["windows"]] == list(range(first["next"]))
+    assert first["windows"][1]["start_s"] == 1.28 and first["windows"][1]["end_s"] == 3.84  # 2.56 s windows
+    later = client.get(f"/jobs/{job_id}/windows", params={"since": first["next"]}).json()
+    assert all(w["index"] >= first["next"] for w in later["windows"])
+    cancelled = client.delete(f"/jobs/{job_id}")
+    assert cancelled.status_code == 202 and cancelled.json()["status"] == "cancelled"
+    while any(upload_dir.iterdir()):  # the running job stops at its next window and deletes its upload
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    time.sleep(0.5)
+    final = client.get(f"/jobs/{job_id}").json()
+    assert final["status"] == "cancelled" and final["progress"]["clips_done"] < 46 and final.get("result") is None
+    assert client.delete("/jobs/nope").status_code == 404
+    assert client.get("/jobs/nope/windows").status_code == 404
 
 
 def test_failed_job_and_unknown_job(client):
@@ -193,7 +220,7 @@ def test_full_queue_answers_503_with_retry_after(client, upload_dir):
     from service.jobs import InProcessJobs
 
     release = threading.Event()
-    blocked = InProcessJobs(lambda job, progress: release.wait(30) and {"ok": True}, max_queued=1)
+    blocked = InProcessJobs(lambda job: release.wait(30) and {"ok": True}, max_queued=1)
     video = ("a.mp4", CRICKET_MP4.read_bytes(), "video/mp4")
     real, client.app.state.jobs = client.app.state.jobs, blocked
     try:
@@ -215,7 +242,7 @@ def test_full_queue_answers_503_with_retry_after(client, upload_dir):
 def test_finished_jobs_expire(tmp_path):
     from service.jobs import InProcessJobs, Job
 
-    jobs = InProcessJobs(lambda job, progress: {"ok": True}, ttl_s=0.2)
+    jobs = InProcessJobs(lambda job: {"ok": True}, ttl_s=0.2)
     video = tmp_path / "v.upload"
     video.write_bytes(b"x")
     job = Job(video=video, filename="v", top_k=1, head=None)
@@ -251,15 +278,50 @@ def test_video_limits_are_named(client):
         recognizer.limits = original
 
 
-def test_processing_time_limit_and_busy_answer_503(client):
+def test_a_video_too_long_for_the_route_is_pointed_to_jobs(client):
+    """Estimated at the measured clips/s past the synchronous route's time limit: 503 at once, naming /jobs."""
     settings = client.app.dependency_overrides[get_settings]()
     try:
         settings.processing_timeout_s = 1e-6
         response = _raw(client, CRICKET_MP4.read_bytes())
-        assert response.status_code == 503 and "longer than the limit" in response.json()["detail"]
+        detail = response.json()["detail"]
+        assert response.status_code == 503 and "past this route's" in detail and "POST /jobs" in detail, detail
         assert response.headers["Retry-After"] == "10"
     finally:
         settings.processing_timeout_s = 900
+
+
+def test_an_upload_the_disk_cannot_hold_is_refused_with_507(client, upload_dir):
+    settings = client.app.dependency_overrides[get_settings]()
+    free_mb = shutil.disk_usage(upload_dir).free // (1024 * 1024)
+    try:
+        settings.upload_disk_reserve_mb = free_mb + 1  # by its declared size: refused before a byte is written
+        response = _raw(client, CRICKET_MP4.read_bytes())
+        assert response.status_code == 507, response.text
+        assert "not enough disk space" in response.json()["detail"] and "MiB are kept free" in response.json()["detail"]
+    finally:
+        settings.upload_disk_reserve_mb = 1024
+
+
+def test_an_upload_that_fills_the_disk_is_stopped_and_deleted(client, upload_dir, monkeypatch):
+    """No declared size (chunked): the disk is watched while the body is written; past the reserve the upload
+    stops with 507 and its partial file is deleted (the autouse fixture checks the folder)."""
+    import api.uploads
+
+    settings = client.app.dependency_overrides[get_settings]()
+    monkeypatch.setattr(api.uploads, "DISK_CHECK_EVERY", 256 * 1024)
+    body = CRICKET_MP4.read_bytes() + bytes(4 * 1024 * 1024)
+
+    def chunked():
+        for start in range(0, len(body), 64 * 1024):
+            yield body[start : start + 64 * 1024]
+
+    try:
+        settings.upload_disk_reserve_mb = shutil.disk_usage(upload_dir).free // (1024 * 1024) - 1  # 1-2 MiB of room
+        response = client.post("/recognize_action", content=chunked(), headers={"Content-Type": "video/mp4"})
+        assert response.status_code == 507 and "filling the disk" in response.json()["detail"], response.text
+    finally:
+        settings.upload_disk_reserve_mb = 1024
 
 
 def test_a_burst_waits_in_line_instead_of_being_refused(client, upload_dir):

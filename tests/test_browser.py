@@ -8,6 +8,7 @@ from __future__ import annotations
 import pytest
 
 import json
+import re
 from pathlib import Path
 
 from conftest import ARCHERY_AVI, ARTIFACTS, assert_annotated, assert_csv_matches
@@ -71,3 +72,24 @@ def test_wrong_file_is_refused_before_upload_and_retry_works(page, live_services
     assert "not a video container" in page.inner_text("#error")
     assert page.is_enabled("#submit")  # the user can try again without a reload
     page.screenshot(path=str(ARTIFACTS / "05-error.png"))
+
+
+def test_a_long_video_shows_its_time_left_and_cancel_stops_it(page, live_services, tmp_path):
+    from playwright.sync_api import expect
+
+    from conftest import write_video
+
+    video = write_video(tmp_path / "long-game.avi", 1500)  # 60 s at 25 fps: 46 windows
+    page.goto(live_services["web"])
+    assert "hours; a whole game is fine" in page.inner_text("label[for=video]")
+    page.set_input_files("#video", str(video))
+    page.click("#submit")
+    expect(page.locator("#status-text")).to_have_text(re.compile(r"clip [1-9]\d* of 46, about \d+ (s|min) left"),
+                                                      timeout=120_000)
+    assert page.is_visible("#cancel")
+    page.screenshot(path=str(ARTIFACTS / "06-long-video-eta.png"))
+    page.click("#cancel")
+    page.wait_for_selector("#error:not([hidden])", timeout=30_000)
+    assert page.inner_text("#error").startswith("Cancelled.") and not page.is_visible("#cancel")
+    assert page.is_enabled("#submit")
+    page.screenshot(path=str(ARTIFACTS / "07-cancelled.png"))

@@ -98,7 +98,7 @@ def test_a_job_end_to_end_with_progress_that_never_goes_backwards(cluster):
     done = [s["progress"]["clips_done"] for s in seen]
     assert done == sorted(done), done  # never backwards
     assert any(s["status"] == "running" and 0 < s["progress"]["clips_done"] < BASKETBALL_WINDOWS for s in seen)
-    assert final["progress"] == {"clips_done": BASKETBALL_WINDOWS, "clips_total": BASKETBALL_WINDOWS}
+    assert final["progress"] == {"clips_done": BASKETBALL_WINDOWS, "clips_total": BASKETBALL_WINDOWS, "eta_s": None}
     assert final["worker"] in {w.hostname for w in cluster.workers}
     result = final["result"]
     assert result["actions"][0]["label"] == "shooting basketball" and len(result["actions"]) == 3
@@ -160,6 +160,29 @@ def test_a_full_queue_answers_503_with_retry_after(cluster):
         assert _follow(cluster.api, job_id)[-1]["status"] == "done"
 
 
+def test_a_running_job_shows_its_windows_and_stops_when_cancelled(cluster, tmp_path):
+    from conftest import write_video
+
+    video = write_video(tmp_path / "long.avi", 1500)  # 60 s at 25 fps: 46 windows
+    job_id = _submit(cluster.api, video).json()["id"]
+    deadline = time.monotonic() + 240
+    while (state := httpx.get(f"{cluster.api}/jobs/{job_id}").json())["progress"]["clips_done"] < 3:
+        assert state["status"] in ("queued", "running") and time.monotonic() < deadline, state
+        time.sleep(0.1)
+    assert state["progress"]["eta_s"] > 0 and state["worker"] in {w.hostname for w in cluster.workers}
+    time.sleep(1)  # the worker sends its windows in batches, every half second
+    windows = httpx.get(f"{cluster.api}/jobs/{job_id}/windows").json()
+    assert len(windows["windows"]) >= 3 and [w["index"] for w in windows["windows"]] == list(range(windows["next"]))
+    cancelled = httpx.delete(f"{cluster.api}/jobs/{job_id}")
+    assert cancelled.status_code == 202 and cancelled.json()["status"] == "cancelled", cancelled.text
+    time.sleep(3)  # the worker sees it within a second and stops at its next window
+    stopped = httpx.get(f"{cluster.api}/jobs/{job_id}/windows").json()
+    time.sleep(2)
+    assert httpx.get(f"{cluster.api}/jobs/{job_id}/windows").json()["next"] == stopped["next"] < 46
+    assert httpx.get(f"{cluster.api}/jobs/{job_id}").json()["status"] == "cancelled"
+    assert httpx.delete(f"{cluster.api}/jobs/nope").status_code == 404  # the upload's deletion: the autouse fixture
+
+
 def test_a_worker_killed_mid_job_loses_nothing(cluster):
     """SIGKILL the worker running a job: after JOBS_REDELIVER_AFTER_S Redis hands it to the other worker."""
     job_id = _submit(cluster.api, BASKETBALL).json()["id"]
@@ -172,7 +195,7 @@ def test_a_worker_killed_mid_job_loses_nothing(cluster):
     final = _follow(cluster.api, job_id, timeout_s=REDELIVER_AFTER_S + 240)[-1]
     assert final["status"] == "done" and final["worker"] != victim.hostname, final
     assert final["result"]["actions"][0]["label"] == "shooting basketball"
-    assert final["progress"] == {"clips_done": BASKETBALL_WINDOWS, "clips_total": BASKETBALL_WINDOWS}
+    assert final["progress"] == {"clips_done": BASKETBALL_WINDOWS, "clips_total": BASKETBALL_WINDOWS, "eta_s": None}
 
 
 def test_the_broker_stopped_answers_503_and_the_service_recovers_when_it_returns(cluster):

@@ -56,6 +56,11 @@ class FakeApi:
                 fake.api_keys.append(self.headers.get("X-API-Key"))
                 self.do_POST_reply()
 
+            def do_DELETE(self):
+                fake.received.append((f"DELETE {self.path}", None, b""))
+                fake.api_keys.append(self.headers.get("X-API-Key"))
+                self.do_POST_reply()
+
             def do_POST_reply(self):
                 payload = json.dumps(fake.body).encode()
                 self.send_response(fake.status)
@@ -354,3 +359,14 @@ def test_downloads_of_a_job_come_from_the_api_once_it_is_done_and_are_kept(clien
     assert video.status_code == 200 and video.mimetype == "video/mp4" and video.data[4:8] == b"ftyp"
     assert client.get("/results/0123456789abcdef0123456789abcdef.csv").status_code == 404
     assert client.get("/results/..%2Fsecret.json").status_code == 404
+
+
+def test_the_cancel_button_cancels_the_job_at_the_api(client, fake_api):
+    assert client.post("/jobs/job1/cancel").status_code == 400 and fake_api.received == []  # no CSRF token
+    fake_api.status, fake_api.body = 202, {"id": "job1", "status": "cancelled",
+                                           "progress": {"clips_done": 3, "clips_total": 46, "eta_s": None}}
+    answer = client.post("/jobs/job1/cancel", headers={"X-CSRF-Token": _token(client)})
+    assert answer.status_code == 200 and answer.get_json()["status"] == "cancelled"
+    assert fake_api.received[-1][0] == "DELETE /jobs/job1"
+    page = client.get("/").get_data(as_text=True)
+    assert 'id="cancel"' in page and "hours; a whole game is fine" in page

@@ -9,10 +9,11 @@ the worker that runs the job again.
 from __future__ import annotations
 
 import logging
+import threading
 from pathlib import Path
 
 from models.recognition.recognizer import ActionRecognizer, UnknownHeadError
-from service.recognition import recognize_shared
+from service.recognition import JOB_HINT, ROUTE_HINT, job_time_limit_s, recognize_shared
 from service.refusals import Refused
 from service.settings import Settings
 
@@ -27,8 +28,9 @@ def upload_path(settings: Settings, name: str) -> Path:
 
 
 def run_job(recognizer: ActionRecognizer, settings: Settings, *, upload: str, options: dict, worker: str,
-            on_progress) -> dict:
-    """Recognize the upload `upload` with `options` (top_k, head, filename); returns {"result"} or {"error"}."""
+            on_progress, on_window=None, cancel: threading.Event | None = None) -> dict:
+    """Recognize the upload `upload` with `options` (top_k, head, filename, and time_limit_s for a synchronous
+    request; a job's grows with its video); returns {"result"} or {"error"}."""
     path = upload_path(settings, upload)
     try:
         if not path.is_file():
@@ -37,8 +39,10 @@ def run_job(recognizer: ActionRecognizer, settings: Settings, *, upload: str, op
                 "the same folder")}}
         try:
             result = recognize_shared(recognizer, path, top_k=options["top_k"], filename=options["filename"],
-                                      head=options.get("head"), timeout_s=settings.processing_timeout_s,
-                                      on_progress=on_progress)
+                                      head=options.get("head"), on_progress=on_progress, on_window=on_window,
+                                      cancel=cancel,
+                                      timeout_s=options.get("time_limit_s") or job_time_limit_s(settings, path),
+                                      hint=ROUTE_HINT if options.get("time_limit_s") else JOB_HINT)
         except Refused as exc:
             return {"worker": worker, "error": exc.error()}
         except UnknownHeadError as exc:

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 
 from celery import Task, signals
 
 from common.logs import configure_logging
 from service.queue import registry
 from service.queue.celery_app import TASK, make_celery
+from service.queue.progress import JobChannel
 from service.settings import get_settings
 from workers.task import run_job, upload_path
 
@@ -26,15 +28,17 @@ _serving: dict = {}  # the recognizer and the heartbeat, from start-up to shutdo
 
 @app.task(name=TASK, bind=True)
 def recognize(self: Task, job_id: str, upload: str, options: dict) -> dict:
-    hostname = self.request.hostname
+    hostname, started = self.request.hostname, time.time()
 
     def progress(done: int, total: int) -> None:
-        self.update_state(state="PROGRESS", meta={"clips_done": done, "clips_total": total, "worker": hostname})
+        self.update_state(state="PROGRESS", meta={"clips_done": done, "clips_total": total, "worker": hostname,
+                                                  "started": started})
 
     redelivered = bool((self.request.delivery_info or {}).get("redelivered"))
     log.info("job started", extra={"job_id": job_id, "redelivered": redelivered})
-    answer = run_job(_serving["recognizer"], settings, upload=upload, options=options, worker=hostname,
-                     on_progress=progress)
+    with JobChannel(_serving["redis"], job_id, settings.jobs_ttl_s) as channel:  # windows out, a cancel in
+        answer = run_job(_serving["recognizer"], settings, upload=upload, options=options, worker=hostname,
+                         on_progress=progress, on_window=channel.window, cancel=channel.cancel)
     log.info("job finished", extra={"job_id": job_id, "error": answer.get("error")})
     return answer
 
@@ -56,6 +60,7 @@ def _load_model(sender, **_) -> None:
     settings.job_upload_dir.mkdir(parents=True, exist_ok=True)
     recognizer.warm_up(settings.job_upload_dir)
     _serving["recognizer"] = recognizer
+    _serving["redis"] = registry.client(settings.jobs_broker_url)
     log.info("model loaded", extra={"runtime": recognizer.extractor.runtime, "device": recognizer.extractor.device,
                                     "precision": recognizer.extractor.precision, "pid": os.getpid()})
 
@@ -66,7 +71,7 @@ def _announce(sender, **_) -> None:
 
     recognizer = _serving["recognizer"]
     _serving["heartbeat"] = registry.Heartbeat(
-        registry.client(settings.jobs_broker_url), sender.hostname,
+        _serving["redis"], sender.hostname,
         lambda: {"model": describe(recognizer).model_dump(), "labels": list(recognizer.head.labels), "pid": os.getpid()},
     ).start()
 

@@ -1,4 +1,5 @@
-"""POST /jobs and GET /jobs/{id}: recognition with progress, for the page and for curl."""
+"""POST /jobs, GET /jobs/{id}, its windows so far, and DELETE /jobs/{id}: recognition with progress, for long
+videos, the page and curl."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from api.deps import RecognitionsDep, SettingsDep, accepting_work
 from api.routes.recognize import CSV_RESPONSE, REQUEST_BODY, Format, csv_response
 from api.uploads import save_video
 from service.jobs import Job
-from service.schemas import ErrorDetail, JobStatus
+from service.schemas import ErrorDetail, JobStatus, JobWindows
 
 router = APIRouter(prefix="/jobs", tags=["recognition"])
 
@@ -58,3 +59,24 @@ def get_job(job_id: str, request: Request, format: Format = "json"):
     if public["status"] != "done":
         raise HTTPException(status.HTTP_409_CONFLICT, f"the job is {public['status']}; its clips come when it is done")
     return csv_response(public["result"])
+
+
+@router.get("/{job_id}/windows", response_model=JobWindows, responses={404: {"model": ErrorDetail}, 503: {"model": ErrorDetail}},
+            summary="The windows a job has done so far, while it runs")
+def get_job_windows(job_id: str, request: Request, since: Annotated[int, Query(ge=0)] = 0):
+    jobs = request.app.state.jobs
+    windows = jobs.windows(job_id, since)  # ExecutorUnavailable: 503
+    job = jobs.get(job_id)
+    if windows is None or job is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such job (finished jobs expire)")
+    return {"id": job_id, "status": job.status, "windows": windows, "next": since + len(windows)}
+
+
+@router.delete("/{job_id}", response_model=JobStatus, status_code=status.HTTP_202_ACCEPTED,
+               responses={404: {"model": ErrorDetail}, 503: {"model": ErrorDetail}},
+               summary="Cancel a job: at once while it waits, within a second while it runs")
+def cancel_job(job_id: str, request: Request):
+    job = request.app.state.jobs.cancel(job_id)  # ExecutorUnavailable: 503
+    if job is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such job (finished jobs expire)")
+    return job.public()

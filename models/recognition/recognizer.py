@@ -6,15 +6,20 @@ import os
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+
+import numpy as np
 
 from models.labels import kinetics_labels, softmax, top_k
 from models.recognition.batching import ClipBatcher
 from models.recognition.heads import KineticsHead, VideoHead
+from models.recognition.parts import run_parts
 from models.recognition.shared_trunk import run_shared
-from models.recognition.windows import Cancelled, ClipRun, ClipSettings, ProcessingTimeout, Progress, run_clips
+from models.recognition.windows import (Cancelled, ClipRun, ClipSettings, ProcessingTimeout, Progress, WindowDone,
+                                        run_clips)
 from models.runtimes.extractor import Extractor
-from models.video import VideoLimits, write_grey_ramp
+from models.video import Timeline, VideoLimits, write_grey_ramp
 
 __all__ = ["ActionRecognizer", "Cancelled", "ClipRun", "ClipSettings", "ProcessingTimeout", "Progress",
            "UnknownHeadError", "run_clips", "run_video"]
@@ -24,11 +29,24 @@ CLIP_TOP_K = 3
 
 def run_video(batcher: ClipBatcher, path: str | Path, clips: ClipSettings, on_progress: Progress | None = None, *,
               limits: VideoLimits = VideoLimits(), deadline: float | None = None,
-              cancel: threading.Event | None = None) -> ClipRun:
-    """I3D's logits and features for every window of `path`, computed as `clips.extraction` says. Stops with
-    ProcessingTimeout past `deadline`, Cancelled once `cancel` is set."""
-    runner = run_shared if clips.extraction == "shared" else run_clips
-    return runner(batcher, path, clips, on_progress, limits=limits, deadline=deadline, cancel=cancel)
+              cancel: threading.Event | None = None, on_window: WindowDone | None = None) -> ClipRun:
+    """I3D's logits and features for every window of `path`, computed as `clips.extraction` says, each told to
+    `on_window` once done. Stops with ProcessingTimeout past `deadline`, Cancelled once `cancel` is set."""
+    if clips.extraction == "shared":
+        return run_shared(batcher, path, clips, on_progress, limits=limits, deadline=deadline, cancel=cancel,
+                          on_window=on_window)
+    if clips.decode_workers > 1:
+        return run_parts(batcher, path, clips, on_progress, limits=limits, deadline=deadline, cancel=cancel,
+                         on_window=on_window, workers=clips.decode_workers)
+    return run_clips(batcher, path, clips, on_progress, limits=limits, deadline=deadline, cancel=cancel,
+                     on_window=on_window)
+
+
+def window_entry(index: int, span: tuple[int, int], logits: np.ndarray, timeline: Timeline) -> dict:
+    """One window of a result: where it is in the source (frames and seconds) and its top Kinetics-400 actions."""
+    start_frame, end_frame, start_s, end_s = timeline.span(*span)
+    return {"index": index, "start_s": round(start_s, 3), "end_s": round(end_s, 3), "start_frame": start_frame,
+            "end_frame": end_frame, "actions": top_k(softmax(logits), kinetics_labels(), CLIP_TOP_K)}
 
 
 class UnknownHeadError(KeyError):
@@ -66,6 +84,7 @@ class ActionRecognizer:
         on_progress: Progress | None = None,
         deadline: float | None = None,
         cancel: threading.Event | None = None,
+        on_window: Callable[[dict], None] | None = None,
     ) -> dict:
         """Rank the actions of the video at `path` with `head` (default: the trained head if any).
 
@@ -77,27 +96,16 @@ class ActionRecognizer:
             raise UnknownHeadError(head)
         ranking_head = self.heads[head] if head else self.head
         started = time.perf_counter()
+        told = (lambda *window: on_window(window_entry(*window))) if on_window else None
         run = run_video(self.batcher, path, self.clips, on_progress, limits=self.limits, deadline=deadline,
-                        cancel=cancel)
-        video_probs = ranking_head.video_probabilities(run.logits, run.features)
-        clip_probs = softmax(run.logits)
+                        cancel=cancel, on_window=told)
         info = run.info
-        kinetics = kinetics_labels()
+        video_probs = ranking_head.video_probabilities(run.logits, run.features)
         return {
             "actions": top_k(video_probs, ranking_head.labels, top_k_actions),
             "head": ranking_head.name,
-            "clips": [
-                {
-                    "index": i,
-                    "start_s": round(start_s, 3),
-                    "end_s": round(end_s, 3),
-                    "start_frame": start_frame,
-                    "end_frame": end_frame,
-                    "actions": top_k(probs, kinetics, CLIP_TOP_K),
-                }
-                for i, ((start_frame, end_frame, start_s, end_s), probs) in enumerate(
-                    zip((info.timeline.span(*span) for span in run.spans), clip_probs))
-            ],
+            "clips": [window_entry(i, span, logits, info.timeline)
+                      for i, (span, logits) in enumerate(zip(run.spans, run.logits))],
             "video": {
                 "filename": filename if filename is not None else Path(path).name,
                 "frames": info.frames,

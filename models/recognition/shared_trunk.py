@@ -27,7 +27,7 @@ import numpy as np
 
 from models.i3d.trunk import TRUNK_STRIDE, pool_windows
 from models.recognition.batching import ClipBatcher, ClipResult
-from models.recognition.windows import ClipRun, ClipSettings, Deadline, Progress, Stopped, TimedStream
+from models.recognition.windows import ClipRun, ClipSettings, Deadline, Progress, Stopped, TimedStream, WindowDone
 from models.video import VideoInfo, VideoLimits, clip_starts, iter_frames, loop_to_length
 
 EXTRACTIONS = ("windows", "shared")
@@ -93,6 +93,7 @@ class _PendingChunk:
 def run_shared(
     batcher: ClipBatcher, path: str | Path, clips: ClipSettings, on_progress: Progress | None = None, *,
     limits: VideoLimits = VideoLimits(), deadline: float | None = None, cancel: threading.Event | None = None,
+    on_window: WindowDone | None = None,
 ) -> ClipRun:
     """`run_clips`'s result for `path`, its windows pooled from shared trunk passes (see the module's doc).
 
@@ -133,7 +134,10 @@ def run_shared(
             finally:
                 for future in rerun.values():  # stopped, or an error: skip what has not started
                     future.cancel()
-            windows.update({s: (logits[i], features[i]) for i, s in enumerate(starts)})
+            for i, s in enumerate(starts):
+                windows[s] = (logits[i], features[i])
+                if on_window:
+                    on_window(len(windows) - 1, (s, s + clips.clip_len), logits[i], info.timeline)
         if on_progress:
             on_progress(len(windows), max(expected_windows(), len(windows)))
 
@@ -171,6 +175,8 @@ def run_shared(
         if count < clips.clip_len:  # shorter than one window: looped, as `windows` runs it
             result = run_one(loop_to_length(buffer, clips.clip_len))
             windows[0] = (result.logits, result.features)
+            if on_window:
+                on_window(0, (0, count), result.logits, info.timeline)
             infer_s += result.infer_s
         else:
             while keep_start < count:
@@ -184,6 +190,8 @@ def run_shared(
             if tail not in windows:  # the last window ends at the last frame, off the 8-frame grid
                 result = run_one(np.stack(buffer[tail - buffer_start :]))
                 windows[tail] = (result.logits, result.features)
+                if on_window:
+                    on_window(len(windows) - 1, (tail, count), result.logits, info.timeline)
                 infer_s += result.infer_s
     except Stopped:
         batcher.give_up(max(expected_windows(), len(windows)) - len(windows))

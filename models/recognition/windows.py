@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from models.recognition.batching import ClipBatcher, ClipResult
-from models.video import Sampling, VideoInfo, VideoLimits, clip_starts, frames_id, iter_clips
+from models.video import Sampling, Timeline, VideoInfo, VideoLimits, clip_starts, frames_id, iter_clips
 
 
 @dataclass(frozen=True)
@@ -32,6 +32,7 @@ class ClipSettings:
     context: int = 64
     recompute_below: float = 0.0
     sampling: Sampling = Sampling()
+    decode_workers: int = 1  # parts of a long video decoded at once (`models.recognition.parts`); same windows
 
     @property
     def extraction_id(self) -> str:
@@ -128,14 +129,17 @@ class ClipRun:
 
 
 Progress = Callable[[int, int], None]  # (clips done, clips expected in all)
+# (index, span in model frames, logits (400,), the video's timeline so far), window by window in order
+WindowDone = Callable[[int, tuple[int, int], np.ndarray, Timeline], None]
 
 
 def run_clips(
     batcher: ClipBatcher, path: str | Path, clips: ClipSettings, on_progress: Progress | None = None, *,
     limits: VideoLimits = VideoLimits(), deadline: float | None = None, cancel: threading.Event | None = None,
+    on_window: WindowDone | None = None,
 ) -> ClipRun:
-    """Decode `path` clip by clip and run I3D on each clip through `batcher`. Raises VideoDecodeError
-    for a non-video.
+    """Decode `path` clip by clip and run I3D on each clip through `batcher`, telling `on_window` of each
+    window as it is done. Raises VideoDecodeError for a non-video.
 
     Decoding runs ahead of inference by up to two batches, so the next clips are decoded and
     preprocessed while the current ones are in I3D, and at most that many decoded clips are held.
@@ -154,6 +158,8 @@ def run_clips(
         results.append(limit.wait(future, len(results)))
         spans.append(span)
         pending.popleft()
+        if on_window:
+            on_window(len(spans) - 1, span, results[-1].logits, info.timeline)
         if on_progress:
             expected = len(clip_starts(info.model_frames, clips.clip_len, clips.stride))
             on_progress(len(spans), max(expected, len(spans) + len(pending)))

@@ -12,6 +12,7 @@ from celery import Celery
 from kombu.exceptions import OperationalError
 
 from service.jobs import ExecutorUnavailable, Job, JobState, QueueFullError
+from service.queue import progress
 from service.queue.celery_app import QUEUE, TASK
 
 BROKER_ERRORS = (redis.RedisError, OperationalError, OSError)
@@ -28,8 +29,8 @@ class QueuedJobs:
     A job is written as QUEUED before its task is sent, so an id Redis has never seen, or whose result has
     expired (JOBS_TTL_S), is unknown (404) rather than Celery's everlasting PENDING."""
 
-    def __init__(self, celery: Celery, redis_client: redis.Redis, max_queued):
-        self._celery, self._redis, self._max_queued = celery, redis_client, max_queued
+    def __init__(self, celery: Celery, redis_client: redis.Redis, max_queued, *, ttl_s: int = 3600):
+        self._celery, self._redis, self._max_queued, self._ttl_s = celery, redis_client, max_queued, ttl_s
         self._waiting = 0  # synchronous requests of this process waiting for their job (the drain waits for them)
         self._lock = threading.Lock()
 
@@ -39,7 +40,7 @@ class QueuedJobs:
             if waiting >= self._max_queued():
                 raise QueueFullError(f"{waiting} jobs are already waiting for a worker")
             self._celery.backend.store_result(job.id, {"clips_done": 0, "clips_total": None}, "QUEUED")
-            options = {"top_k": job.top_k, "head": job.head, "filename": job.filename}
+            options = {"top_k": job.top_k, "head": job.head, "filename": job.filename, "time_limit_s": job.time_limit_s}
             self._celery.send_task(TASK, args=[job.id, job.video.name, options], task_id=job.id, queue=QUEUE,
                                    expires=expires_s)
         except QueueFullError:
@@ -52,9 +53,31 @@ class QueuedJobs:
     def get(self, job_id: str) -> JobState | None:
         try:
             meta = self._celery.backend.get_task_meta(job_id)
+            cancelled = meta["status"] != "PENDING" and progress.cancel_requested(self._redis, job_id)
         except BROKER_ERRORS as exc:
             raise BrokerUnavailable(exc) from None
-        return _job_state(job_id, meta["status"], meta.get("result"))
+        return _job_state(job_id, meta["status"], meta.get("result"), cancelled=cancelled)
+
+    def windows(self, job_id: str, since: int) -> list[dict] | None:
+        if self.get(job_id) is None:
+            return None
+        try:
+            return progress.read_windows(self._redis, job_id, since)
+        except BROKER_ERRORS as exc:
+            raise BrokerUnavailable(exc) from None
+
+    def cancel(self, job_id: str) -> JobState | None:
+        """Cancelled at once while it waits (a worker skips it, deleting its upload); a running job's worker
+        sees the request within a second and stops at its next window."""
+        state = self.get(job_id)
+        if state is None or state.status not in ("queued", "running"):
+            return state
+        try:
+            progress.request_cancel(self._redis, job_id, self._ttl_s)
+        except BROKER_ERRORS as exc:
+            raise BrokerUnavailable(exc) from None
+        self.revoke(job_id)
+        return self.get(job_id)
 
     def revoke(self, job_id: str) -> None:
         """Skip the job if no worker has started it (its upload is deleted by the worker that skips it)."""
@@ -86,20 +109,25 @@ class QueuedJobs:
         self._redis.close()
 
 
-def _job_state(job_id: str, state: str, info) -> JobState | None:
+CANCELLED = {"status_code": 499, "detail": "cancelled (DELETE /jobs/{id})"}
+
+
+def _job_state(job_id: str, state: str, info, *, cancelled: bool = False) -> JobState | None:
     info = info if isinstance(info, dict) else {}
-    progress = {"clips_done": info.get("clips_done", 0), "clips_total": info.get("clips_total"),
-                "worker": info.get("worker") or info.get("hostname")}
+    running = {"clips_done": info.get("clips_done", 0), "clips_total": info.get("clips_total"),
+               "started": info.get("started"), "worker": info.get("worker") or info.get("hostname")}
     if state == "PENDING":
         return None  # never written: unknown, or expired
-    if state in ("QUEUED", "RETRY"):
-        return JobState(id=job_id, status="queued")
-    if state in ("STARTED", "PROGRESS"):
-        return JobState(id=job_id, status="running", **progress)
     if state == "SUCCESS" and "result" in info:
         clips = len(info["result"]["clips"])
         return JobState(id=job_id, status="done", clips_done=clips, clips_total=clips, result=info["result"],
                         worker=info.get("worker"))
+    if cancelled:  # asked to stop and not done: cancelled, whether a worker still winds it down or not
+        return JobState(id=job_id, status="cancelled", error=CANCELLED, **running)
+    if state in ("QUEUED", "RETRY"):
+        return JobState(id=job_id, status="queued")
+    if state in ("STARTED", "PROGRESS"):
+        return JobState(id=job_id, status="running", **running)
     if state == "SUCCESS" and "error" in info:
         return JobState(id=job_id, status="failed", error=info["error"], worker=info.get("worker"))
     if state == "REVOKED":

@@ -131,12 +131,17 @@
     const status = document.getElementById("status");
     const statusText = document.getElementById("status-text");
     const progress = document.getElementById("progress");
+    const cancelButton = document.getElementById("cancel");
     const resultRoot = document.getElementById("result");
     const maxBytes = Number(form.dataset.maxBytes);
     const extensions = form.dataset.extensions.split(",");
     let file = null;
 
+    let running = null;  // the job being followed, until it ends
+
     function showError(message) {
+      running = null;
+      cancelButton.hidden = true;
       error.textContent = message;
       error.hidden = false;
       status.hidden = true;
@@ -213,7 +218,26 @@
       request.send(body);
     });
 
+    function left(seconds) {
+      if (seconds === null || seconds === undefined) return "";
+      if (seconds < 90) return `, about ${Math.max(1, Math.round(seconds))} s left`;
+      return `, about ${Math.round(seconds / 60)} min left`;
+    }
+
+    cancelButton.addEventListener("click", () => {
+      if (!running) return;
+      cancelButton.disabled = true;
+      fetch(`${form.dataset.jobsUrl}/${encodeURIComponent(running.job_id)}/cancel`, {
+        method: "POST", headers: { "X-CSRF-Token": form.querySelector("[name=csrf_token]").value },
+      }).then((response) => response.json().then((body) => {
+        if (!response.ok) showError(body.error || `Could not cancel (HTTP ${response.status}).`);
+      })).catch(() => showError("Could not reach the page's server to cancel."));
+    });
+
     function poll(job, failures) {
+      running = job;
+      cancelButton.hidden = false;
+      cancelButton.disabled = false;
       fetch(`${form.dataset.jobsUrl}/${encodeURIComponent(job.job_id)}`)
         .then((response) => response.json().then((body) => ({ ok: response.ok, status: response.status, body })))
         .then(({ ok, status: code, body }) => {
@@ -222,7 +246,13 @@
             if (code === 404) return showError(`The recognition service restarted and lost this job. ${STILL_SELECTED}`);
             return showError(`${body.error || `Lost track of the job (HTTP ${code}).`} ${STILL_SELECTED}`);
           }
+          if (body.status === "cancelled") {
+            showError(`Cancelled. ${STILL_SELECTED}`);
+            return;
+          }
           if (body.status === "done") {
+            running = null;
+            cancelButton.hidden = true;
             status.hidden = true;
             submit.disabled = false;
             input.disabled = false;
@@ -233,10 +263,10 @@
             if (body.error.status_code >= 500) return showError(`The recognition did not finish: ${body.error.detail}. ${STILL_SELECTED}`);
             return showError(`The recognition service rejected the video: ${body.error.detail}`);
           }
-          const { clips_done: done, clips_total: total } = body.progress;
+          const { clips_done: done, clips_total: total, eta_s: eta } = body.progress;
           if (body.status === "queued") setStatus("Waiting for the model…", null, "queued");
-          else setStatus(`Recognizing: clip ${done} of ${total || "?"}`, total ? (done / total) * 100 : null, "processing");
-          setTimeout(() => poll(job, 0), POLL_MS);
+          else setStatus(`Recognizing: clip ${done} of ${total || "?"}${left(eta)}`, total ? (done / total) * 100 : null, "processing");
+          if (running === job) setTimeout(() => poll(job, 0), POLL_MS);
         })
         .catch(() => {
           if (failures < 5) return setTimeout(() => poll(job, failures + 1), POLL_MS * 2 ** failures);
