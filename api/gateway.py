@@ -117,7 +117,8 @@ async def serving_gateway(app: FastAPI, settings: Settings) -> AsyncIterator[Non
     """The gateway's state for as long as the app serves. Redis may be down at start-up: requests say so."""
     settings.job_upload_dir.mkdir(parents=True, exist_ok=True)
     celery, redis_client = make_celery(settings), registry.client(settings.jobs_broker_url)
-    jobs = QueuedJobs(celery, redis_client, lambda: settings.jobs_max_queued, ttl_s=settings.jobs_ttl_s)
+    jobs = QueuedJobs(celery, redis_client, lambda: settings.jobs_max_queued, ttl_s=settings.jobs_ttl_s,
+                      settings=settings)
     app.state.jobs = jobs
     app.state.recognitions = GatewayRecognitions(app, settings, jobs, redis_client)
     metrics.JOBS_QUEUED.set_function(jobs.queued)  # jobs waiting for a worker, in Redis

@@ -44,6 +44,7 @@ class JobState:
     result: dict | None = None
     error: dict | None = None
     worker: str | None = None  # the queue worker that ran it (with a broker)
+    parts: list[dict] | None = None  # a game on several queue workers: each part's span, worker and state
 
     @property
     def eta_s(self) -> float | None:
@@ -56,7 +57,7 @@ class JobState:
     def public(self) -> dict:
         body = {"id": self.id, "status": self.status,
                 "progress": {"clips_done": self.clips_done, "clips_total": self.clips_total, "eta_s": self.eta_s}}
-        for name in ("result", "error", "worker"):
+        for name in ("result", "error", "worker", "parts"):
             if getattr(self, name) is not None:
                 body[name] = getattr(self, name)
         return body

@@ -84,6 +84,13 @@ class JobError(BaseModel):
     detail: str
 
 
+class JobPart(BaseModel):
+    start_s: float
+    end_s: float
+    worker: str | None = Field(description="the queue worker running (or that ran) it")
+    state: str = Field(description="queued, running, done, failed or cancelled")
+
+
 class JobStatus(BaseModel):
     id: str
     status: str = Field(description="queued, running, done, failed or cancelled")
@@ -91,6 +98,8 @@ class JobStatus(BaseModel):
     result: RecognitionResult | None = None
     error: JobError | None = None
     worker: str | None = Field(None, description="with a broker: the queue worker that ran (or runs) it")
+    parts: list[JobPart] | None = Field(None, description="with a broker, a video longer than JOB_PART_S: its parts, "
+                                                          "each run by a queue worker at once")
 
 
 class JobWindows(BaseModel):

@@ -83,6 +83,8 @@ class Settings(BaseSettings):
     jobs_broker_url: str | None = Field(
         None, description="redis://host:6379/0: the API becomes a gateway that loads no model; recognitions and jobs "
                           "go through this Redis to queue workers (make worker). Unset: one process does it all")
+    job_part_s: float = Field(300, ge=10, description="with JOBS_BROKER_URL: a job on a longer video is cut into parts of "
+                                                      "about this many seconds, run by several queue workers at once")
     shared_upload_dir: Path | None = Field(
         None, description="with JOBS_BROKER_URL: the folder the API and every worker mount, where uploads wait for a "
                           "worker (default: UPLOAD_DIR)")

@@ -40,6 +40,21 @@ def write_video(path: Path, num_frames: int, *, size=(320, 240), fps: float = 25
     return write_grey_ramp(path, num_frames, size=size, fps=fps, fourcc=fourcc)
 
 
+def write_real_minute(path: Path) -> Path:
+    """60 s at 30 fps of real clips (shooting basketball, yoga, tai chi, twice), 640x360 H.264 with a keyframe
+    every 60 frames, as cameras make them: a small game."""
+    import imageio_ffmpeg
+
+    clips = [DATA / name for name in ("basketball__mmaction2_shooting_drill.mp4", "yoga__askanything_yoga.mp4",
+                                       "taichi__stgcn_ta_chi.mp4")] * 2
+    inputs = [arg for clip in clips for arg in ("-i", str(clip))]
+    scaled = "".join(f"[{i}:v]scale=640:360,setsar=1,fps=30[v{i}];" for i in range(6))
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-loglevel", "error", *inputs, "-filter_complex",
+                    scaled + "[v0][v1][v2][v3][v4][v5]concat=n=6:v=1:a=0[out]", "-map", "[out]", "-c:v", "libx264",
+                    "-preset", "veryfast", "-g", "60", "-t", "60", str(path)], check=True, timeout=300)
+    return path
+
+
 def assert_csv_matches(text: str, result: dict) -> None:
     import csv
     import io

@@ -6,6 +6,7 @@ The tests run in file order: the worker kill and the broker stop come last."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -18,7 +19,7 @@ import httpx
 import pytest
 
 from benchmarks.cluster_process import running_cluster
-from conftest import ARCHERY_AVI, DATA, ROOT, _free_port
+from conftest import ARCHERY_AVI, DATA, ROOT, _free_port, write_real_minute
 
 CRICKET = DATA / "cricket__kinetics_i3d_v_CricketShot_g04_c01.mp4"  # 79 frames: 1 clip
 BASKETBALL = DATA / "basketball__mmaction2_shooting_drill.mp4"  # 300 frames at 29.97 fps: 251 at 25
@@ -29,11 +30,25 @@ FAKE_MP4 = b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 512  # sniffs as MP4, decodes
 # in one CI run on the AMX Xeon in a slow moment, where 12 s made the job run twice and its progress go back).
 REDELIVER_AFTER_S = 60
 MAX_QUEUED = 3
+GAME_PART_S = 20  # the 60-second game below runs in 3 parts
+
+
+@pytest.fixture(scope="module")
+def game(tmp_path_factory):
+    return write_real_minute(tmp_path_factory.mktemp("game") / "game.mp4")
+
+
+def _started_parts(cluster) -> list[tuple[str, int]]:
+    """(job id, part) of every "part started" line the workers logged, in order."""
+    lines = [json.loads(line) for worker in cluster.workers for line in worker.log.read_text().splitlines()
+             if line.startswith("{") and '"part started"' in line]
+    return [(line["job_id"], line["part"]) for line in sorted(lines, key=lambda line: line["ts"])]
 
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    env = {"JOBS_REDELIVER_AFTER_S": str(REDELIVER_AFTER_S), "JOBS_MAX_QUEUED": str(MAX_QUEUED), "LOG_LEVEL": "INFO"}
+    env = {"JOBS_REDELIVER_AFTER_S": str(REDELIVER_AFTER_S), "JOBS_MAX_QUEUED": str(MAX_QUEUED), "LOG_LEVEL": "INFO",
+           "JOB_PART_S": str(GAME_PART_S)}
     with running_cluster(2, env=env, gateway_processes=2, logs=tmp_path_factory.mktemp("cluster-logs")) as cluster:
         yield cluster
 
@@ -181,6 +196,74 @@ def test_a_running_job_shows_its_windows_and_stops_when_cancelled(cluster, tmp_p
     assert httpx.get(f"{cluster.api}/jobs/{job_id}/windows").json()["next"] == stopped["next"] < 46
     assert httpx.get(f"{cluster.api}/jobs/{job_id}").json()["status"] == "cancelled"
     assert httpx.delete(f"{cluster.api}/jobs/nope").status_code == 404  # the upload's deletion: the autouse fixture
+
+
+def test_a_game_runs_in_parts_on_both_workers_with_the_one_process_result(cluster, game, recognizer):
+    job_id = _submit(cluster.api, game, top_k=3).json()["id"]
+    seen = _follow(cluster.api, job_id)
+    final = seen[-1]
+    assert final["status"] == "done", final
+    assert [(p["start_s"], p["state"]) for p in final["parts"]] == [(0.0, "done"), (20.48, "done"), (40.96, "done")]
+    assert {p["worker"] for p in final["parts"]} == {w.hostname for w in cluster.workers}  # at once, on both
+    assert any(s["status"] == "running" and 0 < s["progress"]["clips_done"] < 46 for s in seen)
+    done = [s["progress"]["clips_done"] for s in seen]
+    assert done == sorted(done) and final["progress"]["clips_total"] == 46
+    one = recognizer.recognize(game, top_k_actions=3, filename=game.name)  # one process, one pass
+    merged = final["result"]
+    assert [a["label"] for a in merged["actions"]] == [a["label"] for a in one["actions"]]
+    assert [a["confidence"] for a in merged["actions"]] == pytest.approx([a["confidence"] for a in one["actions"]], abs=1e-3)
+    assert merged["video"] == one["video"]
+    fields = ("index", "start_s", "end_s", "start_frame", "end_frame")
+    assert [[c[f] for f in fields] for c in merged["clips"]] == [[c[f] for f in fields] for c in one["clips"]]
+    assert [c["actions"][0]["label"] for c in merged["clips"]] == [c["actions"][0]["label"] for c in one["clips"]]
+    windows = httpx.get(f"{cluster.api}/jobs/{job_id}/windows").json()
+    assert [w["index"] for w in windows["windows"]] == list(range(46))
+    assert [w["start_s"] for w in windows["windows"]] == [c["start_s"] for c in one["clips"]]
+    assert sorted(part for job, part in _started_parts(cluster) if job == job_id) == [0, 1, 2]
+
+
+def test_cancelling_a_game_stops_every_part(cluster, game):
+    job_id = _submit(cluster.api, game).json()["id"]
+    deadline = time.monotonic() + 240
+    while (state := httpx.get(f"{cluster.api}/jobs/{job_id}").json())["progress"]["clips_done"] < 2:
+        assert state["status"] in ("queued", "running") and time.monotonic() < deadline, state
+        time.sleep(0.1)
+    cancelled = httpx.delete(f"{cluster.api}/jobs/{job_id}")
+    assert cancelled.status_code == 202 and cancelled.json()["status"] == "cancelled", cancelled.text
+    while any(p["state"] in ("queued", "running") for p in httpx.get(f"{cluster.api}/jobs/{job_id}").json()["parts"]):
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    final = httpx.get(f"{cluster.api}/jobs/{job_id}").json()
+    assert final["status"] == "cancelled" and final["progress"]["clips_done"] < 46
+    assert {p["state"] for p in final["parts"]} <= {"cancelled", "done"}  # the upload's deletion: the autouse fixture
+
+
+def test_a_worker_killed_mid_part_costs_only_its_part(cluster, game):
+    job_id = _submit(cluster.api, game, top_k=3).json()["id"]
+    deadline = time.monotonic() + 240
+    while True:
+        state = httpx.get(f"{cluster.api}/jobs/{job_id}").json()
+        running = [p for p in state.get("parts") or () if p["state"] == "running" and p["worker"]]
+        if running:
+            break
+        assert time.monotonic() < deadline, state
+        time.sleep(0.05)
+    running = running[0]
+    victim = next(w for w in cluster.workers if w.hostname == running["worker"])
+    victim.kill()
+    final = _follow(cluster.api, job_id, timeout_s=REDELIVER_AFTER_S + 300)[-1]
+    assert final["status"] == "done", final
+    assert final["result"]["actions"][0]["label"] in {"shooting basketball", "yoga", "tai chi"}
+    assert len(final["result"]["clips"]) == 46
+    started = [part for job, part in _started_parts(cluster) if job == job_id]
+    again = [part for part in set(started) if started.count(part) > 1]
+    assert len(again) == 1 and len(started) == 4, started  # only the killed worker's part ran twice
+    fresh = cluster.add_worker()  # two workers again for the tests after this one
+    deadline = time.monotonic() + 300
+    while subprocess.run([sys.executable, "-m", "workers.health", fresh.hostname], cwd=ROOT, env=cluster.env,
+                         capture_output=True, timeout=60).returncode != 0:
+        assert fresh.process.poll() is None and time.monotonic() < deadline, fresh.log.read_text()[-2000:]
+        time.sleep(1)
 
 
 def test_a_worker_killed_mid_job_loses_nothing(cluster):

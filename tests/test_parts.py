@@ -3,13 +3,12 @@ times and logits of one pass, on a real 60-second H.264 video with a keyframe ev
 
 from __future__ import annotations
 
-import subprocess
 import threading
 
 import numpy as np
 import pytest
 
-from conftest import ARCHERY_AVI, DATA
+from conftest import ARCHERY_AVI, write_real_minute
 from models.recognition.batching import ClipBatcher
 from models.recognition.parts import default_decode_workers, plan_parts, run_parts
 from models.recognition.windows import Cancelled, ClipSettings, run_clips
@@ -18,18 +17,7 @@ from models.video import SOURCE_RATE, Sampling, VideoInfo, clip_starts, index_st
 
 @pytest.fixture(scope="module")
 def minute(tmp_path_factory):
-    """60 s at 30 fps: three real clips, looped, 640x360, a keyframe every 60 frames (as cameras make them)."""
-    import imageio_ffmpeg
-
-    path = tmp_path_factory.mktemp("parts") / "minute.mp4"
-    clips = [DATA / name for name in ("basketball__mmaction2_shooting_drill.mp4", "yoga__askanything_yoga.mp4",
-                                       "taichi__stgcn_ta_chi.mp4")] * 2
-    inputs = [arg for clip in clips for arg in ("-i", str(clip))]
-    scaled = "".join(f"[{i}:v]scale=640:360,setsar=1,fps=30[v{i}];" for i in range(6))
-    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-loglevel", "error", *inputs, "-filter_complex",
-                    scaled + "[v0][v1][v2][v3][v4][v5]concat=n=6:v=1:a=0[out]", "-map", "[out]", "-c:v", "libx264",
-                    "-preset", "veryfast", "-g", "60", "-t", "60", str(path)], check=True, timeout=300)
-    return path
+    return write_real_minute(tmp_path_factory.mktemp("parts") / "minute.mp4")
 
 
 @pytest.mark.parametrize("sampling", [Sampling(), SOURCE_RATE], ids=["25fps", "source"])

@@ -15,10 +15,11 @@ from celery import Task, signals
 
 from common.logs import configure_logging
 from service.queue import registry
-from service.queue.celery_app import TASK, make_celery
+from service.queue import game
+from service.queue.celery_app import PART_TASK, TASK, make_celery
 from service.queue.progress import JobChannel
 from service.settings import get_settings
-from workers.task import run_job, upload_path
+from workers.task import run_job, run_part, upload_path
 
 settings = get_settings()
 app = make_celery(settings)
@@ -41,6 +42,40 @@ def recognize(self: Task, job_id: str, upload: str, options: dict) -> dict:
                          on_progress=progress, on_window=channel.window, cancel=channel.cancel)
     log.info("job finished", extra={"job_id": job_id, "error": answer.get("error")})
     return answer
+
+
+@app.task(name=PART_TASK, bind=True)
+def recognize_part(self: Task, job_id: str, number: int) -> dict:
+    """Part `number` of a game; the worker that ends its last part puts the job's result together."""
+    hostname, started = self.request.hostname, time.time()
+    client = _serving["redis"]
+    plan = game.read_plan(client, job_id)
+    if plan is None:  # expired: nothing to do, and nobody to tell
+        return {"worker": hostname, "error": {"status_code": 500, "detail": "the job's plan expired"}}
+    total = len(plan["parts"][number]["starts"])
+
+    def progress(done: int, _total: int) -> None:
+        self.update_state(state="PROGRESS", meta={"clips_done": done, "clips_total": total, "worker": hostname,
+                                                  "started": started})
+
+    log.info("part started", extra={"job_id": job_id, "part": number})
+    with JobChannel(client, job_id, settings.jobs_ttl_s, part=number) as channel:
+        error = run_part(_serving["recognizer"], settings, plan=plan, number=number, on_progress=progress,
+                         on_window=channel.window, cancel=channel.cancel)
+    _end_part(job_id, number, plan, error, hostname)
+    log.info("part finished", extra={"job_id": job_id, "part": number, "error": error})
+    return {"worker": hostname, "clips_done": total, "clips_total": total, "started": started,
+            **({"error": error} if error else {})}
+
+
+def _end_part(job_id: str, number: int, plan: dict, error: dict | None, hostname: str) -> None:
+    """Count the part as ended; the last one merges the parts into the job's answer and deletes the files."""
+    client, ttl_s = _serving["redis"], int(settings.jobs_ttl_s)
+    if game.finish_part(client, job_id, number, len(plan["parts"]), ttl_s, error):
+        answer = game.merge(_serving["recognizer"], client, job_id, plan, upload_path(settings, plan["upload"]),
+                            ttl_s=ttl_s)
+        app.backend.store_result(job_id, {**answer, "worker": hostname}, "SUCCESS")
+        log.info("game merged", extra={"job_id": job_id, "parts": len(plan["parts"]), "error": answer.get("error")})
 
 
 @signals.setup_logging.connect
@@ -87,7 +122,11 @@ def _unload(**_) -> None:
 
 @signals.task_revoked.connect
 def _drop_upload(request=None, **_) -> None:
-    """A job revoked before it ran (its synchronous caller left or gave up): its upload goes too."""
-    args = getattr(request, "args", None) or ()
-    if len(args) >= 2:
+    """A job revoked before it ran (its synchronous caller left or gave up, or it was cancelled): its upload goes
+    too; a part of a game ends as cancelled, and the last part to end deletes the upload."""
+    args, name = getattr(request, "args", None) or (), getattr(request, "name", None) or getattr(request, "task", None)
+    if name == PART_TASK and len(args) >= 2 and (plan := game.read_plan(_serving["redis"], args[0])) is not None:
+        cancelled = {"status_code": 499, "detail": "cancelled (DELETE /jobs/{id})"}
+        _end_part(args[0], int(args[1]), plan, cancelled, getattr(request, "hostname", None) or "")
+    elif len(args) >= 2 and isinstance(args[1], str):
         upload_path(settings, args[1]).unlink(missing_ok=True)

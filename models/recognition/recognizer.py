@@ -92,14 +92,25 @@ class ActionRecognizer:
         `deadline` (a `time.monotonic()` value), Cancelled once `cancel` is set (its clips not yet run are
         skipped), UnknownHeadError for a head that is not loaded.
         """
-        if head is not None and head not in self.heads:
-            raise UnknownHeadError(head)
-        ranking_head = self.heads[head] if head else self.head
+        ranking_head = self.ranking_head(head)
         started = time.perf_counter()
         told = (lambda *window: on_window(window_entry(*window))) if on_window else None
         run = run_video(self.batcher, path, self.clips, on_progress, limits=self.limits, deadline=deadline,
                         cancel=cancel, on_window=told)
-        info = run.info
+        return self.result(run, head=ranking_head.name, top_k_actions=top_k_actions,
+                           filename=filename if filename is not None else Path(path).name,
+                           total_s=time.perf_counter() - started)
+
+    def ranking_head(self, head: str | None) -> VideoHead:
+        """`head` (default: the trained head if any); UnknownHeadError for one that is not loaded."""
+        if head is not None and head not in self.heads:
+            raise UnknownHeadError(head)
+        return self.heads[head] if head else self.head
+
+    def result(self, run: ClipRun, *, head: str | None, top_k_actions: int, filename: str, total_s: float) -> dict:
+        """The API's JSON for a video's windows: ranked by `head` for the whole video, each window's top actions,
+        the video, the timings. A game recognized in parts on several workers is put together here too."""
+        ranking_head, info = self.ranking_head(head), run.info
         video_probs = ranking_head.video_probabilities(run.logits, run.features)
         return {
             "actions": top_k(video_probs, ranking_head.labels, top_k_actions),
@@ -107,7 +118,7 @@ class ActionRecognizer:
             "clips": [window_entry(i, span, logits, info.timeline)
                       for i, (span, logits) in enumerate(zip(run.spans, run.logits))],
             "video": {
-                "filename": filename if filename is not None else Path(path).name,
+                "filename": filename,
                 "frames": info.frames,
                 "fps": round(info.fps, 3),
                 "duration_s": round(info.duration_s, 3),
@@ -117,7 +128,7 @@ class ActionRecognizer:
             "timings_ms": {
                 "decode": round(run.decode_s * 1000, 1),
                 "inference": round(run.infer_s * 1000, 1),
-                "total": round((time.perf_counter() - started) * 1000, 1),
+                "total": round(total_s * 1000, 1),
             },
         }
 

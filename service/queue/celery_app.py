@@ -14,6 +14,7 @@ from service.settings import Settings
 
 QUEUE = "recognition"
 TASK = "workers.recognize"
+PART_TASK = "workers.recognize_part"  # one part of a game (`service.queue.game`)
 CONNECT_TIMEOUT_S = 3  # a Redis that is down answers 503 quickly instead of hanging requests
 
 

@@ -12,8 +12,9 @@ from celery import Celery
 from kombu.exceptions import OperationalError
 
 from service.jobs import ExecutorUnavailable, Job, JobState, QueueFullError
-from service.queue import progress
-from service.queue.celery_app import QUEUE, TASK
+from service.queue import game, progress
+from service.queue.celery_app import PART_TASK, QUEUE, TASK
+from service.settings import Settings
 
 BROKER_ERRORS = (redis.RedisError, OperationalError, OSError)
 
@@ -29,8 +30,10 @@ class QueuedJobs:
     A job is written as QUEUED before its task is sent, so an id Redis has never seen, or whose result has
     expired (JOBS_TTL_S), is unknown (404) rather than Celery's everlasting PENDING."""
 
-    def __init__(self, celery: Celery, redis_client: redis.Redis, max_queued, *, ttl_s: int = 3600):
+    def __init__(self, celery: Celery, redis_client: redis.Redis, max_queued, *, ttl_s: int = 3600,
+                 settings: Settings | None = None):
         self._celery, self._redis, self._max_queued, self._ttl_s = celery, redis_client, max_queued, ttl_s
+        self._settings = settings  # with them, a job on a video longer than JOB_PART_S runs in parts
         self._waiting = 0  # synchronous requests of this process waiting for their job (the drain waits for them)
         self._lock = threading.Lock()
 
@@ -39,10 +42,23 @@ class QueuedJobs:
             waiting = self._redis.llen(QUEUE)
             if waiting >= self._max_queued():
                 raise QueueFullError(f"{waiting} jobs are already waiting for a worker")
+            planned = (game.plan_job(self._settings, job.video)
+                       if self._settings is not None and job.time_limit_s is None else None)
             self._celery.backend.store_result(job.id, {"clips_done": 0, "clips_total": None}, "QUEUED")
             options = {"top_k": job.top_k, "head": job.head, "filename": job.filename, "time_limit_s": job.time_limit_s}
-            self._celery.send_task(TASK, args=[job.id, job.video.name, options], task_id=job.id, queue=QUEUE,
-                                   expires=expires_s)
+            if planned is None:
+                self._celery.send_task(TASK, args=[job.id, job.video.name, options], task_id=job.id, queue=QUEUE,
+                                       expires=expires_s)
+                return
+            index, parts = planned
+            settings = self._settings
+            game.store_plan(self._redis, job.id, upload=job.video.name, index=index, parts=parts,
+                            ttl_s=int(settings.redeliver_after_s + settings.jobs_ttl_s), options={
+                                **options, "sampling": settings.sampling.fps, "clip_length": settings.clip_length,
+                                "clip_stride": settings.clip_stride})
+            for part in parts:
+                self._celery.send_task(PART_TASK, args=[job.id, part.index], task_id=game.part_task_id(job.id, part.index),
+                                       queue=QUEUE)
         except QueueFullError:
             job.video.unlink(missing_ok=True)
             raise
@@ -54,15 +70,22 @@ class QueuedJobs:
         try:
             meta = self._celery.backend.get_task_meta(job_id)
             cancelled = meta["status"] != "PENDING" and progress.cancel_requested(self._redis, job_id)
+            plan = game.read_plan(self._redis, job_id) if meta["status"] != "PENDING" else None
+            if plan is None:
+                return _job_state(job_id, meta["status"], meta.get("result"), cancelled=cancelled)
+            metas = [self._celery.backend.get_task_meta(game.part_task_id(job_id, number))
+                     for number in range(len(plan["parts"]))]
         except BROKER_ERRORS as exc:
             raise BrokerUnavailable(exc) from None
-        return _job_state(job_id, meta["status"], meta.get("result"), cancelled=cancelled)
+        answer = meta.get("result") if meta["status"] == "SUCCESS" and isinstance(meta.get("result"), dict) else None
+        return game.job_state(job_id, plan, metas, answer, cancelled)
 
     def windows(self, job_id: str, since: int) -> list[dict] | None:
-        if self.get(job_id) is None:
+        state = self.get(job_id)
+        if state is None:
             return None
         try:
-            return progress.read_windows(self._redis, job_id, since)
+            return progress.read_windows(self._redis, job_id, since, parts=len(state.parts or ()))
         except BROKER_ERRORS as exc:
             raise BrokerUnavailable(exc) from None
 
@@ -77,6 +100,8 @@ class QueuedJobs:
         except BROKER_ERRORS as exc:
             raise BrokerUnavailable(exc) from None
         self.revoke(job_id)
+        for number in range(len(state.parts or ())):  # a part not started is skipped; a running one sees the request
+            self.revoke(game.part_task_id(job_id, number))
         return self.get(job_id)
 
     def revoke(self, job_id: str) -> None:

@@ -13,16 +13,26 @@ PREFIX = "action-recognition:job:"
 CANCEL_POLL_S = 0.5
 
 
-def windows_key(job_id: str) -> str:
-    return f"{PREFIX}{job_id}:windows"
+def windows_key(job_id: str, part: int | None = None) -> str:
+    return f"{PREFIX}{job_id}:windows" + ("" if part is None else f":{part}")
 
 
 def cancel_key(job_id: str) -> str:
     return f"{PREFIX}{job_id}:cancel"
 
 
-def read_windows(redis_client: redis.Redis, job_id: str, since: int) -> list[dict]:
-    return [json.loads(item) for item in redis_client.lrange(windows_key(job_id), since, -1)]
+def read_windows(redis_client: redis.Redis, job_id: str, since: int, parts: int = 0) -> list[dict]:
+    """The windows done from `since` on; of a job in `parts` parts, those in order up to the first not done."""
+    if not parts:
+        return [json.loads(item) for item in redis_client.lrange(windows_key(job_id), since, -1)]
+    with redis_client.pipeline() as pipe:
+        for part in range(parts):
+            pipe.lrange(windows_key(job_id, part), 0, -1)
+        done = {window["index"]: window for items in pipe.execute() for window in map(json.loads, items)}
+    out = []
+    while since + len(out) in done:
+        out.append(done[since + len(out)])
+    return out
 
 
 def request_cancel(redis_client: redis.Redis, job_id: str, ttl_s: int) -> None:
@@ -37,8 +47,8 @@ class JobChannel:
     """The worker's side for one job: `window(entry)` appends a finished window (sent in small batches),
     `cancel` is set within CANCEL_POLL_S of a cancel request. Use as a context manager."""
 
-    def __init__(self, redis_client: redis.Redis, job_id: str, ttl_s: int):
-        self._redis, self._job_id, self._ttl_s = redis_client, job_id, ttl_s
+    def __init__(self, redis_client: redis.Redis, job_id: str, ttl_s: int, part: int | None = None):
+        self._redis, self._job_id, self._ttl_s, self._part = redis_client, job_id, ttl_s, part
         self.cancel = threading.Event()
         self._pending: list[str] = []
         self._stop = threading.Event()
@@ -64,7 +74,7 @@ class JobChannel:
         with self._lock:
             pending, self._pending = self._pending, []
         if pending:
-            key = windows_key(self._job_id)
+            key = windows_key(self._job_id, self._part)
             with self._redis.pipeline() as pipe:
                 pipe.rpush(key, *pending).expire(key, self._ttl_s).execute()
 

@@ -1,0 +1,184 @@
+"""One game over many queue workers: a job on a video longer than JOB_PART_S is cut into parts (the windows
+one pass cuts, dealt out at keyframes: `models.recognition.parts`), each part a task of its own that any
+worker runs from the shared upload. Parts leave their windows' logits and features beside the upload; the
+worker that finishes the last part puts them together into the one result one process would have given,
+stores it as the job's, and deletes the upload and the parts' files, however the parts ended.
+
+Why not Celery's chord: a chord's callback never runs when a part fails or is revoked, and then nothing would
+delete the upload. Here each part ends in `finish_part` whatever happens (done, failed, cancelled, revoked),
+a Redis set counts them, and a short lock lets one worker merge; a worker killed mid-part leaves its part's
+message unacknowledged, so another worker runs that part again (and only that part) after JOBS_REDELIVER_AFTER_S.
+
+Redis keys, under action-recognition:job:<id>: `:plan` (the parts and the job's options), `:done` (parts
+ended), `:errors` (part -> its error), `:merge` (the merging worker's lock). They expire with the job.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from array import array
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import redis
+
+from models.recognition.parts import Part, plan_parts
+from models.recognition.recognizer import ActionRecognizer, ClipRun, ClipSettings, UnknownHeadError
+from models.video import StreamIndex, Timeline, VideoDecodeError, VideoInfo, index_stream
+from service.jobs import JobState
+from service.queue.progress import PREFIX, cancel_requested
+from service.settings import Settings
+
+MERGE_LOCK_S = 120  # a merging worker that dies frees the merge after this long
+
+
+def part_task_id(job_id: str, part: int) -> str:
+    return f"{job_id}.part{part}"
+
+
+def _key(job_id: str, name: str) -> str:
+    return f"{PREFIX}{job_id}:{name}"
+
+
+def plan_job(settings: Settings, path: Path) -> tuple[StreamIndex, list[Part]] | None:
+    """The parts of a job on the video at `path`, or None to run it whole: a video no longer than JOB_PART_S,
+    EXTRACTION=shared (its windows depend on its chunks), or one that cannot be indexed (AVI)."""
+    if settings.extraction != "windows":
+        return None
+    try:
+        index = index_stream(path)
+    except VideoDecodeError:  # the worker that runs it whole says what is wrong with it
+        return None
+    if index is None or index.times[-1] <= settings.job_part_s:
+        return None
+    clips = ClipSettings(clip_len=settings.clip_length, stride=settings.clip_stride, sampling=settings.sampling)
+    parts = plan_parts(index.model_frames(clips.sampling), clips, clips.sampling.fps or index.fps, settings.job_part_s)
+    return (index, parts) if len(parts) > 1 else None
+
+
+def store_plan(client: redis.Redis, job_id: str, *, upload: str, options: dict, index: StreamIndex,
+               parts: list[Part], ttl_s: int) -> None:
+    rate = 1 / (index.fps if options["sampling"] is None else options["sampling"])
+    plan = {"upload": upload, "options": options, "parts": [
+        {**asdict(part), "start_s": round(part.first * rate, 3), "end_s": round(part.end * rate, 3)} for part in parts]}
+    client.set(_key(job_id, "plan"), json.dumps(plan), ex=ttl_s)
+
+
+def read_plan(client: redis.Redis, job_id: str) -> dict | None:
+    plan = client.get(_key(job_id, "plan"))
+    return json.loads(plan) if plan else None
+
+
+def part_of(plan: dict, number: int) -> Part:
+    entry = plan["parts"][number]
+    return Part(entry["index"], tuple(entry["starts"]), entry["first"], entry["end"])
+
+
+def parts_file(upload_path: Path, number: int) -> Path:
+    return upload_path.with_name(f"{upload_path.name}.part{number}.npz")
+
+
+def save_part(upload_path: Path, part: Part, results: dict, timeline: Timeline, decode_s: float) -> None:
+    """A part's windows (`results`: start -> ClipResult) and the frames it saw, beside the upload."""
+    starts = sorted(results)
+    target = parts_file(upload_path, part.index)
+    partial = target.with_suffix(".partial.npz")
+    with open(partial, "wb") as file:
+        np.savez(file, starts=np.array(starts), logits=np.stack([results[s].logits for s in starts]),
+                 features=np.stack([results[s].features for s in starts]), first=np.array(timeline.first),
+                 source_index=np.array(timeline.source_index), time_s=np.array(timeline.time_s),
+                 decode_s=np.array(decode_s), infer_s=np.array(sum(results[s].infer_s for s in starts)))
+    partial.replace(target)
+
+
+def finish_part(client: redis.Redis, job_id: str, number: int, parts: int, ttl_s: int, error: dict | None = None
+                ) -> bool:
+    """Count part `number` as ended (with `error`, if it failed); True when every part has ended and this caller
+    holds the merge (a redelivered part whose merger died waits for its lock to lapse)."""
+    with client.pipeline() as pipe:
+        if error is not None:
+            pipe.hset(_key(job_id, "errors"), str(number), json.dumps(error)).expire(_key(job_id, "errors"), ttl_s)
+        pipe.sadd(_key(job_id, "done"), number).expire(_key(job_id, "done"), ttl_s).scard(_key(job_id, "done"))
+        ended = pipe.execute()[-1]
+    if ended < parts:
+        return False
+    deadline = time.monotonic() + MERGE_LOCK_S + 10
+    while not client.set(_key(job_id, "merge"), "1", nx=True, ex=MERGE_LOCK_S):
+        if client.exists(_key(job_id, "merged")) or time.monotonic() > deadline:
+            return False
+        time.sleep(1)
+    return not client.exists(_key(job_id, "merged"))
+
+
+def merge(recognizer: ActionRecognizer, client: redis.Redis, job_id: str, plan: dict, upload_path: Path,
+          *, ttl_s: int) -> dict:
+    """The job's answer, `{"result"}` as one process gives it or `{"error"}` of its first failed part; the parts'
+    files and the upload deleted."""
+    started = time.perf_counter()
+    try:
+        errors = {int(k): json.loads(v) for k, v in client.hgetall(_key(job_id, "errors")).items()}
+        if cancel_requested(client, job_id):
+            return {"error": {"status_code": 499, "detail": "cancelled (DELETE /jobs/{id})"}}
+        if errors:
+            return {"error": errors[min(errors)]}
+        loaded = [np.load(parts_file(upload_path, number)) for number in range(len(plan["parts"]))]
+        options, index = plan["options"], index_stream(upload_path)
+        model_frames = max(int(part["end"]) for part in plan["parts"])
+        timeline = Timeline(1 / (options["sampling"] or index.fps))
+        timeline.source_index.extend([0] * model_frames)
+        timeline.time_s.extend([0.0] * model_frames)
+        for part in loaded:
+            first, count = int(part["first"]), len(part["source_index"])
+            timeline.source_index[first : first + count] = _as_array(timeline.source_index, part["source_index"])
+            timeline.time_s[first : first + count] = _as_array(timeline.time_s, part["time_s"])
+        starts = [int(s) for part in loaded for s in part["starts"]]
+        info = VideoInfo(index.frames, index.fps, index.width, index.height, model_frames=model_frames,
+                         timeline=timeline)
+        run = ClipRun(info, [(s, min(s + recognizer.clips.clip_len, model_frames)) for s in starts],
+                      np.concatenate([part["logits"] for part in loaded]),
+                      np.concatenate([part["features"] for part in loaded]),
+                      sum(float(part["decode_s"]) for part in loaded), sum(float(part["infer_s"]) for part in loaded))
+        try:
+            result = recognizer.result(run, head=options.get("head"), top_k_actions=options["top_k"],
+                                       filename=options["filename"], total_s=time.perf_counter() - started)
+        except UnknownHeadError as exc:
+            return {"error": {"status_code": 422, "detail": f"unknown head {exc.args[0]!r}; loaded: "
+                                                            f"{', '.join(recognizer.heads)}"}}
+        return {"result": result}
+    finally:
+        for number in range(len(plan["parts"])):
+            parts_file(upload_path, number).unlink(missing_ok=True)
+        upload_path.unlink(missing_ok=True)
+        client.set(_key(job_id, "merged"), "1", ex=ttl_s)
+
+
+def _as_array(like: array, values: np.ndarray) -> array:
+    return array(like.typecode, values.tolist())
+
+
+def job_state(job_id: str, plan: dict, part_metas: list[dict], answer: dict | None, cancelled: bool) -> JobState:
+    """What `GET /jobs/{id}` tells of a job in parts: the parts' progress added up, and each part."""
+    parts, done, started = [], 0, []
+    for entry, meta in zip(plan["parts"], part_metas):
+        info = meta.get("result") if isinstance(meta.get("result"), dict) else {}
+        ended = "done" if "error" not in info else "cancelled" if info["error"]["status_code"] == 499 else "failed"
+        state = {"QUEUED": "queued", "PENDING": "queued", "STARTED": "running", "PROGRESS": "running",
+                 "SUCCESS": ended, "REVOKED": "cancelled"}.get(meta["status"], "failed")
+        done += len(entry["starts"]) if state == "done" else info.get("clips_done", 0)
+        if info.get("started"):
+            started.append(info["started"])
+        parts.append({"start_s": entry["start_s"], "end_s": entry["end_s"], "worker": info.get("worker"),
+                      "state": state})
+    total = sum(len(entry["starts"]) for entry in plan["parts"])
+    common = {"id": job_id, "clips_total": total, "parts": parts, "started": min(started) if started else None}
+    if answer is not None and "result" in answer:
+        return JobState(status="done", clips_done=total, result=answer["result"], **common)
+    if cancelled:
+        return JobState(status="cancelled", clips_done=done, error={"status_code": 499,
+                                                                    "detail": "cancelled (DELETE /jobs/{id})"}, **common)
+    if answer is not None:
+        return JobState(status="failed", clips_done=done, error=answer["error"], **common)
+    running = any(part["state"] != "queued" for part in parts)
+    return JobState(status="running" if running else "queued", clips_done=done, **common)
