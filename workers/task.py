@@ -17,7 +17,7 @@ from pathlib import Path
 from models.recognition.parts import run_part as run_video_part
 from models.recognition.recognizer import ActionRecognizer, UnknownHeadError, window_entry
 from models.recognition.windows import Deadline, ProcessingTimeout, Stopped
-from models.video import Timeline, VideoDecodeError, index_stream
+from models.video import Timeline, VideoDecodeError
 from service.queue import game
 from service.recognition import JOB_HINT, ROUTE_HINT, job_time_limit_s, recognize_shared
 from service.refusals import Refused
@@ -70,7 +70,7 @@ def run_part(recognizer: ActionRecognizer, settings: Settings, *, plan: dict, nu
                                                               options["sampling"]):
         return {"status_code": 500, "detail": "this worker's CLIP_LENGTH, CLIP_STRIDE or MODEL_FPS differ from the "
                                               "gateway's: every worker must run the gateway's settings"}
-    index = index_stream(path) if path.is_file() else None
+    index = game.load_index(path)
     if index is None:
         return {"status_code": 500, "detail": "the upload is not in SHARED_UPLOAD_DIR (or not readable) on this "
                                               "worker: the API and every worker must mount the same folder"}

@@ -52,9 +52,10 @@ def recognize_part(self: Task, job_id: str, number: int) -> dict:
     plan = game.read_plan(client, job_id)
     if plan is None:  # expired: nothing to do, and nobody to tell
         return {"worker": hostname, "error": {"status_code": 500, "detail": "the job's plan expired"}}
-    total = len(plan["parts"][number]["starts"])
+    total, done_so_far = len(plan["parts"][number]["starts"]), [0]
 
     def progress(done: int, _total: int) -> None:
+        done_so_far[0] = done
         self.update_state(state="PROGRESS", meta={"clips_done": done, "clips_total": total, "worker": hostname,
                                                   "started": started})
 
@@ -64,7 +65,7 @@ def recognize_part(self: Task, job_id: str, number: int) -> dict:
                          on_window=channel.window, cancel=channel.cancel)
     _end_part(job_id, number, plan, error, hostname)
     log.info("part finished", extra={"job_id": job_id, "part": number, "error": error})
-    return {"worker": hostname, "clips_done": total, "clips_total": total, "started": started,
+    return {"worker": hostname, "clips_done": done_so_far[0], "clips_total": total, "started": started,
             **({"error": error} if error else {})}
 
 

@@ -52,6 +52,7 @@ class QueuedJobs:
                 return
             index, parts = planned
             settings = self._settings
+            game.save_index(job.video, index)
             game.store_plan(self._redis, job.id, upload=job.video.name, index=index, parts=parts,
                             ttl_s=int(settings.redeliver_after_s + settings.jobs_ttl_s), options={
                                 **options, "sampling": settings.sampling.fps, "clip_length": settings.clip_length,
@@ -64,6 +65,7 @@ class QueuedJobs:
             raise
         except BROKER_ERRORS as exc:
             job.video.unlink(missing_ok=True)
+            game.index_file(job.video).unlink(missing_ok=True)
             raise BrokerUnavailable(exc) from None
 
     def get(self, job_id: str) -> JobState | None:

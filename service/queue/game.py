@@ -9,8 +9,9 @@ delete the upload. Here each part ends in `finish_part` whatever happens (done, 
 a Redis set counts them, and a short lock lets one worker merge; a worker killed mid-part leaves its part's
 message unacknowledged, so another worker runs that part again (and only that part) after JOBS_REDELIVER_AFTER_S.
 
-Redis keys, under action-recognition:job:<id>: `:plan` (the parts and the job's options), `:done` (parts
-ended), `:errors` (part -> its error), `:merge` (the merging worker's lock). They expire with the job.
+The packet index is saved beside the upload (`.index.npz`), so that no part reads every packet again. Redis
+keys, under action-recognition:job:<id>: `:plan` (the parts and the job's options), `:done` (parts
+ended), `:errors` (part -> its error), `:merge` (the merging worker's lock), `:merged`. They expire with the job.
 """
 
 from __future__ import annotations
@@ -71,6 +72,30 @@ def read_plan(client: redis.Redis, job_id: str) -> dict | None:
     return json.loads(plan) if plan else None
 
 
+def index_file(upload_path: Path) -> Path:
+    return upload_path.with_name(f"{upload_path.name}.index.npz")
+
+
+def save_index(upload_path: Path, index: StreamIndex) -> None:
+    """The packet index beside the upload, so that no part reads the whole file's packets again."""
+    target = index_file(upload_path)
+    partial = target.with_suffix(".partial.npz")
+    with open(partial, "wb") as file:
+        np.savez(file, times=np.array(index.times), keyframes=np.array(index.keyframes),
+                 geometry=np.array([index.start, index.fps, index.width, index.height]))
+    partial.replace(target)
+
+
+def load_index(upload_path: Path) -> StreamIndex | None:
+    """The index the gateway left beside the upload (None when the upload or its index is missing)."""
+    if not upload_path.is_file() or not index_file(upload_path).is_file():
+        return None
+    with np.load(index_file(upload_path)) as saved:
+        start, fps, width, height = saved["geometry"].tolist()
+        return StreamIndex(times=array("d", saved["times"].tolist()), keyframes=array("d", saved["keyframes"].tolist()),
+                           start=start, fps=fps, width=int(width), height=int(height))
+
+
 def part_of(plan: dict, number: int) -> Part:
     entry = plan["parts"][number]
     return Part(entry["index"], tuple(entry["starts"]), entry["first"], entry["end"])
@@ -124,7 +149,7 @@ def merge(recognizer: ActionRecognizer, client: redis.Redis, job_id: str, plan: 
         if errors:
             return {"error": errors[min(errors)]}
         loaded = [np.load(parts_file(upload_path, number)) for number in range(len(plan["parts"]))]
-        options, index = plan["options"], index_stream(upload_path)
+        options, index = plan["options"], load_index(upload_path)
         model_frames = max(int(part["end"]) for part in plan["parts"])
         timeline = Timeline(1 / (options["sampling"] or index.fps))
         timeline.source_index.extend([0] * model_frames)
@@ -150,6 +175,7 @@ def merge(recognizer: ActionRecognizer, client: redis.Redis, job_id: str, plan: 
     finally:
         for number in range(len(plan["parts"])):
             parts_file(upload_path, number).unlink(missing_ok=True)
+        index_file(upload_path).unlink(missing_ok=True)
         upload_path.unlink(missing_ok=True)
         client.set(_key(job_id, "merged"), "1", ex=ttl_s)
 
