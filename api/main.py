@@ -6,11 +6,11 @@ import logging
 from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI
-from fastapi.middleware.cors import CORSMiddleware
 
 from api import metrics as http_metrics
 from api.admission import Admission
 from api.connection import stopped_instead
+from api.cors import CORSByPath
 from api.deps import require_api_key
 from api.drain import Drain
 from api.header_limit import HeaderLimit
@@ -18,7 +18,8 @@ from api.live.session import LiveService, LiveSettings
 from api.live.tokens import LiveTokens
 from api.local import LocalRecognitions
 from api.refusals import install_refusals
-from api.routes import jobs, live, meta, recognize
+from api.resumable.lifecycle import serving_uploads
+from api.routes import jobs, live, meta, recognize, uploads
 from api.sole_process import sole_process
 from api.uploads import sweep_uploads
 from common.logs import configure_logging
@@ -39,11 +40,11 @@ async def lifespan(app: FastAPI):
     if settings.jobs_broker_url:  # a gateway: no model here, any number of processes
         from api.gateway import serving_gateway
 
-        async with serving_gateway(app, settings):
+        async with serving_gateway(app, settings), serving_uploads(app, settings):
             yield
         return
     with sole_process(settings.upload_dir):  # refuses a second process before loading anything
-        async with _serving(app, settings):
+        async with _serving(app, settings), serving_uploads(app, settings):
             yield
 
 
@@ -115,14 +116,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.drain = Drain(lambda: settings.drain_timeout_s)  # begun by api/serve.py on SIGTERM
     app.include_router(recognize.router, dependencies=[Depends(require_api_key)])
     app.include_router(jobs.router, dependencies=[Depends(require_api_key)])
+    app.include_router(uploads.router)  # the key or a browser's token from POST /uploads/tokens (which needs the key)
     app.include_router(live.router)  # its WebSocket takes a token from POST /live/sessions, which needs the key
     app.include_router(meta.router)
     app.include_router(http_metrics.router)
     http_metrics.install_middleware(app)
     install_refusals(app)
-    if settings.cors_origins:  # off unless configured
-        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
-                           allow_headers=["Content-Type", "X-API-Key", "X-Request-ID", "X-Filename"])
+    app.add_middleware(CORSByPath, origins=settings.cors_origins, upload_origins=settings.upload_cors_origins)
     app.add_middleware(HeaderLimit, max_bytes=settings.max_header_kib * 1024)  # outermost: before anything else
     return app
 

@@ -81,14 +81,14 @@ MiB = 1024 * 1024
 DISK_CHECK_EVERY = 8 * MiB  # bytes written between two looks at the free disk (a statvfs: microseconds)
 
 
-def _no_room(directory: Path, reserve: int, needed: int | None = None) -> Refused:
+def no_room(directory: Path, reserve: int, needed: int | None = None) -> Refused:
     free = shutil.disk_usage(directory).free
     wanted = f"it is {needed / MiB:,.0f} MiB, " if needed is not None else "it was filling the disk as it came: "
     return Refused(f"not enough disk space for this upload: {wanted}{free / MiB:,.0f} MiB are free and "
                    f"{reserve / MiB:,.0f} MiB are kept free; try again later", status_code=507)
 
 
-class _DiskGuard:
+class DiskGuard:
     """`file`, written through: refused (507) once the disk under it would keep less than `reserve` bytes
     free, or when it is full (ENOSPC), as a file system can fill from elsewhere."""
 
@@ -101,12 +101,12 @@ class _DiskGuard:
         if self._unchecked >= DISK_CHECK_EVERY:
             self._unchecked = 0
             if shutil.disk_usage(self.directory).free - len(data) < self.reserve:
-                raise _no_room(self.directory, self.reserve)
+                raise no_room(self.directory, self.reserve)
         try:
             self.file.write(data)
         except OSError as exc:
             if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-                raise _no_room(self.directory, self.reserve) from None
+                raise no_room(self.directory, self.reserve) from None
             raise
 
 
@@ -194,11 +194,11 @@ async def save_upload(request: Request, upload_dir: Path, limits: UploadLimits) 
     upload_dir.mkdir(parents=True, exist_ok=True)
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and shutil.disk_usage(upload_dir).free - int(declared) < limits.disk_reserve_bytes:
-        raise _no_room(upload_dir, limits.disk_reserve_bytes, int(declared))
+        raise no_room(upload_dir, limits.disk_reserve_bytes, int(declared))
     path = upload_dir / f"{uuid.uuid4().hex}.upload"
     try:
         with open(path, "wb") as file:
-            filename = await _write_body(request, _DiskGuard(file, upload_dir, limits.disk_reserve_bytes), limits)
+            filename = await _write_body(request, DiskGuard(file, upload_dir, limits.disk_reserve_bytes), limits)
         size = path.stat().st_size
         if size == 0:
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "the uploaded video is empty")

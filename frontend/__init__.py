@@ -21,9 +21,11 @@ def _env_config() -> dict:
     api_url = _env("API_URL", "http://127.0.0.1:8000")
     return {
         "API_URL": api_url,
-        "API_PUBLIC_URL": _env("API_PUBLIC_URL", api_url),  # the API as browsers reach it (the live page's WebSocket)
+        "API_PUBLIC_URL": _env("API_PUBLIC_URL", api_url),  # the API as browsers reach it (live, resumable uploads)
         "API_TIMEOUT_S": float(_env("API_TIMEOUT_S", "900")),
         "MAX_CONTENT_LENGTH": int(_env("MAX_UPLOAD_MB", "8192")) * 1024 * 1024,
+        # files this big or bigger go from the browser straight to the API, resumably (tus); smaller ones through here
+        "RESUMABLE_UPLOAD_MB": float(_env("RESUMABLE_UPLOAD_MB", "100")),
         "MAX_VIDEO_DURATION_S": float(_env("MAX_VIDEO_DURATION_S", "10800")),  # the API's limit, stated on the page
         "UPLOAD_FOLDER": _env("FRONTEND_UPLOAD_DIR", str(PROJECT_ROOT / "static" / "uploads")),
         "DATA_DIR": _env("FRONTEND_DATA_DIR", str(PROJECT_ROOT / "var" / "frontend")),

@@ -85,6 +85,11 @@ def job_status(api_url: str, job_id: str, *, timeout_s: float = 10, api_key: str
                  api_key=api_key).json()
 
 
+def upload_token(api_url: str, *, timeout_s: float = 10, api_key: str | None = None) -> dict:
+    """A short-lived token with which a browser uploads resumably straight to the API (its /uploads, tus)."""
+    return _call("POST", f"{api_url.rstrip('/')}/uploads/tokens", timeout_s=timeout_s, api_key=api_key).json()
+
+
 def live_session(api_url: str, *, timeout_s: float = 10, api_key: str | None = None) -> dict:
     """A token that opens one live session at the API's WebSocket (`token`, `expires_in_s`, `path`)."""
     return _call("POST", f"{api_url.rstrip('/')}/live/sessions", timeout_s=timeout_s, api_key=api_key).json()

@@ -11,7 +11,7 @@ from flask import Flask, request, session
 CSRF_FIELD = "csrf_token"
 
 _CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
-        "media-src 'self'; connect-src 'self' {websocket}; object-src 'none'; frame-ancestors 'none'; base-uri 'self'; "
+        "media-src 'self' blob:; connect-src 'self' {websocket} {api}; object-src 'none'; frame-ancestors 'none'; base-uri 'self'; "
         "form-action 'self'")
 _HEADERS = {
     "X-Content-Type-Options": "nosniff",
@@ -40,8 +40,15 @@ def websocket_origin(api_public_url: str) -> str:
     return f"{'wss' if parts.scheme == 'https' else 'ws'}://{parts.netloc}"
 
 
+def http_origin(api_public_url: str) -> str:
+    """`http://host:8000/x` -> `http://host:8000`: where the upload page sends big files (resumable uploads)."""
+    parts = urlsplit(api_public_url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
 def install(app: Flask) -> None:
-    headers = {"Content-Security-Policy": _CSP.format(websocket=websocket_origin(app.config["API_PUBLIC_URL"])),
+    public = app.config["API_PUBLIC_URL"]
+    headers = {"Content-Security-Policy": _CSP.format(websocket=websocket_origin(public), api=http_origin(public)),
                **_HEADERS}
     app.jinja_env.globals["csrf_token"] = csrf_token
     app.config.setdefault("SESSION_COOKIE_HTTPONLY", True)

@@ -14,7 +14,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.utils import secure_filename
 
 from common.results import clips_csv, download_name
-from frontend.api_client import ApiError, cancel_job, job_status, live_session, recognize, submit_job
+from frontend.api_client import ApiError, cancel_job, job_status, live_session, recognize, submit_job, upload_token
 from frontend.housekeeping import prune_uploads
 from frontend.security import csrf_ok, websocket_origin
 from frontend.playback import transcode_for_browser
@@ -28,8 +28,10 @@ ACCEPT = ",".join(sorted(ALLOWED_EXTENSIONS)) + ",video/*"
 def _form(error: str | None = None, status: int = 200):
     limit_mb = current_app.config["MAX_CONTENT_LENGTH"] // (1024 * 1024)
     limit_h = current_app.config["MAX_VIDEO_DURATION_S"] / 3600
+    resumable_mb = current_app.config["RESUMABLE_UPLOAD_MB"]
     return render_template("index.html", error=error, accept=ACCEPT, limit_mb=limit_mb, limit_h=f"{limit_h:g}",
-                           extensions=sorted(ALLOWED_EXTENSIONS)), status
+                           extensions=sorted(ALLOWED_EXTENSIONS), resumable_mb=f"{resumable_mb:g}",
+                           resumable_bytes=int(resumable_mb * 1024 * 1024)), status
 
 
 class UploadRejected(Exception):
@@ -138,6 +140,47 @@ def create_job():
     (_results_dir() / f"{saved.stem}.job").write_text(json.dumps({"job_id": job["id"]}))
     return jsonify(job_id=job["id"], filename=original_name, video_url=url_for("pages.media", name=video_file.name),
                    playback_note=playback_note, downloads=_downloads(saved.stem)), 202
+
+
+def _token_for_browser(ask, kind: str):
+    """(the API's token answer, None), asked with the API key, which the browser never sees; or (None, the JSON
+    error the page shows) without a valid CSRF token or when the API refuses."""
+    if not csrf_ok():
+        return None, (jsonify(error="This page has expired. Reload it and try again."), 400)
+    try:
+        return ask(current_app.config["API_URL"], api_key=current_app.config["API_KEY"]), None
+    except ApiError as exc:
+        _log_api_error(kind, exc)
+        return None, (jsonify(error=exc.message), exc.status_code)
+
+
+@bp.post("/uploads/session")
+def start_resumable_upload():
+    """Where and with what token the browser uploads a big file resumably, straight to the API (tus); the token
+    lasts a while, and the page asks again in time."""
+    token, error = _token_for_browser(upload_token, "uploads")
+    if error:
+        return error
+    return jsonify(endpoint=current_app.config["API_PUBLIC_URL"].rstrip("/") + token["endpoint"], token=token["token"],
+                   expires_in_s=token["expires_in_s"])
+
+
+@bp.put("/jobs/<job_id>")
+def follow_job(job_id: str):
+    """A job that a resumable upload started at the API (its id is the upload's): kept, as the page's own jobs
+    are, for its JSON and CSV downloads. (No annotated video: the file never passed through here.)"""
+    if not csrf_ok():
+        return jsonify(error="This page has expired. Reload it and try again."), 400
+    if not STEM.fullmatch(job_id):
+        return jsonify(error="That is not a job of this service."), 404
+    try:
+        job_status(current_app.config["API_URL"], job_id, api_key=current_app.config["API_KEY"])
+    except ApiError as exc:
+        return jsonify(error=exc.message), exc.status_code
+    prune_uploads(_results_dir(), max_age_s=current_app.config["UPLOAD_MAX_AGE_S"],
+                  max_files=current_app.config["UPLOAD_MAX_FILES"])
+    (_results_dir() / f"{job_id}.job").write_text(json.dumps({"job_id": job_id}))
+    return jsonify(job_id=job_id, downloads={kind: url_for(f"pages.download_{kind}", stem=job_id) for kind in ("json", "csv")})
 
 
 @bp.get("/jobs/<job_id>")
@@ -256,14 +299,10 @@ def live():
 
 @bp.post("/live/session")
 def start_live_session():
-    """A short-lived token for the API's live WebSocket, got with the API key, which the browser never sees."""
-    if not csrf_ok():
-        return jsonify(error="This page has expired. Reload it and try again."), 400
-    config = current_app.config
-    try:
-        session = live_session(config["API_URL"], api_key=config["API_KEY"])
-    except ApiError as exc:
-        _log_api_error("live", exc)
-        return jsonify(error=exc.message), exc.status_code
-    base = websocket_origin(config["API_PUBLIC_URL"]) + urlsplit(config["API_PUBLIC_URL"]).path.rstrip("/")
+    """A short-lived token for the API's live WebSocket."""
+    session, error = _token_for_browser(live_session, "live")
+    if error:
+        return error
+    public = current_app.config["API_PUBLIC_URL"]
+    base = websocket_origin(public) + urlsplit(public).path.rstrip("/")
     return jsonify(websocket_url=base + session["path"], token=session["token"], expires_in_s=session["expires_in_s"])

@@ -109,6 +109,12 @@ class JobWindows(BaseModel):
     next: int = Field(description="pass as `since` to get only the windows done after these")
 
 
+class UploadToken(BaseModel):
+    token: str = Field(description="lets a browser upload resumably: header Upload-Token on every tus request")
+    expires_in_s: float = Field(description="good for this long (an upload under way asks for a new one in time)")
+    endpoint: str = Field(description="the tus endpoint's path on this API (uploads are created there)")
+
+
 class LiveSessionToken(BaseModel):
     token: str = Field(description="opens one live session: ws(s)://HOST/live?token=... (single use)")
     expires_in_s: float = Field(description="the token must be used within this time")

@@ -62,6 +62,14 @@ class Settings(BaseSettings):
                                                                "would not is refused with 507 (before or while it is written)")
     upload_idle_timeout_s: float = Field(30, gt=0, description="an upload that sends nothing for this long gets 408")
     upload_timeout_s: float = Field(3600, gt=0, description="an upload that takes longer than this in all gets 408")
+    resumable_ttl_s: float = Field(24 * 3600, gt=0, description="a resumable upload (/uploads, tus) that receives "
+                                                                "nothing for this long expires and is swept")
+    upload_token_ttl_s: float = Field(900, gt=0, description="how long a browser's upload token (POST /uploads/tokens) "
+                                                             "is good for; the page asks for a new one in time")
+    upload_token_secret: str | None = Field(None, description="signs upload tokens; the same in every API process "
+                                                              "(default: LIVE_TOKEN_SECRET, else the API key)")
+    upload_cors_origins: list[str] = Field(["*"], description="origins whose pages may upload resumably straight to "
+                                                              "/uploads (keys and tokens go in headers, never cookies)")
     max_header_kib: int = Field(16, ge=1, le=256, description="requests with larger headers in all get 431")
     default_top_k: int = Field(5, ge=1, le=400)
     max_video_duration_s: float = Field(3 * 3600, gt=0, description="longest accepted video, seconds (a game with "

@@ -33,6 +33,11 @@ CRICKET_MP4 = DATA / "cricket__kinetics_i3d_v_CricketShot_g04_c01.mp4"  # 79 fra
 ARCHERY_AVI = DATA / "archery__paddlevideo_example.avi"  # 131 frames
 
 
+def files_below(folder: Path) -> list[Path]:
+    """Every file an API left in its upload folder, resumable uploads' (in resumable/) included."""
+    return sorted(p for p in folder.rglob("*") if not p.is_dir())
+
+
 def write_video(path: Path, num_frames: int, *, size=(320, 240), fps: float = 25.0, fourcc: str = "MJPG") -> Path:
     """A synthetic video whose frame i is a flat grey of value 3 * (i % 80), so tests can tell frames apart."""
     from models.video import write_grey_ramp

@@ -394,6 +394,25 @@ def test_cors_is_off_unless_configured(client):
     assert answer.headers["access-control-allow-origin"] == "https://elsewhere.example"
 
 
+def test_resumable_uploads_take_pages_from_any_origin_unless_configured(client):
+    """Browsers send big files to /uploads from the page's origin: preflights pass for every origin by default
+    (a key or token is a header, never a cookie), and tus's headers are exposed; other routes keep CORS_ORIGINS."""
+    from api.main import create_app
+
+    preflight = {"Origin": "https://page.example", "Access-Control-Request-Method": "PATCH",
+                 "Access-Control-Request-Headers": "tus-resumable,upload-offset,upload-token,content-type"}
+    answer = client.options("/uploads/0123456789abcdef0123456789abcdef", headers=preflight)
+    assert answer.status_code == 200 and answer.headers["access-control-allow-origin"] == "*"
+    assert "PATCH" in answer.headers["access-control-allow-methods"]
+    created = client.post("/uploads", headers={"Origin": "https://page.example", "Tus-Resumable": "1.0.0"})
+    assert created.status_code == 400 and created.headers["access-control-allow-origin"] == "*"
+    assert {"location", "upload-offset"} <= set(created.headers["access-control-expose-headers"].lower().split(", "))
+    assert "access-control-allow-origin" not in client.options(
+        "/jobs", headers={**preflight, "Access-Control-Request-Method": "POST"}).headers
+    only_ours = TestClient(create_app(Settings(upload_cors_origins=["https://ours.example"])))
+    assert only_ours.options("/uploads", headers=preflight).status_code == 400
+
+
 def _broken_files():
     mp4, avi = CRICKET_MP4.read_bytes(), ARCHERY_AVI.read_bytes()
     for name, data in (("mp4", mp4), ("avi", avi)):

@@ -55,14 +55,15 @@ def cluster(tmp_path_factory):
 
 @pytest.fixture(autouse=True)
 def uploads_gone_after_each_test(request):
-    """Every upload is deleted once its job has run (or been refused)."""
+    """Every upload is deleted once its job has run (or been refused); resumable ones (in resumable/) too."""
     if "cluster" not in request.fixturenames:
         yield
         return
     cluster = request.getfixturevalue("cluster")
     yield
     deadline = time.monotonic() + 120
-    while (left := sorted(p.name for p in cluster.shared.iterdir())) and time.monotonic() < deadline:
+    while (left := sorted(str(p.relative_to(cluster.shared)) for p in cluster.shared.rglob("*") if not p.is_dir())) \
+            and time.monotonic() < deadline:
         time.sleep(0.2)
     assert left == [], f"uploads left in SHARED_UPLOAD_DIR: {left}"
 
@@ -120,6 +121,31 @@ def test_a_job_end_to_end_with_progress_that_never_goes_backwards(cluster):
     assert result["video"]["filename"] == BASKETBALL.name and len(result["clips"]) == BASKETBALL_WINDOWS
     table = httpx.get(f"{cluster.api}/jobs/{job['id']}?format=csv")  # read from Redis as well
     assert table.status_code == 200 and len(table.text.splitlines()) == 1 + BASKETBALL_WINDOWS
+
+
+def test_a_resumable_upload_cut_midway_becomes_a_job_on_the_workers(cluster):
+    """tus through the two gateway processes: the connection breaks at 60%, the HEAD and the rest go on fresh
+    connections (to either process), and the finished upload runs on a queue worker."""
+    tus, video = {"Tus-Resumable": "1.0.0"}, BASKETBALL.read_bytes()
+    created = httpx.post(f"{cluster.api}/uploads", headers={**tus, "Upload-Length": str(len(video))})
+    assert created.status_code == 201, created.text
+    location = created.headers["Location"]
+    cut = int(len(video) * 0.6)
+    port = int(cluster.api.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.sendall((f"PATCH {location} HTTP/1.1\r\nHost: test\r\nTus-Resumable: 1.0.0\r\nUpload-Offset: 0\r\n"
+                      f"Content-Type: application/offset+octet-stream\r\nContent-Length: {len(video)}\r\n\r\n").encode()
+                     + video[:cut])
+        time.sleep(0.3)
+    head = httpx.head(f"{cluster.api}{location}", headers=tus)
+    assert head.status_code == 200 and int(head.headers["Upload-Offset"]) == cut
+    rest = httpx.patch(f"{cluster.api}{location}", content=video[cut:], headers={
+        **tus, "Upload-Offset": str(cut), "Content-Type": "application/offset+octet-stream"})
+    assert rest.status_code == 204, rest.text
+    final = _follow(cluster.api, location.rsplit("/", 1)[1])[-1]
+    assert final["status"] == "done" and final["worker"] in {w.hostname for w in cluster.workers}
+    assert final["result"]["actions"][0]["label"] == "shooting basketball"
+    assert httpx.delete(f"{cluster.api}{location}", headers=tus).status_code == 204
 
 
 def test_the_synchronous_route_goes_through_the_queue_with_the_same_answers(cluster):

@@ -7,7 +7,7 @@ import re
 
 import httpx
 
-from conftest import ARCHERY_AVI
+from conftest import ARCHERY_AVI, files_below
 
 
 def test_upload_through_the_frontend(live_services):
@@ -24,7 +24,7 @@ def test_upload_through_the_frontend(live_services):
     video_url = re.search(r'<video id="player" src="([^"]+)"', page).group(1)
     video = httpx.get(f"{services['web']}{video_url}", timeout=10)
     assert video.status_code == 200 and video.headers["content-type"] == "video/mp4"
-    assert list(services["temp_uploads"].iterdir()) == []  # the API deleted its temp file
+    assert files_below(services["temp_uploads"]) == []  # the API deleted its temp file
     assert httpx.get(f"{services['api']}/health", timeout=5).json()["model_loaded"] is True
 
 

@@ -16,7 +16,7 @@ from urllib.parse import urlparse
 import httpx
 import pytest
 
-from conftest import ARTIFACTS, CRICKET_MP4, ROOT, Service, _free_port, write_video
+from conftest import ARTIFACTS, CRICKET_MP4, ROOT, Service, _free_port, files_below, write_video
 from models.video import clip_starts
 
 
@@ -69,7 +69,7 @@ def test_a_client_that_leaves_mid_recognition_has_its_clips_cancelled(live_servi
             break
     given_up = _metric(api, "action_api_clips_cancelled") - cancelled
     assert run < 49 / 2 and 49 - run <= given_up <= 49
-    assert list(live_services["temp_uploads"].iterdir()) == []
+    assert files_below(live_services["temp_uploads"]) == []
 
 
 def test_a_client_that_leaves_mid_upload_leaves_no_file(live_services, tmp_path):
@@ -78,8 +78,8 @@ def test_a_client_that_leaves_mid_upload_leaves_no_file(live_services, tmp_path)
     address, head = _request_head(api, len(video))
     with socket.create_connection(address) as client:
         client.sendall(head + video[: len(video) // 2])
-        _until(lambda: any(live_services["temp_uploads"].iterdir()), 10, "the upload to start")
-    _until(lambda: not any(live_services["temp_uploads"].iterdir()), 10, "the partial upload to be removed")
+        _until(lambda: files_below(live_services["temp_uploads"]), 10, "the upload to start")
+    _until(lambda: not files_below(live_services["temp_uploads"]), 10, "the partial upload to be removed")
     assert httpx.get(f"{api}/health", timeout=10).status_code == 200
 
 

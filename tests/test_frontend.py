@@ -328,7 +328,7 @@ def test_live_page_gets_a_session_token_without_seeing_the_api_key(fake_api, upl
     client = app.test_client()
     page = client.get("/live")
     assert page.status_code == 200 and "s3cret" not in page.get_data(as_text=True)
-    assert "connect-src 'self' wss://ai.example.com;" in page.headers["Content-Security-Policy"]
+    assert "connect-src 'self' wss://ai.example.com https://ai.example.com;" in page.headers["Content-Security-Policy"]
     csrf = re.search(r'data-csrf="([^"]+)"', page.get_data(as_text=True)).group(1)
     assert client.post("/live/session").status_code == 400 and fake_api.received == []  # no CSRF token
     fake_api.body = {"token": "t0k3n", "expires_in_s": 60, "path": "/live"}
@@ -370,3 +370,53 @@ def test_the_cancel_button_cancels_the_job_at_the_api(client, fake_api):
     assert fake_api.received[-1][0] == "DELETE /jobs/job1"
     page = client.get("/").get_data(as_text=True)
     assert 'id="cancel"' in page and "hours; a whole game is fine" in page
+
+
+def test_big_files_get_an_upload_token_and_their_job_is_kept_for_downloads(fake_api, upload_folder):
+    """The page sends files of RESUMABLE_UPLOAD_MB or more straight to the API (tus) with a token this server gets
+    with the key; the job the upload became is then kept here for its downloads like the page's own."""
+    from conftest import assert_csv_matches
+
+    app = create_app({"TESTING": True, "API_URL": fake_api.url, "API_PUBLIC_URL": "https://ai.example.com/api",
+                      "API_KEY": "s3cret", "RESUMABLE_UPLOAD_MB": 50, "UPLOAD_FOLDER": str(upload_folder),
+                      "DATA_DIR": str(upload_folder.parent)})
+    client = app.test_client()
+    page = client.get("/")
+    html = page.get_data(as_text=True)
+    assert 'data-resumable-bytes="52428800"' in html and "Files of 50 MB or more go in" in html
+    assert "/static/vendor/tus-js-client/tus.min.js" in html and client.get("/static/vendor/tus-js-client/tus.min.js").status_code == 200
+    policy = page.headers["Content-Security-Policy"]
+    assert "connect-src 'self' wss://ai.example.com https://ai.example.com;" in policy and "media-src 'self' blob:;" in policy
+    csrf = {"X-CSRF-Token": _token(client)}
+    assert client.post("/uploads/session").status_code == 400 and fake_api.received == []  # no CSRF token
+    fake_api.body = {"token": "up-t0k3n", "expires_in_s": 900, "endpoint": "/uploads"}
+    answer = client.post("/uploads/session", headers=csrf)
+    assert answer.get_json() == {"endpoint": "https://ai.example.com/api/uploads", "token": "up-t0k3n", "expires_in_s": 900}
+    assert fake_api.received[-1][0] == "/uploads/tokens" and fake_api.api_keys[-1] == "s3cret"
+    assert "s3cret" not in answer.get_data(as_text=True)
+
+    job_id = "0123456789abcdef0123456789abcdef"
+    assert client.put(f"/jobs/{job_id}").status_code == 400  # no CSRF token
+    assert client.put("/jobs/..%2Fsecret", headers=csrf).status_code == 404
+    fake_api.status, fake_api.body = 404, {"detail": "no such job (finished jobs expire)"}
+    gone = client.put(f"/jobs/{job_id}", headers=csrf)
+    assert gone.status_code == 404 and "no such job" in gone.get_json()["error"]
+    fake_api.status, fake_api.body = 200, {**JOB_DONE, "id": job_id, "status": "running", "result": None}
+    followed = client.put(f"/jobs/{job_id}", headers=csrf)
+    assert followed.status_code == 200
+    downloads = followed.get_json()["downloads"]
+    assert downloads == {"json": f"/results/{job_id}.json", "csv": f"/results/{job_id}.csv"}
+    assert fake_api.received[-1][0] == f"/jobs/{job_id}"
+    fake_api.body = {**JOB_DONE, "id": job_id}
+    assert_csv_matches(client.get(downloads["csv"]).get_data(as_text=True), JOB_DONE["result"])
+
+
+def test_the_vendored_tus_client_is_the_release_its_readme_names():
+    import hashlib
+
+    folder = Path(__file__).resolve().parent.parent / "static" / "vendor" / "tus-js-client"
+    readme = (folder / "README.md").read_text()
+    assert readme.startswith("# tus-js-client 4.3.1")
+    digest = re.search(r"sha256 ([0-9a-f]{64})  tus\.min\.js", readme).group(1)
+    assert hashlib.sha256((folder / "tus.min.js").read_bytes()).hexdigest() == digest
+    assert "The MIT License" in (folder / "LICENSE").read_text()

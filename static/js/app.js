@@ -76,10 +76,13 @@
 
   function downloadLinks(downloads) {
     if (!downloads) return null;
-    const link = (id, kind, text) => el("a", { id, href: downloads[kind], download: "", text });
-    return el("p", { class: "downloads" }, document.createTextNode("Download: "),
-      link("download-video", "video", "annotated video"), document.createTextNode(" · "),
-      link("download-json", "json", "JSON"), document.createTextNode(" · "), link("download-csv", "csv", "CSV"));
+    const names = { video: "annotated video", json: "JSON", csv: "CSV" };
+    const paragraph = el("p", { class: "downloads" }, document.createTextNode("Download: "));
+    Object.keys(names).filter((kind) => downloads[kind]).forEach((kind, i) => {
+      if (i) paragraph.append(document.createTextNode(" · "));
+      paragraph.append(el("a", { id: `download-${kind}`, href: downloads[kind], download: "", text: names[kind] }));
+    });
+    return paragraph;
   }
 
   function renderResult(root, result, videoUrl, filename, note, downloads) {
@@ -138,9 +141,12 @@
     let file = null;
 
     let running = null;  // the job being followed, until it ends
+    let uploading = null;  // the resumable upload under way, until it ends
+    const csrf = () => form.querySelector("[name=csrf_token]").value;
 
     function showError(message) {
       running = null;
+      uploading = null;
       cancelButton.hidden = true;
       error.textContent = message;
       error.hidden = false;
@@ -196,9 +202,15 @@
       submit.disabled = true;
       input.disabled = true;
       resultRoot.hidden = true;
+      if (file.size >= Number(form.dataset.resumableBytes) && window.tus && tus.isSupported) resumable(file);
+      else throughPage(file);
+    });
+
+    // A clip: one request to the page's server, which keeps a copy for the player and the annotated video.
+    function throughPage(chosen) {
       const body = new FormData();
-      body.append("video", file, file.name);
-      body.append("csrf_token", form.querySelector("[name=csrf_token]").value);
+      body.append("video", chosen, chosen.name);
+      body.append("csrf_token", csrf());
       const request = new XMLHttpRequest();
       request.open("POST", form.dataset.jobsUrl);
       request.responseType = "json";
@@ -216,7 +228,81 @@
       });
       setStatus("Uploading… 0%", 0, "uploading");
       request.send(body);
-    });
+    }
+
+    // A big file: straight to the recognition service in resumable pieces (tus), with a token from the page's
+    // server that is renewed before it runs out. A cut connection is retried and the upload goes on from the
+    // server's offset; after a reload, choosing the same file again resumes it too.
+    function resumable(chosen) {
+      let session = null;
+      let sent = 0;
+      const shown = () => Math.floor((sent / chosen.size) * 100);
+      const fresh = () => {
+        if (session && session.expiresAt - Date.now() > 60000) return Promise.resolve(session);
+        return fetch(form.dataset.resumableUrl, { method: "POST", headers: { "X-CSRF-Token": csrf() } })
+          .then((response) => response.json().then((body) => {
+            if (!response.ok) throw new Error(body.error || `HTTP ${response.status}`);
+            session = { endpoint: body.endpoint, token: body.token, expiresAt: Date.now() + body.expires_in_s * 1000 };
+            return session;
+          }));
+      };
+      const failure = (err) => {
+        const response = err.originalResponse;
+        let detail = "";
+        try { detail = response ? JSON.parse(response.getBody()).detail : ""; } catch (e) { detail = ""; }
+        if (detail) return `The upload was refused: ${detail}`;
+        return `The upload stopped at ${shown()}%: the recognition service could not be reached. ` +
+          "Choose the same file again to resume from there.";
+      };
+      fresh().then((first) => {
+        const upload = new tus.Upload(chosen, {
+          endpoint: first.endpoint,
+          chunkSize: 64 * 1048576,
+          retryDelays: [0, 1000, 3000, 5000, 10000, 20000, 30000, 60000],
+          removeFingerprintOnSuccess: true,
+          metadata: { filename: chosen.name, filetype: chosen.type || "application/octet-stream" },
+          onBeforeRequest: (req) => fresh().then((current) => req.setHeader("Upload-Token", current.token)),
+          onProgress: (bytes, total) => {
+            sent = bytes;
+            setStatus(`Uploading… ${shown()}%`, (bytes / total) * 100, "uploading");
+          },
+          onShouldRetry: (err) => {
+            const code = err.originalResponse ? err.originalResponse.getStatus() : 0;
+            const retry = code === 0 || code === 409 || code === 423 || (code >= 500 && code !== 507);
+            if (retry && uploading === upload) setStatus("Connection lost: resuming where it stopped…", (sent / chosen.size) * 100, "resuming");
+            return retry;
+          },
+          onError: (err) => { if (uploading === upload) showError(failure(err)); },
+          onSuccess: () => {
+            if (uploading !== upload) return;
+            uploading = null;
+            follow(upload.url.split("/").pop(), chosen);
+          },
+        });
+        uploading = upload;
+        cancelButton.hidden = false;
+        cancelButton.disabled = false;
+        setStatus("Uploading… 0%", 0, "uploading");
+        return upload.findPreviousUploads().then((previous) => {
+          if (previous.length) upload.resumeFromPreviousUpload(previous[0]);
+          upload.start();
+        });
+      }).catch((err) => showError(`The upload could not start: ${err.message}`));
+    }
+
+    // The job the finished upload became (its id is the upload's): the page's server keeps it for the downloads,
+    // and the player plays the file from this computer.
+    function follow(jobId, chosen) {
+      setStatus("Preparing the video…", null, "preparing");
+      fetch(`${form.dataset.jobsUrl}/${encodeURIComponent(jobId)}`, { method: "PUT", headers: { "X-CSRF-Token": csrf() } })
+        .then((response) => response.json().then((body) => {
+          if (!response.ok) return showError(`${body.error || `Lost track of the job (HTTP ${response.status}).`} ${STILL_SELECTED}`);
+          const playable = document.createElement("video").canPlayType(chosen.type || "") !== "";
+          poll({ job_id: jobId, filename: chosen.name, video_url: URL.createObjectURL(chosen), downloads: body.downloads,
+                 playback_note: playable ? null : "Your browser may not play this file type; the results are below." }, 0);
+        }))
+        .catch(() => showError(`Lost the connection while starting the recognition. ${STILL_SELECTED}`));
+    }
 
     function left(seconds) {
       if (seconds === null || seconds === undefined) return "";
@@ -225,10 +311,14 @@
     }
 
     cancelButton.addEventListener("click", () => {
+      if (uploading) {
+        uploading.abort(true).catch(() => {});  // true: the server deletes what it has
+        return showError(`Upload cancelled. ${STILL_SELECTED}`);
+      }
       if (!running) return;
       cancelButton.disabled = true;
       fetch(`${form.dataset.jobsUrl}/${encodeURIComponent(running.job_id)}/cancel`, {
-        method: "POST", headers: { "X-CSRF-Token": form.querySelector("[name=csrf_token]").value },
+        method: "POST", headers: { "X-CSRF-Token": csrf() },
       }).then((response) => response.json().then((body) => {
         if (!response.ok) showError(body.error || `Could not cancel (HTTP ${response.status}).`);
       })).catch(() => showError("Could not reach the page's server to cancel."));
