@@ -14,7 +14,7 @@ CELERY_WORKER := $(BIN)/celery -A workers.worker worker --pool=solo --concurrenc
 # Two malloc arenas keep the API's memory flat from request to request (scripts/soak.py measures it).
 export MALLOC_ARENA_MAX ?= 2
 
-.PHONY: setup int8 browser redis run api frontend worker cluster test soak load bench bench-avx2 bench-cluster bench-live bench-gpu bench-game clean
+.PHONY: setup int8 browser redis run api frontend worker cluster test soak load bench bench-avx2 bench-cluster bench-live bench-gpu bench-game bench-moments clean
 
 setup: $(INSTALLED) $(SAVED_MODEL) int8
 
@@ -108,6 +108,11 @@ bench-live: setup
 # and game.json. GAME_MINUTES=30 by default (about 30 minutes on the 2-core AMX Xeon, most of it the game).
 bench-game: setup
 	$(BIN)/python -m benchmarks.game --minutes $(or $(GAME_MINUTES),30)
+
+# Segments (the moments of each action) against games of real clips whose moments are known, beside merging
+# window top-1s by hand: mAP at tIoU 0.3, 0.5, 0.7. Games cached in bench/moments/; writes its report.md there.
+bench-moments: setup
+	$(BIN)/python -m benchmarks.moments
 
 # I3D on a CUDA GPU: clips/s per precision at batch 1-32, the accuracy rule, GPU memory over 50 requests;
 # writes bench/gpu.md and bench/gpu.json (exits 2 without a GPU).

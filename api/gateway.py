@@ -21,12 +21,13 @@ from fastapi.concurrency import run_in_threadpool
 
 from api.connection import cancelled_on_disconnect, stopped_instead
 from api.uploads import save_video
+from models.recognition.segments import SegmentSettings
 from service import metrics
 from service.jobs import Job, JobState
 from service.queue import registry
 from service.queue.celery_app import make_celery
 from service.queue.executor import BROKER_ERRORS, BrokerUnavailable, QueuedJobs
-from service.recognition import check_head
+from service.recognition import KINETICS_HEAD, check_head, check_sport
 from service.refusals import CLIENT_GONE, Busy, Refused
 from service.schemas import Health, Labels, ModelInfo
 from service.settings import Settings
@@ -59,6 +60,14 @@ class GatewayRecognitions:
             if workers := self._workers():
                 check_head(next(iter(workers.values()))["model"]["heads"], head)
 
+    def check_sport(self, sport: str | None, head: str | None) -> None:
+        """The sport is checked here; whether the head ranks Kinetics-400 labels, once a worker says its default."""
+        default = KINETICS_HEAD
+        with contextlib.suppress(BrokerUnavailable):
+            if workers := self._workers():
+                default = next(iter(workers.values()))["model"]["head"]
+        check_sport(sport, head, default)
+
     def model(self) -> ModelInfo:
         return ModelInfo(**self._served()["model"])
 
@@ -74,14 +83,16 @@ class GatewayRecognitions:
                     503)
         return Health(status="ok" if workers else "no workers", model_loaded=False, broker="ok", workers=workers), 200
 
-    async def recognize(self, request: Request, settings: Settings, *, top_k: int | None, head: str | None) -> dict:
+    async def recognize(self, request: Request, settings: Settings, *, top_k: int | None, head: str | None,
+                        segments: SegmentSettings, sport: str | None) -> dict:
         """Submit a job and wait for it; the time limit counts from arrival, the wait for a worker included."""
         self.check_head(head)
+        self.check_sport(sport, head)
         timeout_s = settings.processing_timeout_s
         deadline = time.monotonic() + timeout_s
         upload = await save_video(request, settings.job_upload_dir, settings.upload_limits)
         job = Job(video=upload.path, filename=upload.filename, top_k=top_k or settings.default_top_k, head=head,
-                  time_limit_s=timeout_s)
+                  segments=segments, sport=sport, time_limit_s=timeout_s)
         await run_in_threadpool(self.jobs.submit, job, expires_s=timeout_s)  # QueueFullError, BrokerUnavailable
         state = await self._wait(request, job.id, deadline)
         if state.error is not None:

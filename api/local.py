@@ -12,8 +12,9 @@ from fastapi.concurrency import run_in_threadpool
 from api.connection import run_while_connected
 from api.uploads import saved_upload
 from models.recognition.recognizer import ActionRecognizer
+from models.recognition.segments import SegmentSettings
 from service.model import describe
-from service.recognition import ROUTE_HINT, check_container, check_head, expected_clips, recognize_shared
+from service.recognition import ROUTE_HINT, check_container, check_head, check_sport, expected_clips, recognize_shared
 from service.refusals import Busy
 from service.schemas import Health, Labels, ModelInfo
 from service.settings import Settings
@@ -35,6 +36,9 @@ class LocalRecognitions:
     def check_head(self, head: str | None) -> None:
         check_head(list(self.recognizer.heads), head)
 
+    def check_sport(self, sport: str | None, head: str | None) -> None:
+        check_sport(sport, head, self.recognizer.head.name)
+
     def model(self) -> ModelInfo:
         return describe(self.recognizer)
 
@@ -45,11 +49,13 @@ class LocalRecognitions:
         loaded = getattr(self.app.state, "recognizer", None) is not None
         return Health(status="ok" if loaded else "starting", model_loaded=loaded), 200
 
-    async def recognize(self, request: Request, settings: Settings, *, top_k: int | None, head: str | None) -> dict:
+    async def recognize(self, request: Request, settings: Settings, *, top_k: int | None, head: str | None,
+                        segments: SegmentSettings, sport: str | None) -> dict:
         """Wait in line (503 when the line is full or the wait would pass the time limit), then run on the
         shared model; the time limit counts from arrival, the wait included."""
         recognizer = self.recognizer
         check_head(list(recognizer.heads), head)
+        self.check_sport(sport, head)
         admission = self.app.state.admission
         timeout_s = settings.processing_timeout_s
         deadline = time.monotonic() + timeout_s
@@ -67,7 +73,8 @@ class LocalRecognitions:
                 raise Busy(f"waited in line past the {timeout_s:g} s time limit; try again later") from None
             result = await run_while_connected(request, lambda cancel: recognize_shared(
                 recognizer, upload.path, top_k=top_k or settings.default_top_k, filename=upload.filename,
-                head=head, timeout_s=timeout_s, deadline=deadline, on_progress=ticket.progress, cancel=cancel),
+                head=head, timeout_s=timeout_s, deadline=deadline, on_progress=ticket.progress, cancel=cancel,
+                segments=segments, sport=sport),
                 self.app.state.drain)
         admission.rate.record(len(result["clips"]), result["timings_ms"]["inference"] / 1000)
         top = result["actions"][0]["label"] if result["actions"] else None

@@ -67,6 +67,7 @@ async def _serving(app: FastAPI, settings: Settings):
         try:
             with app.state.drain.cancellable(job.cancel):  # DELETE /jobs/{id} sets it too
                 return recognize_shared(recognizer, job.video, top_k=job.top_k, filename=job.filename, head=job.head,
+                                        segments=job.segments, sport=job.sport,
                                         timeout_s=job_time_limit_s(settings, job.video), on_progress=job.progress,
                                         on_window=job.windows.append, cancel=job.cancel, hint=JOB_HINT)
         except Refused as exc:

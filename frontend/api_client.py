@@ -48,30 +48,36 @@ def _call(method: str, url: str, *, timeout_s: float, api_key: str | None = None
 
 
 def _post_video(api_url: str, route: str, video: Path, filename: str, *, timeout_s: float, top_k: int,
-                request_id: str | None, api_key: str | None) -> dict:
+                request_id: str | None, api_key: str | None, sport: str | None = None) -> dict:
+    params = {"top_k": top_k, **({"sport": sport} if sport else {})}
     with open(video, "rb") as f:
         return _call(
-            "POST", f"{api_url.rstrip('/')}{route}", timeout_s=timeout_s, api_key=api_key, params={"top_k": top_k},
+            "POST", f"{api_url.rstrip('/')}{route}", timeout_s=timeout_s, api_key=api_key, params=params,
             files={"video": (filename, f, "application/octet-stream")},
             headers={"X-Request-ID": request_id} if request_id else None,
         ).json()
 
 
 def recognize(api_url: str, video: Path, filename: str, *, timeout_s: float, top_k: int = 5,
-              request_id: str | None = None, api_key: str | None = None) -> dict:
+              request_id: str | None = None, api_key: str | None = None, sport: str | None = None) -> dict:
     """POST the file to `{api_url}/recognize_action` as multipart field `video`; return the JSON result.
 
     `request_id` goes along as X-Request-ID so that both services' logs name the same request.
     """
     return _post_video(api_url, "/recognize_action", video, filename, timeout_s=timeout_s, top_k=top_k,
-                       request_id=request_id, api_key=api_key)
+                       request_id=request_id, api_key=api_key, sport=sport)
 
 
 def submit_job(api_url: str, video: Path, filename: str, *, timeout_s: float, top_k: int = 5,
-               request_id: str | None = None, api_key: str | None = None) -> dict:
+               request_id: str | None = None, api_key: str | None = None, sport: str | None = None) -> dict:
     """POST the file to `{api_url}/jobs`; returns the queued job (`id`, `status`, `progress`)."""
     return _post_video(api_url, "/jobs", video, filename, timeout_s=timeout_s, top_k=top_k, request_id=request_id,
-                       api_key=api_key)
+                       api_key=api_key, sport=sport)
+
+
+def sports(api_url: str, *, timeout_s: float = 5) -> list[dict]:
+    """The sports the API can narrow a ranking to: `[{"id", "name", "labels"}]`."""
+    return _call("GET", f"{api_url.rstrip('/')}/sports", timeout_s=timeout_s).json()["sports"]
 
 
 def cancel_job(api_url: str, job_id: str, *, timeout_s: float = 10, api_key: str | None = None) -> dict:

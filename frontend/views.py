@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 import uuid
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -13,8 +14,10 @@ from flask import Blueprint, Response, abort, current_app, jsonify, render_templ
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.utils import secure_filename
 
+from common.exports import chapters_vtt, edit_decision_list
 from common.results import clips_csv, download_name
-from frontend.api_client import ApiError, cancel_job, job_status, live_session, recognize, submit_job, upload_token
+from frontend.api_client import (ApiError, cancel_job, job_status, live_session, recognize, sports, submit_job,
+                                 upload_token)
 from frontend.housekeeping import prune_uploads
 from frontend.security import csrf_ok, websocket_origin
 from frontend.playback import transcode_for_browser
@@ -25,12 +28,34 @@ ALLOWED_EXTENSIONS = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".gif"}
 ACCEPT = ",".join(sorted(ALLOWED_EXTENSIONS)) + ",video/*"
 
 
+SPORTS_KEPT_S = 600  # how long the page keeps the API's list of sports
+
+
+def _sports() -> list[dict]:
+    """The API's sports for the pickers, kept a while; none (no picker) while the API cannot say."""
+    kept = current_app.config.get("_SPORTS")
+    if kept and time.monotonic() - kept[0] < SPORTS_KEPT_S:
+        return kept[1]
+    try:
+        found = [{"id": str(s["id"]), "name": str(s["name"])} for s in sports(current_app.config["API_URL"])]
+    except (ApiError, KeyError, TypeError, ValueError):  # down, or not an API that knows sports
+        return []
+    current_app.config["_SPORTS"] = (time.monotonic(), found)
+    return found
+
+
+def _sport() -> str | None:
+    """The sport the form asked for, if it is one the API named."""
+    chosen = request.form.get("sport") or None
+    return chosen if chosen in {s["id"] for s in _sports()} else None
+
+
 def _form(error: str | None = None, status: int = 200):
     limit_mb = current_app.config["MAX_CONTENT_LENGTH"] // (1024 * 1024)
     limit_h = current_app.config["MAX_VIDEO_DURATION_S"] / 3600
     resumable_mb = current_app.config["RESUMABLE_UPLOAD_MB"]
     return render_template("index.html", error=error, accept=ACCEPT, limit_mb=limit_mb, limit_h=f"{limit_h:g}",
-                           extensions=sorted(ALLOWED_EXTENSIONS), resumable_mb=f"{resumable_mb:g}",
+                           extensions=sorted(ALLOWED_EXTENSIONS), resumable_mb=f"{resumable_mb:g}", sports=_sports(),
                            resumable_bytes=int(resumable_mb * 1024 * 1024)), status
 
 
@@ -109,7 +134,7 @@ def recognize_upload():
     try:
         result = recognize(current_app.config["API_URL"], saved, original_name,
                            timeout_s=current_app.config["API_TIMEOUT_S"], request_id=request_id,
-                           api_key=current_app.config["API_KEY"])
+                           api_key=current_app.config["API_KEY"], sport=_sport())
     except ApiError as exc:
         saved.unlink(missing_ok=True)
         _log_api_error(request_id, exc)
@@ -131,7 +156,7 @@ def create_job():
     request_id = saved.stem[:16]
     try:
         job = submit_job(current_app.config["API_URL"], saved, original_name, timeout_s=60, request_id=request_id,
-                         api_key=current_app.config["API_KEY"])
+                         api_key=current_app.config["API_KEY"], sport=_sport())
     except ApiError as exc:
         saved.unlink(missing_ok=True)
         _log_api_error(request_id, exc)
@@ -180,7 +205,7 @@ def follow_job(job_id: str):
     prune_uploads(_results_dir(), max_age_s=current_app.config["UPLOAD_MAX_AGE_S"],
                   max_files=current_app.config["UPLOAD_MAX_FILES"])
     (_results_dir() / f"{job_id}.job").write_text(json.dumps({"job_id": job_id}))
-    return jsonify(job_id=job_id, downloads={kind: url_for(f"pages.download_{kind}", stem=job_id) for kind in ("json", "csv")})
+    return jsonify(job_id=job_id, downloads=_downloads(job_id, ("json", "csv", "vtt", "edl")))
 
 
 @bp.get("/jobs/<job_id>")
@@ -219,8 +244,8 @@ def _keep_result(stem: str, result: dict) -> None:
     (_results_dir() / f"{stem}.job").unlink(missing_ok=True)
 
 
-def _downloads(stem: str) -> dict:
-    return {kind: url_for(f"pages.download_{kind}", stem=stem) for kind in ("json", "csv", "video")}
+def _downloads(stem: str, kinds=("json", "csv", "vtt", "edl", "video")) -> dict:
+    return {kind: url_for(f"pages.download_{kind}", stem=stem) for kind in kinds}
 
 
 class NotReady(Exception):
@@ -270,6 +295,18 @@ def download_csv(stem: str):
                                                       download_name(result, ".clips.csv")))
 
 
+@bp.get("/results/<stem>.vtt")
+def download_vtt(stem: str):
+    """The moments as WebVTT chapters: the player's chapters track, and a download."""
+    return _download(stem, lambda result: Response(chapters_vtt(result), mimetype="text/vtt"))
+
+
+@bp.get("/results/<stem>.edl")
+def download_edl(stem: str):
+    return _download(stem, lambda result: _attachment(edit_decision_list(result), "text/plain",
+                                                      download_name(result, ".moments.edl")))
+
+
 @bp.get("/results/<stem>.mp4")
 def download_video(stem: str):
     """The upload with every clip's top action drawn on it (made once, from the kept result)."""
@@ -294,7 +331,7 @@ def download_video(stem: str):
 
 @bp.get("/live")
 def live():
-    return render_template("live.html")
+    return render_template("live.html", sports=_sports())
 
 
 @bp.post("/live/session")

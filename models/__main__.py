@@ -1,4 +1,5 @@
-"""Command line: `python -m models {convert,quantize,predict,live,train,evaluate,subset} ...` (see `--help` of each).
+"""Command line: `python -m models {convert,quantize,predict,live,train,evaluate,evaluate-segments,subset} ...` (see
+`--help` of each).
 
 Nothing heavy is imported until a command runs, so `--help` answers at once.
 """
@@ -87,14 +88,21 @@ def _recognizer(args: argparse.Namespace):
 
 
 def _predict(args: argparse.Namespace) -> int:
-    """python -m models predict clip.mp4 [--head HEAD_DIR] [--top-k 5] [--json]"""
+    """python -m models predict clip.mp4 [--head HEAD_DIR] [--top-k 5] [--json] [--min-confidence 0.2] ..."""
+    from models.recognition.segments import SegmentSettings
+    from models.sports import UnknownSportError
     from models.video import VideoDecodeError
 
     recognizer = _recognizer(args)
+    segments = SegmentSettings().changed(min_confidence=args.min_confidence, merge_gap_s=args.merge_gap_s,
+                                         min_length_s=args.min_length_s)
     try:
-        result = recognizer.recognize(args.video, top_k_actions=args.top_k)
+        result = recognizer.recognize(args.video, top_k_actions=args.top_k, segments=segments, sport=args.sport)
     except VideoDecodeError as exc:
         print(f"error: {args.video}: not a readable video: {exc}", file=sys.stderr)
+        return 2
+    except UnknownSportError as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 2
     if args.json:
         print(json.dumps(result, indent=2))
@@ -103,15 +111,44 @@ def _predict(args: argparse.Namespace) -> int:
     print(f"{video['filename']}: {video['frames']} frames, {video['duration_s']} s, {len(result['clips'])} clips ({result['head']})")
     for rank, action in enumerate(result["actions"], 1):
         print(f"{rank:>2}. {action['label']:<40} {action['confidence']:7.2%}")
+    print("moments:")
+    for segment in result["segments"]:
+        print(f"  {segment['start_s']:7.2f}-{segment['end_s']:<7.2f}s  {segment['label']} {segment['confidence']:.0%}")
+    print("clips:")
     for clip in result["clips"]:
         labels = ", ".join(f"{a['label']} {a['confidence']:.0%}" for a in clip["actions"])
         print(f"  {clip['start_s']:7.2f}-{clip['end_s']:<7.2f}s  {labels}")
     return 0
 
 
+def _evaluate_segments(args: argparse.Namespace) -> int:
+    """python -m models evaluate-segments --truth TRUTH.csv RESULT.json [--json]"""
+    from models.evaluation.segments import THRESHOLDS, evaluate, read_truth, result_segments, window_top1_segments
+
+    try:
+        truth = read_truth(Path(args.truth))
+        result = json.loads(Path(args.result).read_text())
+    except (OSError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    scores = {"segments": evaluate(result_segments(result), truth),
+              "window top-1, merged (baseline)": evaluate(window_top1_segments(result), truth)}
+    if args.json:
+        print(json.dumps(scores, indent=2))
+        return 0
+    print(f"{len(truth)} true segments of {scores['segments']['labels']} labels; mAP and recall at tIoU "
+          + ", ".join(f"{t:g}" for t in THRESHOLDS))
+    for name, score in scores.items():
+        print(f"  {name:<32} mAP " + " / ".join(f"{score['map'][t]:.3f}" for t in THRESHOLDS)
+              + "   recall " + " / ".join(f"{score['recall'][t]:.3f}" for t in THRESHOLDS)
+              + f"   ({score['predicted']} segments)")
+    return 0
+
+
 def _live(args: argparse.Namespace) -> int:
     """python -m models live --source 0|FILE|rtsp://... [--head HEAD_DIR] [--realtime]: a JSON line per window"""
     from models.recognition.live import LiveRanker, SourceError, open_source, run_live
+    from models.sports import UnknownSportError
 
     try:
         source = open_source(args.source)
@@ -119,7 +156,12 @@ def _live(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     recognizer = _recognizer(args)
-    ranker = LiveRanker(recognizer.head, context=args.head_context, top=args.top_k)
+    try:
+        head = recognizer.ranking_head(None, args.sport)
+    except UnknownSportError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    ranker = LiveRanker(head, context=args.head_context, top=args.top_k)
     windows = 0
     try:
         for message in run_live(source, recognizer.batcher, ranker, clip_len=recognizer.clips.clip_len,
@@ -215,7 +257,17 @@ def main(argv: list[str] | None = None) -> int:
     predict.add_argument("--top-k", type=int, default=5)
     predict.add_argument("--json", action="store_true", help="print the API's JSON")
     predict.add_argument("--head", default=os.environ.get("HEAD_PATH"), help="trained head directory")
+    predict.add_argument("--min-confidence", type=float, help="a moment's action reaches this probability (0.2)")
+    predict.add_argument("--merge-gap-s", type=float, help="moments of one action closer than this are one (2)")
+    predict.add_argument("--min-length-s", type=float, help="shorter moments are dropped (2)")
     predict.set_defaults(run=_predict)
+
+    scoring = commands.add_parser("evaluate-segments", help="mAP and recall of a result's segments against the truth "
+                                                            "(temporal IoU 0.3, 0.5, 0.7), and of merged window top-1s")
+    scoring.add_argument("result", help="a result's JSON (python -m models predict --json, or the API's)")
+    scoring.add_argument("--truth", required=True, help="CSV with the columns label, start_s, end_s")
+    scoring.add_argument("--json", action="store_true")
+    scoring.set_defaults(run=_evaluate_segments)
 
     live = commands.add_parser("live", help="rank the actions of a camera, file or stream as it plays: a JSON line "
                                             "per window")
@@ -254,6 +306,9 @@ def main(argv: list[str] | None = None) -> int:
         command.add_argument("--split", type=int, help="UCF101 split number (1-3) when --data is a UCF101 root")
         command.add_argument("--cache", default=os.environ.get("FEATURE_CACHE", str(DEFAULT_FEATURE_CACHE)),
                              help="feature cache folder")
+    for command in (predict, live):
+        command.add_argument("--sport", help="rank only this sport's labels (basketball, soccer, ...: GET /sports, "
+                                             "or models/data/sports.json)")
     for command in (predict, live, train, evaluate):
         command.add_argument("--model", default=os.environ.get("MODEL_HANDLE", str(DEFAULT_SAVED_MODEL)))
         command.add_argument("--runtime", default=os.environ.get("RUNTIME", "auto"),

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from models.recognition.segments import SegmentSettings
 from service.refusals import Busy, Refused
 
 log = logging.getLogger("service.jobs")
@@ -69,6 +70,8 @@ class Job(JobState):
     filename: str
     top_k: int
     head: str | None
+    segments: SegmentSettings = field(default_factory=SegmentSettings)  # how its moments are found
+    sport: str | None = None  # narrows the Kinetics-400 labels to one sport's
     time_limit_s: float | None = None  # a synchronous request's; None: a job's, which grows with its video
     created: float = field(default_factory=time.time)
     finished: float | None = None

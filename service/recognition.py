@@ -8,8 +8,12 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from models import sports
 from models.containers import SUPPORTED, sniff_container
+from models.recognition.heads import KineticsHead
 from models.recognition.recognizer import ActionRecognizer, Cancelled, ClipSettings, ProcessingTimeout, Progress
+from models.recognition.segments import SegmentSettings
+from models.sports import UnknownSportError
 from models.video import VideoDecodeError, VideoLimitError, clip_starts, probe
 from service.metrics import CLIPS, RUNNING
 from service.refusals import CLIENT_GONE, Busy, Refused
@@ -25,6 +29,19 @@ def check_container(path: Path) -> None:
 def check_head(heads: list[str], head: str | None) -> None:
     if head is not None and head not in heads:
         raise Refused(f"unknown head {head!r}; loaded: {', '.join(heads)}", status_code=422)
+
+
+def check_sport(sport: str | None, head: str | None, default_head: str) -> None:
+    """422 for a sport that is not known (the message lists them), or one asked of a head with its own labels."""
+    if sport is None:
+        return
+    try:
+        sports.sport(sport)
+    except UnknownSportError as exc:
+        raise Refused(str(exc), status_code=422) from None
+    if (head or default_head) != KINETICS_HEAD:
+        raise Refused(f"a sport narrows the Kinetics-400 labels, and the head {head or default_head!r} has its own: "
+                      f"ask with head={KINETICS_HEAD}", status_code=422)
 
 
 def expected_clips(path: Path, clips: ClipSettings) -> int:
@@ -46,6 +63,8 @@ def job_time_limit_s(settings: Settings, path: Path) -> float:
     return settings.job_time_limit_s(duration_s)
 
 
+KINETICS_HEAD = KineticsHead.name
+
 ROUTE_HINT = "try a shorter video, or send it to POST /jobs, whose time limit grows with the video's length"
 JOB_HINT = "a job's time limit grows with its video's length (JOB_SECONDS_PER_VIDEO_S)"
 
@@ -54,6 +73,7 @@ def recognize_shared(
     recognizer: ActionRecognizer, path: Path, *, top_k: int, filename: str, head: str | None, timeout_s: float,
     on_progress: Progress | None = None, deadline: float | None = None, cancel: threading.Event | None = None,
     hint: str = ROUTE_HINT, on_window: Callable[[dict], None] | None = None,
+    segments: SegmentSettings = SegmentSettings(), sport: str | None = None,
 ) -> dict:
     """A recognition on the shared model (its clips are batched with those of concurrent requests),
     stopped at `deadline` (default: `timeout_s` from now), waiting for the model included, or once `cancel` is set.
@@ -65,11 +85,13 @@ def recognize_shared(
         try:
             result = recognizer.recognize(path, top_k_actions=top_k, filename=filename, head=head,
                                           on_progress=on_progress, deadline=deadline, cancel=cancel,
-                                          on_window=on_window)
+                                          on_window=on_window, segments=segments, sport=sport)
         except VideoDecodeError as exc:
             raise Refused(f"not a readable video: {exc}", status_code=422) from None
         except VideoLimitError as exc:
             raise Refused(f"video over a limit: {exc}", status_code=422) from None
+        except UnknownSportError as exc:
+            raise Refused(str(exc), status_code=422) from None
         except ProcessingTimeout as exc:
             raise Busy(f"{exc} ({timeout_s:g} s); {hint}") from None
         except Cancelled as exc:

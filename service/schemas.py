@@ -19,6 +19,15 @@ class ClipResult(BaseModel):
     actions: list[Action] = Field(description="top 3 Kinetics-400 actions of this clip")
 
 
+class SegmentResult(BaseModel):
+    label: str
+    start_s: float = Field(description="where the action starts, in the video's seconds")
+    end_s: float
+    peak_s: float = Field(description="its strongest instant: the centre of the window where the action is most probable")
+    confidence: float = Field(ge=0, le=1, description="the action's mean probability over the segment's windows")
+    windows: list[int] = Field(description="its first and last windows: indices into `clips`")
+
+
 class VideoMeta(BaseModel):
     filename: str
     frames: int
@@ -31,9 +40,23 @@ class VideoMeta(BaseModel):
 class RecognitionResult(BaseModel):
     actions: list[Action] = Field(description="whole-video ranking, most likely first")
     head: str = Field(description="which head ranked `actions`, e.g. kinetics400")
+    sport: str | None = Field(None, description="the sport asked for (null: none): `actions` and `segments` hold its "
+                                                "labels only")
+    segments: list[SegmentResult] = Field(description="the moments: where each action happens, sorted by start "
+                                                      "(labels of the head that ranked `actions`; they may overlap)")
     clips: list[ClipResult]
     video: VideoMeta
     timings_ms: dict[str, float]
+
+
+class SportInfo(BaseModel):
+    id: str = Field(description="what ?sport= takes")
+    name: str
+    labels: list[str] = Field(description="its Kinetics-400 labels")
+
+
+class Sports(BaseModel):
+    sports: list[SportInfo]
 
 
 class Health(BaseModel):

@@ -64,7 +64,15 @@ def assert_csv_matches(text: str, result: dict) -> None:
     import csv
     import io
 
-    rows = list(csv.DictReader(io.StringIO(text)))
+    every = list(csv.DictReader(io.StringIO(text)))
+    segments, rows = [r for r in every if r["kind"] == "segment"], [r for r in every if r["kind"] == "clip"]
+    assert every == segments + rows  # the moments first
+    assert len(segments) == len(result.get("segments", []))
+    for row, segment in zip(segments, result.get("segments", [])):
+        assert (row["label_1"], float(row["confidence_1"])) == (segment["label"], segment["confidence"])
+        assert (float(row["start_s"]), float(row["end_s"])) == (segment["start_s"], segment["end_s"])
+        first, last = (result["clips"][i] for i in segment["windows"])
+        assert (int(row["start_frame"]), int(row["end_frame"])) == (first["start_frame"], last["end_frame"])
     assert len(rows) == len(result["clips"]) > 0
     for row, clip in zip(rows, result["clips"]):
         assert (float(row["start_s"]), float(row["end_s"])) == (clip["start_s"], clip["end_s"])

@@ -51,6 +51,10 @@ def _check_result(body: dict, *, filename: str, top_k: int):
     for clip in body["clips"]:
         assert 0 <= clip["start_s"] < clip["end_s"] <= body["video"]["duration_s"] + 1e-6
         assert len(clip["actions"]) == 3
+    assert body["segments"] == sorted(body["segments"], key=lambda s: (s["start_s"], s["end_s"]))
+    for segment in body["segments"]:
+        assert 0 <= segment["start_s"] < segment["end_s"] <= body["video"]["duration_s"] + 1e-6
+        assert 0 <= segment["windows"][0] <= segment["windows"][1] < len(body["clips"]) and 0 < segment["confidence"] <= 1
     assert body["timings_ms"]["total"] >= body["timings_ms"]["inference"] > 0
 
 
@@ -64,6 +68,25 @@ def test_multipart_upload_ranks_cricket_first(client):
     assert body["video"]["frames"] == 79 and body["video"]["fps"] == pytest.approx(25)
     assert [(c["start_frame"], c["end_frame"]) for c in body["clips"]] == [(0, 64), (15, 79)]
     assert body["clips"][-1]["end_s"] == pytest.approx(79 / 25)
+    assert [(s["label"], s["start_s"], s["end_s"], s["windows"]) for s in body["segments"]] == [
+        ("playing cricket", 0.0, pytest.approx(79 / 25), [0, 1])]  # one moment, the whole clip
+
+
+def test_segment_settings_can_be_changed_per_request_within_reason(client):
+    """min_confidence, merge_gap_s and min_length_s change how moments are found (jobs too); nonsense is 422."""
+    def post(route: str, **params):
+        return client.post(route, params=params, content=ARCHERY_AVI.read_bytes(), headers={"Content-Type": "video/x-msvideo"})
+
+    assert [s["label"] for s in post("/recognize_action").json()["segments"]] == ["archery"]
+    assert post("/recognize_action", min_length_s=30).json()["segments"] == []  # longer than the 5.2 s video
+    picky = post("/recognize_action", min_confidence=1.0).json()["segments"]
+    assert picky == [] or all(s["confidence"] > 0.9 for s in picky)
+    job = post("/jobs", min_length_s=30).json()
+    assert _wait_for(client, job["id"])[-1]["result"]["segments"] == []
+    for params in ({"min_confidence": 0}, {"min_confidence": 1.5}, {"merge_gap_s": -1}, {"min_length_s": "long"}):
+        for route in ("/recognize_action", "/jobs"):
+            refused = post(route, **params)
+            assert refused.status_code == 422 and refused.json()["detail"][0]["loc"][-1] in params, refused.text
 
 
 def test_raw_body_avi_with_top_k(client):
@@ -477,3 +500,48 @@ def test_impossible_shared_settings_stop_the_start_up(saved_model_dir, tmp_path)
                 pass
     finally:
         app.dependency_overrides.clear()
+
+
+def test_a_sport_narrows_the_ranking_and_the_moments_to_its_labels(client):
+    """GET /sports lists the vocabularies (every label one of the 400); ?sport= ranks only its labels, renormalized,
+    and its moments are of those labels; an unknown sport is 422 naming the known ones."""
+    listed = {s["id"]: s for s in client.get("/sports").json()["sports"]}
+    assert {"basketball", "soccer", "american_football", "baseball", "cricket", "golf", "racket_sports", "volleyball",
+            "ice_hockey", "swimming_and_diving", "gymnastics", "athletics", "combat_sports", "winter_sports", "cycling",
+            "board_sports"} <= set(listed)
+    assert set(listed["basketball"]["labels"]) == {"dribbling basketball", "dunking basketball", "playing basketball",
+                                                   "shooting basketball"}
+    every = set(client.get("/labels").json()["labels"])
+    assert all(set(s["labels"]) <= every for s in listed.values())
+    target = set(listed["target_sports"]["labels"])
+    body = client.post("/recognize_action?sport=target_sports&top_k=10", content=ARCHERY_AVI.read_bytes(),
+                       headers={"Content-Type": "video/x-msvideo"}).json()
+    assert body["sport"] == "target_sports" and body["head"] == "kinetics400"
+    assert [a["label"] for a in body["actions"]][0] == "archery" and {a["label"] for a in body["actions"]} == target
+    assert sum(a["confidence"] for a in body["actions"]) == pytest.approx(1, abs=1e-3)  # renormalized over them
+    assert [s["label"] for s in body["segments"]] == ["archery"]
+    assert all(c["actions"][0]["label"] == "archery" for c in body["clips"])  # clips keep the 400
+    job = client.post("/jobs?sport=racket_sports", content=ARCHERY_AVI.read_bytes(), headers={"Content-Type": "video/x-msvideo"})
+    done = _wait_for(client, job.json()["id"])[-1]["result"]
+    assert done["sport"] == "racket_sports" and {a["label"] for a in done["actions"]} <= set(listed["racket_sports"]["labels"])
+    for route in ("/recognize_action", "/jobs"):
+        unknown = client.post(f"{route}?sport=quidditch", content=ARCHERY_AVI.read_bytes(), headers={"Content-Type": "video/x-msvideo"})
+        assert unknown.status_code == 422 and "unknown sport 'quidditch'; known: basketball, soccer" in unknown.json()["detail"]
+
+
+def test_moments_come_as_chapters_an_edit_decision_list_and_spotting_results(client):
+    def post(format: str):
+        return client.post(f"/recognize_action?format={format}", content=ARCHERY_AVI.read_bytes(),
+                           headers={"Content-Type": "video/x-msvideo", "X-Filename": "archery.avi"})
+
+    vtt = post("vtt")
+    assert vtt.headers["content-type"].startswith("text/vtt") and vtt.text.startswith("WEBVTT")
+    assert "archery (" in vtt.text and 'filename="archery.chapters.vtt"' in vtt.headers["content-disposition"]
+    edl = post("edl")
+    assert "FCM: NON-DROP FRAME" in edl.text and "* COMMENT: archery" in edl.text
+    spotted = post("spotting").json()
+    assert spotted["UrlLocal"] == "archery.avi" and [p["label"] for p in spotted["predictions"]] == ["archery"]
+    job = client.post("/jobs", content=ARCHERY_AVI.read_bytes(), headers={"Content-Type": "video/x-msvideo"}).json()
+    _wait_for(client, job["id"])
+    assert client.get(f"/jobs/{job['id']}?format=vtt").text.startswith("WEBVTT")
+    assert client.get(f"/jobs/{job['id']}?format=nope").status_code == 422

@@ -172,3 +172,23 @@ def test_a_resumable_upload_that_is_no_video_is_refused_readably(page, resumable
     page.wait_for_selector("#error:not([hidden])", timeout=60_000)
     assert page.inner_text("#error").startswith("The upload was refused: the upload is not a video container")
     assert page.is_enabled("#submit") and not page.is_visible("#status")
+
+
+def test_the_sport_picker_narrows_the_ranking(page, live_services):
+    page.goto(live_services["web"])
+    page.select_option("#sport", "target_sports")
+    page.set_input_files("#video", str(ARCHERY_AVI))
+    page.click("#submit")
+    page.wait_for_selector("#actions li .label", timeout=300_000)
+    assert page.inner_text("#ranked-by") == "(kinetics400, target_sports)"
+    labels = page.locator("#actions li .label").all_inner_texts()
+    assert labels[0] == "archery" and set(labels) <= {"archery", "throwing axe", "playing paintball", "bowling"}
+    # the moments are the player's chapters
+    page.wait_for_function("(t => t && t.cues && t.cues.length > 0)(document.querySelector('#player').textTracks[0])",
+                           timeout=30_000)
+    track = page.evaluate("(t => ({kind: t.kind, cues: [...t.cues].map(c => c.text)}))"
+                          "(document.querySelector('#player').textTracks[0])")
+    assert track["kind"] == "chapters" and track["cues"][0].startswith("archery (")
+    assert page.locator("#download-edl").count() == 1
+    page.goto(f"{live_services['web']}/live")
+    assert page.locator("#live-sport option").count() > 20  # the live page offers the same sports

@@ -25,7 +25,8 @@ def test_predict_json_matches_api_shape():
     done = _cli("predict", str(CRICKET_MP4), "--top-k", "2", "--json")
     assert done.returncode == 0, done.stderr[-2000:]
     result = json.loads(done.stdout)
-    assert set(result) == {"actions", "head", "clips", "video", "timings_ms"}
+    assert set(result) == {"actions", "head", "sport", "segments", "clips", "video", "timings_ms"}
+    assert result["sport"] is None
     assert [a["label"] for a in result["actions"]][0] == "playing cricket" and len(result["actions"]) == 2
     assert len(result["clips"]) == 2 and result["video"]["frames"] == 79
 
@@ -33,6 +34,9 @@ def test_predict_json_matches_api_shape():
 def test_predict_table_and_bad_video(tmp_path):
     done = _cli("predict", str(CRICKET_MP4))
     assert done.returncode == 0 and " 1. playing cricket" in done.stdout
+    assert "moments:\n     0.00-3.16   s  playing cricket" in done.stdout
+    longer = _cli("predict", str(CRICKET_MP4), "--min-length-s", "5")
+    assert longer.returncode == 0 and "moments:\nclips:" in longer.stdout
     bad = tmp_path / "bad.mp4"
     bad.write_bytes(b"nope")
     done = _cli("predict", str(bad))
@@ -40,7 +44,7 @@ def test_predict_table_and_bad_video(tmp_path):
 
 
 def _windows(stdout: str) -> list[dict]:
-    return [json.loads(line) for line in stdout.splitlines()]
+    return [message for message in map(json.loads, stdout.splitlines()) if message["type"] == "window"]
 
 
 def test_live_prints_every_window_of_a_file():
@@ -50,6 +54,8 @@ def test_live_prints_every_window_of_a_file():
     assert [(w["start_frame"], w["end_frame"]) for w in windows] == [(0, 64), (32, 96), (64, 128)]
     assert all(w["actions"][0]["label"] == "archery" and len(w["actions"]) == 3 for w in windows)
     assert windows[-1]["end_s"] == pytest.approx(128 / 25) and windows[-1]["dropped_windows"] == 0
+    moments = [json.loads(line) for line in done.stdout.splitlines() if json.loads(line)["type"] == "segment"]
+    assert [(m["label"], m["start_s"], m["windows"]) for m in moments] == [("archery", 0.0, [0, 2])]  # told at the end
 
 
 def test_live_reads_a_stream_as_it_plays():

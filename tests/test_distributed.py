@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from benchmarks.cluster_process import running_cluster
-from conftest import ARCHERY_AVI, DATA, ROOT, _free_port, write_real_minute
+from conftest import ARCHERY_AVI, DATA, ROOT, _free_port, assert_csv_matches, write_real_minute
 
 CRICKET = DATA / "cricket__kinetics_i3d_v_CricketShot_g04_c01.mp4"  # 79 frames: 1 clip
 BASKETBALL = DATA / "basketball__mmaction2_shooting_drill.mp4"  # 300 frames at 29.97 fps: 251 at 25
@@ -120,7 +120,8 @@ def test_a_job_end_to_end_with_progress_that_never_goes_backwards(cluster):
     assert result["actions"][0]["label"] == "shooting basketball" and len(result["actions"]) == 3
     assert result["video"]["filename"] == BASKETBALL.name and len(result["clips"]) == BASKETBALL_WINDOWS
     table = httpx.get(f"{cluster.api}/jobs/{job['id']}?format=csv")  # read from Redis as well
-    assert table.status_code == 200 and len(table.text.splitlines()) == 1 + BASKETBALL_WINDOWS
+    assert table.status_code == 200
+    assert_csv_matches(table.text, result)  # its moments, then its clips
 
 
 def test_a_resumable_upload_cut_midway_becomes_a_job_on_the_workers(cluster):
@@ -154,8 +155,8 @@ def test_the_synchronous_route_goes_through_the_queue_with_the_same_answers(clus
                           timeout=120)
     assert response.status_code == 200, response.text
     body = response.json()
-    assert body["actions"][0]["label"] == "playing cricket" and set(body) == {"actions", "head", "clips", "video",
-                                                                               "timings_ms"}
+    assert body["actions"][0]["label"] == "playing cricket" and set(body) == {"actions", "head", "sport", "segments",
+                                                                               "clips", "video", "timings_ms"}
     raw = httpx.post(f"{api}/recognize_action?top_k=2", content=ARCHERY_AVI.read_bytes(),
                      headers={"Content-Type": "video/x-msvideo", "X-Filename": "archery.avi"}, timeout=120)
     assert raw.status_code == 200 and raw.json()["actions"][0]["label"] == "archery" and len(raw.json()["actions"]) == 2
@@ -242,6 +243,8 @@ def test_a_game_runs_in_parts_on_both_workers_with_the_one_process_result(cluste
     fields = ("index", "start_s", "end_s", "start_frame", "end_frame")
     assert [[c[f] for f in fields] for c in merged["clips"]] == [[c[f] for f in fields] for c in one["clips"]]
     assert [c["actions"][0]["label"] for c in merged["clips"]] == [c["actions"][0]["label"] for c in one["clips"]]
+    assert [(s["label"], s["windows"]) for s in merged["segments"]] == [(s["label"], s["windows"]) for s in one["segments"]]
+    assert [s["start_s"] for s in merged["segments"]] == pytest.approx([s["start_s"] for s in one["segments"]], abs=0.05)
     windows = httpx.get(f"{cluster.api}/jobs/{job_id}/windows").json()
     assert [w["index"] for w in windows["windows"]] == list(range(46))
     assert [w["start_s"] for w in windows["windows"]] == [c["start_s"] for c in one["clips"]]

@@ -36,6 +36,10 @@ RESULT = {
 }
 
 
+SPORTS = [{"id": "basketball", "name": "Basketball", "labels": ["shooting basketball"]},
+          {"id": "target_sports", "name": "Archery and other target sports", "labels": ["archery"]}]
+
+
 class FakeApi:
     """Answers POST /recognize_action with `self.status` and `self.body`; records what it received."""
 
@@ -52,6 +56,8 @@ class FakeApi:
                 self.do_POST_reply()
 
             def do_GET(self):
+                if self.path == "/sports":  # what the pages' sport pickers list: answered as the API does
+                    return self.reply(200, {"sports": SPORTS})
                 fake.received.append((self.path, None, b""))
                 fake.api_keys.append(self.headers.get("X-API-Key"))
                 self.do_POST_reply()
@@ -62,8 +68,11 @@ class FakeApi:
                 self.do_POST_reply()
 
             def do_POST_reply(self):
-                payload = json.dumps(fake.body).encode()
-                self.send_response(fake.status)
+                self.reply(fake.status, fake.body)
+
+            def reply(self, status, body):
+                payload = json.dumps(body).encode()
+                self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()
@@ -355,6 +364,10 @@ def test_downloads_of_a_job_come_from_the_api_once_it_is_done_and_are_kept(clien
     assert_csv_matches(table.get_data(as_text=True), JOB_DONE["result"])
     fake_api.close()  # from now on the kept result answers, whatever the API does
     assert client.get(downloads["json"]).get_json() == JOB_DONE["result"]
+    chapters = client.get(downloads["vtt"])  # the player's chapters track
+    assert chapters.status_code == 200 and chapters.mimetype == "text/vtt" and chapters.data.startswith(b"WEBVTT")
+    edl = client.get(downloads["edl"])
+    assert edl.headers["Content-Disposition"] == 'attachment; filename="x.moments.edl"' and b"TITLE: x" in edl.data
     video = client.get(downloads["video"])
     assert video.status_code == 200 and video.mimetype == "video/mp4" and video.data[4:8] == b"ftyp"
     assert client.get("/results/0123456789abcdef0123456789abcdef.csv").status_code == 404
@@ -405,7 +418,7 @@ def test_big_files_get_an_upload_token_and_their_job_is_kept_for_downloads(fake_
     followed = client.put(f"/jobs/{job_id}", headers=csrf)
     assert followed.status_code == 200
     downloads = followed.get_json()["downloads"]
-    assert downloads == {"json": f"/results/{job_id}.json", "csv": f"/results/{job_id}.csv"}
+    assert downloads == {kind: f"/results/{job_id}.{kind}" for kind in ("json", "csv", "vtt", "edl")}
     assert fake_api.received[-1][0] == f"/jobs/{job_id}"
     fake_api.body = {**JOB_DONE, "id": job_id}
     assert_csv_matches(client.get(downloads["csv"]).get_data(as_text=True), JOB_DONE["result"])
@@ -420,3 +433,15 @@ def test_the_vendored_tus_client_is_the_release_its_readme_names():
     digest = re.search(r"sha256 ([0-9a-f]{64})  tus\.min\.js", readme).group(1)
     assert hashlib.sha256((folder / "tus.min.js").read_bytes()).hexdigest() == digest
     assert "The MIT License" in (folder / "LICENSE").read_text()
+
+
+def test_the_sport_picker_lists_the_apis_sports_and_sends_the_chosen_one(client, fake_api):
+    page = client.get("/").get_data(as_text=True)
+    assert '<option value="basketball">Basketball</option>' in page and 'name="sport"' in page
+    assert '<select id="live-sport">' in client.get("/live").get_data(as_text=True)
+    fake_api.status, fake_api.body = 202, {"id": "job1", "status": "queued", "progress": {"clips_done": 0, "clips_total": None}}
+    for chosen, sent in (("basketball", "sport=basketball"), ("quidditch", None), ("", None)):
+        answer = _form(client, "/jobs", {"video": (io.BytesIO(CRICKET_MP4.read_bytes()), "a.mp4"), "sport": chosen})
+        assert answer.status_code == 202
+        path = fake_api.received[-1][0]
+        assert path.startswith("/jobs?") and ((sent in path) if sent else "sport" not in path), path

@@ -101,6 +101,34 @@ def test_frames_of_a_real_clip_give_its_label_for_every_window(api):
         assert len(window["actions"]) == 3 and window["latency_ms"] >= window["inference_ms"] > 0
 
 
+def test_a_moment_is_told_once_the_stream_has_moved_on(api):
+    """Archery, then yoga: once yoga has gone on past the merge gap, a segment message tells archery's moment."""
+    from conftest import DATA
+
+    frames = jpeg_frames(ARCHERY_AVI) + jpeg_frames(DATA / "yoga__askanything_yoga.mp4")
+    messages = []
+    with open_session(api, f"token={token(api)}") as ws:
+        assert json.loads(ws.recv(timeout=10))["type"] == "ready"
+        for number, frame in enumerate(frames):
+            ws.send(frame)
+            time.sleep(1 / 50)  # twice real time
+            if number % 32 == 0:
+                while True:
+                    try:
+                        messages.append(json.loads(ws.recv(timeout=0.01)))
+                    except TimeoutError:
+                        break
+        deadline = time.monotonic() + 60
+        while not any(m["type"] == "segment" for m in messages) and time.monotonic() < deadline:
+            messages.append(json.loads(ws.recv(timeout=60)))
+    moments = [m for m in messages if m["type"] == "segment"]
+    assert moments and moments[0]["label"] == "archery", messages
+    assert {w["actions"][0]["label"] for w in messages if w["type"] == "window"} >= {"archery", "yoga"}
+    assert moments[0]["start_s"] < 1.0 and moments[0]["end_s"] == pytest.approx(131 / 25, abs=1.5)
+    told_after = next(m for m in messages if m["type"] == "window" and m["index"] >= moments[0]["windows"][1] + 3)
+    assert messages.index(told_after) < messages.index(moments[0])  # told once the stream moved on, not before
+
+
 def test_a_slow_model_drops_windows_instead_of_queueing_them(api):
     """Frames sent far faster than the model runs: windows are dropped and counted, never queued without bound."""
     frames = jpeg_frames(ARCHERY_AVI) * 5  # 655 frames at once: 19 windows in a second or two
@@ -150,7 +178,8 @@ def expired_token() -> str:
     (lambda api: "token=abc.def.ghi", 4401, "invalid token"),
     (lambda api: f"token={expired_token()}", 4401, "the token expired 60 s ago"),
     (lambda api: f"token={token(api)}&head=nope", 4422, "unknown head 'nope'"),
-], ids=["no-token", "forged", "expired", "unknown-head"])
+    (lambda api: f"token={token(api)}&sport=quidditch", 4422, "unknown sport 'quidditch'; known: basketball"),
+], ids=["no-token", "forged", "expired", "unknown-head", "unknown-sport"])
 def test_refused_sessions_close_with_a_code_and_a_reason(api, query, code, reason):
     with open_session(api, query(api)) as ws:
         got_code, got_reason = closed_with(ws)

@@ -93,6 +93,9 @@ def test_trained_head_recognises_whole_videos(trained, extractor):
             result = recognizer.recognize(DATA / video, top_k_actions=3)
             assert result["head"] == "head" and result["actions"][0]["label"] == label, (video, result["actions"])
             assert result["clips"][0]["actions"][0]["label"] in extractor_kinetics_labels()  # timeline stays Kinetics
+            # its moments are the head's own labels, the video's among them
+            assert {s["label"] for s in result["segments"]} <= set(head.labels), result["segments"]
+            assert label in {s["label"] for s in result["segments"]}, (video, result["segments"])
 
 
 def extractor_kinetics_labels():
@@ -127,6 +130,11 @@ def test_head_round_trip_and_mismatch(tmp_path):
     features = np.random.default_rng(0).normal(size=(5, 16)).astype(np.float32)
     expected = np.asarray(model(features[None], training=False))[0]
     np.testing.assert_allclose(head.video_probabilities(None, features), expected, atol=1e-6)
+    windows = head.window_probabilities(None, features)  # each window with two neighbours each side
+    assert windows.shape == (5, 3) and np.allclose(windows.sum(axis=1), 1, atol=1e-5)
+    np.testing.assert_allclose(windows[2], expected, atol=1e-6)  # the middle one sees all five
+    first = np.asarray(model(features[None, :3], training=False))[0]
+    np.testing.assert_allclose(windows[0], first, atol=1e-6)  # the first sees itself and two after
     assert head.labels == ("a", "b", "c") and head.name == "tiny"
     with pytest.raises(HeadMismatchError, match="extractor_id"):
         LstmHead(tmp_path / "tiny", extractor_id="i3d-kinetics400-rgb", feature_dim=16)
@@ -175,6 +183,11 @@ def test_api_serves_the_trained_head(trained, saved_model_dir, tmp_path):
             assert kinetics["head"] == "kinetics400" and kinetics["actions"][0]["label"] == "playing cricket"
             unknown = client.post("/recognize_action?head=nope", content=b"x", headers={"Content-Type": "video/mp4"})
             assert unknown.status_code == 422 and "unknown head 'nope'" in unknown.json()["detail"]
+            own = client.post("/recognize_action?sport=fitness", content=b"x", headers={"Content-Type": "video/mp4"})
+            assert own.status_code == 422 and "the head 'head' has its own" in own.json()["detail"]
+            yoga = client.post("/recognize_action?head=kinetics400&sport=fitness", content=video.read_bytes(),
+                               headers={"Content-Type": "video/mp4"}).json()
+            assert yoga["sport"] == "fitness" and yoga["actions"][0]["label"] == "yoga"
         assert list(tmp_path.iterdir()) == []
     finally:
         app.dependency_overrides.clear()

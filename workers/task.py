@@ -16,6 +16,7 @@ from pathlib import Path
 
 from models.recognition.parts import run_part as run_video_part
 from models.recognition.recognizer import ActionRecognizer, UnknownHeadError, window_entry
+from models.recognition.segments import SegmentSettings
 from models.recognition.windows import Deadline, ProcessingTimeout, Stopped
 from models.video import Timeline, VideoDecodeError
 from service.queue import game
@@ -46,7 +47,8 @@ def run_job(recognizer: ActionRecognizer, settings: Settings, *, upload: str, op
         try:
             result = recognize_shared(recognizer, path, top_k=options["top_k"], filename=options["filename"],
                                       head=options.get("head"), on_progress=on_progress, on_window=on_window,
-                                      cancel=cancel,
+                                      cancel=cancel, segments=SegmentSettings(**options.get("segments", {})),
+                                      sport=options.get("sport"),
                                       timeout_s=options.get("time_limit_s") or job_time_limit_s(settings, path),
                                       hint=ROUTE_HINT if options.get("time_limit_s") else JOB_HINT)
         except Refused as exc:

@@ -22,9 +22,12 @@ from fastapi.concurrency import run_in_threadpool
 from api.drain import Drain
 from api.live.tokens import LiveTokens, TokenRefused
 from api.metrics import LIVE_SESSIONS, LIVE_WINDOWS, LIVE_WINDOWS_DROPPED
+from models import sports
 from models.recognition.batching import ClipBatcher
-from models.recognition.heads import VideoHead
+from models.recognition.heads import SportHead, VideoHead
 from models.recognition.live import FrameError, LatestWindow, LiveRanker, RollingWindows, decode_jpeg, window_message
+from service.recognition import check_sport
+from service.refusals import Refused
 
 log = logging.getLogger("api.live")
 
@@ -36,7 +39,7 @@ FAILED = 1011  # the model failed
 TRY_LATER = 1013  # LIVE_MAX_SESSIONS sessions are open, or no model here
 BAD_TOKEN = 4401  # no token, or an invalid, expired or used one
 IDLE = 4408  # no frame for LIVE_IDLE_TIMEOUT_S
-BAD_REQUEST = 4422  # an unknown head
+BAD_REQUEST = 4422  # an unknown head or sport
 
 _REASON_BYTES = 123  # the WebSocket protocol's limit for a close reason
 
@@ -85,16 +88,21 @@ class LiveService:
             self.open -= 1
             LIVE_SESSIONS.dec()
 
-    def head(self, name: str | None) -> VideoHead:
-        if name is None:
-            return self.default_head
-        if name not in self.heads:
+    def head(self, name: str | None, sport: str | None = None) -> VideoHead:
+        if name is not None and name not in self.heads:
             raise Close(BAD_REQUEST, f"unknown head {name!r}; loaded: {', '.join(self.heads)}")
-        return self.heads[name]
+        chosen = self.heads[name] if name else self.default_head
+        if sport is None:
+            return chosen
+        try:
+            check_sport(sport, name, self.default_head.name)
+        except Refused as exc:
+            raise Close(BAD_REQUEST, exc.detail[:120]) from None
+        return SportHead(sports.sport(sport))
 
 
 async def serve_session(websocket: WebSocket, live: LiveService | None, *, token: str | None,
-                        head: str | None) -> None:
+                        head: str | None, sport: str | None = None) -> None:
     """Accept, check the token and the limits, run the session; every refusal is a close code and a reason."""
     await websocket.accept()
     try:
@@ -105,7 +113,7 @@ async def serve_session(websocket: WebSocket, live: LiveService | None, *, token
             live.tokens.redeem(token)
         except TokenRefused as exc:
             raise Close(BAD_TOKEN, str(exc)) from None
-        chosen = live.head(head)
+        chosen = live.head(head, sport)
         with live.admitted():
             await LiveSession(websocket, live, chosen).run()
     except Close as close:
@@ -201,6 +209,8 @@ class LiveSession:
                                      infer_s=result.infer_s, dropped_windows=self.latest.dropped)
             try:
                 await self._send(message)
+                for segment in self.ranker.closed_moments(message):
+                    await self._send(segment)
             except Exception:  # noqa: BLE001 - the client left: the session ends
                 return
 

@@ -43,6 +43,7 @@ class Upload:
     filetype: str = ""
     top_k: int | None = None
     head: str | None = None
+    sport: str | None = None
     created: float
     expires: float  # time.time() after which it is swept: TTL after its last byte
     job: str | None = None  # the job it became once complete

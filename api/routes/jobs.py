@@ -9,8 +9,8 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
-from api.deps import RecognitionsDep, SettingsDep, accepting_work
-from api.routes.recognize import CSV_RESPONSE, REQUEST_BODY, Format, csv_response
+from api.deps import RecognitionsDep, SegmentsDep, SettingsDep, SportQuery, accepting_work
+from api.routes.recognize import CSV_RESPONSE, REQUEST_BODY, Format, export_response
 from api.uploads import save_video
 from service.jobs import Job
 from service.schemas import ErrorDetail, JobStatus, JobWindows
@@ -33,12 +33,16 @@ async def create_job(
     request: Request,
     recognitions: RecognitionsDep,
     settings: SettingsDep,
+    segments: SegmentsDep,
+    sport: SportQuery = None,
     top_k: Annotated[int | None, Query(ge=1, le=400)] = None,
     head: Annotated[str | None, Query()] = None,
 ):
     recognitions.check_head(head)
+    recognitions.check_sport(sport, head)
     upload = await save_video(request, settings.job_upload_dir, settings.upload_limits)
-    job = Job(video=upload.path, filename=upload.filename, top_k=top_k or settings.default_top_k, head=head)
+    job = Job(video=upload.path, filename=upload.filename, top_k=top_k or settings.default_top_k, head=head,
+              segments=segments, sport=sport)
     # QueueFullError, or ExecutorUnavailable (its broker is away): 503, and the file is deleted
     await run_in_threadpool(request.app.state.jobs.submit, job)
     return JSONResponse(job.public(), status.HTTP_202_ACCEPTED, headers={"Location": f"/jobs/{job.id}"})
@@ -55,10 +59,10 @@ def get_job(job_id: str, request: Request, format: Format = "json"):
     if format == "json":
         return public
     if public["status"] == "failed":
-        raise HTTPException(status.HTTP_409_CONFLICT, f"the job failed, so it has no clips: {public['error']['detail']}")
+        raise HTTPException(status.HTTP_409_CONFLICT, f"the job failed, so it has no moments or clips: {public['error']['detail']}")
     if public["status"] != "done":
-        raise HTTPException(status.HTTP_409_CONFLICT, f"the job is {public['status']}; its clips come when it is done")
-    return csv_response(public["result"])
+        raise HTTPException(status.HTTP_409_CONFLICT, f"the job is {public['status']}; its moments and clips come when it is done")
+    return export_response(public["result"], format)
 
 
 @router.get("/{job_id}/windows", response_model=JobWindows, responses={404: {"model": ErrorDetail}, 503: {"model": ErrorDetail}},

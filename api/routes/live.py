@@ -33,7 +33,8 @@ def create_live_session(request: Request) -> LiveSessionToken:
 
 @router.websocket("/live")
 async def live_session(websocket: WebSocket) -> None:
-    """Binary JPEG frames in, one JSON ranking per window out; `?token=` from POST /live/sessions, `?head=` optional."""
+    """Binary JPEG frames in, one JSON ranking per window out; `?token=` from POST /live/sessions, `?head=` and
+    `?sport=` optional."""
     query = websocket.query_params
     await serve_session(websocket, getattr(websocket.app.state, "live", None), token=query.get("token"),
-                        head=query.get("head"))
+                        head=query.get("head"), sport=query.get("sport"))

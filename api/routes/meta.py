@@ -1,4 +1,4 @@
-"""GET /health, /labels, /model: what is running."""
+"""GET /health, /labels, /model, /sports: what is running, and what it can be asked."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ from fastapi import APIRouter, Request, status
 from fastapi.responses import JSONResponse
 
 from api.deps import RecognitionsDep
-from service.schemas import Health, Labels, ModelInfo
+from models.sports import sports
+from service.schemas import Health, Labels, ModelInfo, SportInfo, Sports
 
 router = APIRouter(tags=["service"])
 
@@ -33,3 +34,8 @@ def labels(recognitions: RecognitionsDep) -> Labels:
 @router.get("/model", response_model=ModelInfo)
 def model(recognitions: RecognitionsDep) -> ModelInfo:
     return recognitions.model()
+
+
+@router.get("/sports", response_model=Sports, summary="The sports ?sport= narrows a ranking to, and their labels")
+def list_sports() -> Sports:
+    return Sports(sports=[SportInfo(id=sport.id, name=sport.name, labels=list(sport.labels)) for sport in sports().values()])

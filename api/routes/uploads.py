@@ -119,7 +119,7 @@ def create_token(request: Request) -> UploadToken:
              responses={code: {"model": ErrorDetail} for code in (400, 401, 412, 413, 422, 503, 507)},
              summary="Create a resumable upload (tus creation)",
              description="Upload-Length (bytes) is required; Upload-Metadata may carry `filename`, `filetype`, "
-                         "`top_k` and `head`. Answers 201 with its Location; send the bytes with PATCH.")
+                         "`top_k`, `head` and `sport`. Answers 201 with its Location; send the bytes with PATCH.")
 def create_upload(request: Request, settings: SettingsDep, recognitions: RecognitionsDep,
                   upload_length: Annotated[str | None, Header()] = None,
                   upload_metadata: Annotated[str | None, Header()] = None) -> Response:
@@ -132,13 +132,14 @@ def create_upload(request: Request, settings: SettingsDep, recognitions: Recogni
     if length == 0:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "the uploaded video is empty")
     metadata = _metadata(upload_metadata)
-    top_k, head = _top_k(metadata.get("top_k")), metadata.get("head") or None
+    top_k, head, sport = _top_k(metadata.get("top_k")), metadata.get("head") or None, metadata.get("sport") or None
     recognitions.check_head(head)
+    recognitions.check_sport(sport, head)
     store = _store(request)
     store.sweep()  # expired uploads give their room back first
     _check_room(store, settings, length)
     upload = store.create(length=length, filename=display_filename(metadata.get("filename")),
-                          filetype=metadata.get("filetype", "")[:100], top_k=top_k, head=head)
+                          filetype=metadata.get("filetype", "")[:100], top_k=top_k, head=head, sport=sport)
     location = f"{request.scope.get('root_path', '')}{router.prefix}/{upload.id}"
     return Response(status_code=status.HTTP_201_CREATED, headers=_headers(upload, Location=location))
 
@@ -163,7 +164,7 @@ async def _start_job(request: Request, store: UploadStore, upload: Upload, setti
         if exc.errno not in (errno.EXDEV, errno.EPERM, errno.ENOTSUP):
             raise
         os.replace(data, video)  # no hard links here: a refused job then loses the upload
-    job = Job(id=upload.id, video=video, filename=upload.filename, head=upload.head,
+    job = Job(id=upload.id, video=video, filename=upload.filename, head=upload.head, sport=upload.sport,
               top_k=upload.top_k or settings.default_top_k)
     await run_in_threadpool(request.app.state.jobs.submit, job)  # 503 when full or away: the link is gone again
     upload.job = job.id

@@ -1,7 +1,9 @@
 """Heads turn a video's per-clip I3D outputs into one whole-video ranking.
 
-A head is anything with `name`, `labels` and `video_probabilities(logits, features)`. Two exist:
-- `KineticsHead`: the Kinetics-400 logits, the clips' softmax probabilities averaged.
+A head is anything with `name`, `labels`, `video_probabilities(logits, features)` (the video's ranking) and
+`window_probabilities(logits, features)` (each window's, for segments). Three exist:
+- `KineticsHead`: the Kinetics-400 logits, the clips' softmax probabilities averaged; `SportHead`, the same narrowed
+  to one sport's labels (models/sports.py).
 - `LstmHead`: a trained LSTM over the sequence of per-clip 1024-d features, saved as a directory
   (`head.weights.h5`, `labels.json`, `config.json`), chosen by the `HEAD_PATH` setting.
 """
@@ -15,10 +17,14 @@ from typing import Protocol
 import numpy as np
 
 from models.labels import kinetics_labels, softmax
+from models.sports import Sport
 
 WEIGHTS_FILE = "head.weights.h5"
 LABELS_FILE = "labels.json"
 CONFIG_FILE = "config.json"
+
+
+WINDOW_CONTEXT = 5  # windows a trained head ranks together for one window's probabilities (two each side)
 
 
 class HeadMismatchError(ValueError):
@@ -33,6 +39,10 @@ class VideoHead(Protocol):
         """`logits: (N, 400)`, `features: (N, 1024)` for a video's N clips, in order -> `(len(labels),)`."""
         ...
 
+    def window_probabilities(self, logits: np.ndarray, features: np.ndarray) -> np.ndarray:
+        """The same clips -> `(N, len(labels))`: each window's probabilities, from which segments are made."""
+        ...
+
 
 class KineticsHead:
     """Kinetics-400 ranking: the clips' softmax probabilities averaged over the video."""
@@ -44,6 +54,30 @@ class KineticsHead:
 
     def video_probabilities(self, logits: np.ndarray, features: np.ndarray) -> np.ndarray:
         return softmax(logits).mean(axis=0)
+
+    def window_probabilities(self, logits: np.ndarray, features: np.ndarray) -> np.ndarray:
+        return softmax(logits)
+
+
+class SportHead:
+    """The Kinetics-400 head narrowed to one sport's labels. The whole video is ranked over them alone (their
+    probabilities renormalized); each window keeps its probabilities as they are, so a stretch with none of the
+    sport's actions (a time-out, the crowd) does not become a confident moment."""
+
+    name = KineticsHead.name
+
+    def __init__(self, sport: Sport):
+        self.sport = sport
+        self.labels = sport.labels
+        everything = kinetics_labels()
+        self._columns = np.array([everything.index(label) for label in sport.labels])
+
+    def video_probabilities(self, logits: np.ndarray, features: np.ndarray) -> np.ndarray:
+        probabilities = softmax(logits).mean(axis=0)[self._columns]
+        return probabilities / probabilities.sum()
+
+    def window_probabilities(self, logits: np.ndarray, features: np.ndarray) -> np.ndarray:
+        return softmax(logits)[:, self._columns]
 
 
 def build_lstm_head(*, num_classes: int, feature_dim: int = 1024, units: int = 128, dropout: float = 0.3):
@@ -107,3 +141,13 @@ class LstmHead:
 
     def video_probabilities(self, logits: np.ndarray, features: np.ndarray) -> np.ndarray:
         return np.asarray(self.model(features[None].astype(np.float32), training=False))[0]
+
+    def window_probabilities(self, logits: np.ndarray, features: np.ndarray) -> np.ndarray:
+        """Each window ranked with its neighbours (WINDOW_CONTEXT windows centred on it, fewer at the ends), as the
+        head ranks a sequence; all windows in one batch."""
+        count, half = len(features), WINDOW_CONTEXT // 2
+        contexts = np.zeros((count, WINDOW_CONTEXT, features.shape[1]), np.float32)
+        for index in range(count):
+            near = features[max(0, index - half): index + half + 1]
+            contexts[index, : len(near)] = near  # zero rows at the end are masked
+        return np.asarray(self.model(contexts, training=False))

@@ -19,6 +19,7 @@ import numpy as np
 
 from models.labels import top_k
 from models.recognition.heads import VideoHead
+from models.recognition.segments import LiveMoments
 from models.video import prepare_frame
 
 LIVE_TOP_K = 3
@@ -133,12 +134,19 @@ class LiveRanker:
         self.context = 1 if head.name == "kinetics400" else max(1, context)
         self._logits: deque[np.ndarray] = deque(maxlen=self.context)
         self._features: deque[np.ndarray] = deque(maxlen=self.context)
+        self.moments = LiveMoments(head.labels)  # the segments of the stream, as they close
 
     def rank(self, logits: np.ndarray, features: np.ndarray) -> list[dict]:
         self._logits.append(logits)
         self._features.append(features)
-        probabilities = self.head.video_probabilities(np.stack(self._logits), np.stack(self._features))
-        return top_k(probabilities, self.head.labels, self.top)
+        recent = np.stack(self._logits), np.stack(self._features)
+        self.probabilities = self.head.window_probabilities(*recent)[-1]  # the newest window's, for the moments
+        return top_k(self.head.video_probabilities(*recent), self.head.labels, self.top)
+
+    def closed_moments(self, message: dict) -> list[dict]:
+        """After the window of `message` was ranked: the segments it closes, as messages of their own."""
+        return [{"type": "segment", **segment} for segment in
+                self.moments.add(message["index"], message["start_s"], message["end_s"], self.probabilities)]
 
 
 def window_message(window: Window, actions: list[dict], *, head: str, fps: float, infer_s: float,
@@ -234,10 +242,13 @@ def run_live(source: LiveSource, batcher, ranker: LiveRanker, *, clip_len: int =
                 window = latest.take()
                 changed.notify_all()
             if window is None:
+                yield from ({"type": "segment", **segment} for segment in ranker.moments.finish())
                 return
             result = batcher.submit(window.frames, urgent=True).result()
-            yield window_message(window, ranker.rank(result.logits, result.features), head=ranker.head.name,
-                                 fps=source.fps, infer_s=result.infer_s, dropped_windows=latest.dropped)
+            message = window_message(window, ranker.rank(result.logits, result.features), head=ranker.head.name,
+                                     fps=source.fps, infer_s=result.infer_s, dropped_windows=latest.dropped)
+            yield message
+            yield from ranker.closed_moments(message)
     finally:
         stop.set()
         with changed:

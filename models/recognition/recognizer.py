@@ -13,12 +13,15 @@ import numpy as np
 
 from models.labels import kinetics_labels, softmax, top_k
 from models.recognition.batching import ClipBatcher
-from models.recognition.heads import KineticsHead, VideoHead
+from models import sports
+from models.recognition.heads import KineticsHead, SportHead, VideoHead
 from models.recognition.parts import run_parts
+from models.recognition.segments import SegmentSettings, find_segments
 from models.recognition.shared_trunk import run_shared
 from models.recognition.windows import (Cancelled, ClipRun, ClipSettings, ProcessingTimeout, Progress, WindowDone,
                                         run_clips)
 from models.runtimes.extractor import Extractor
+from models.sports import UnknownSportError
 from models.video import Timeline, VideoLimits, write_grey_ramp
 
 __all__ = ["ActionRecognizer", "Cancelled", "ClipRun", "ClipSettings", "ProcessingTimeout", "Progress",
@@ -85,6 +88,8 @@ class ActionRecognizer:
         deadline: float | None = None,
         cancel: threading.Event | None = None,
         on_window: Callable[[dict], None] | None = None,
+        segments: SegmentSettings = SegmentSettings(),
+        sport: str | None = None,
     ) -> dict:
         """Rank the actions of the video at `path` with `head` (default: the trained head if any).
 
@@ -92,31 +97,44 @@ class ActionRecognizer:
         `deadline` (a `time.monotonic()` value), Cancelled once `cancel` is set (its clips not yet run are
         skipped), UnknownHeadError for a head that is not loaded.
         """
-        ranking_head = self.ranking_head(head)
+        self.ranking_head(head, sport)  # a head or sport that cannot be is refused before any work
         started = time.perf_counter()
         told = (lambda *window: on_window(window_entry(*window))) if on_window else None
         run = run_video(self.batcher, path, self.clips, on_progress, limits=self.limits, deadline=deadline,
                         cancel=cancel, on_window=told)
-        return self.result(run, head=ranking_head.name, top_k_actions=top_k_actions,
+        return self.result(run, head=head, top_k_actions=top_k_actions,
                            filename=filename if filename is not None else Path(path).name,
-                           total_s=time.perf_counter() - started)
+                           total_s=time.perf_counter() - started, segments=segments, sport=sport)
 
-    def ranking_head(self, head: str | None) -> VideoHead:
-        """`head` (default: the trained head if any); UnknownHeadError for one that is not loaded."""
+    def ranking_head(self, head: str | None, sport: str | None = None) -> VideoHead:
+        """`head` (default: the trained head if any), narrowed to `sport`'s labels if given; UnknownHeadError for
+        a head that is not loaded, UnknownSportError for a sport that is not known or a head with its own labels."""
         if head is not None and head not in self.heads:
             raise UnknownHeadError(head)
-        return self.heads[head] if head else self.head
+        chosen = self.heads[head] if head else self.head
+        if sport is None:
+            return chosen
+        if chosen.name != KineticsHead.name:
+            raise UnknownSportError(f"a sport narrows the Kinetics-400 labels, and the head {chosen.name!r} has its "
+                                    "own: ask with head=kinetics400")
+        return SportHead(sports.sport(sport))
 
-    def result(self, run: ClipRun, *, head: str | None, top_k_actions: int, filename: str, total_s: float) -> dict:
-        """The API's JSON for a video's windows: ranked by `head` for the whole video, each window's top actions,
-        the video, the timings. A game recognized in parts on several workers is put together here too."""
-        ranking_head, info = self.ranking_head(head), run.info
+    def result(self, run: ClipRun, *, head: str | None, top_k_actions: int, filename: str, total_s: float,
+               segments: SegmentSettings = SegmentSettings(), sport: str | None = None) -> dict:
+        """The API's JSON for a video's windows: ranked by `head` (narrowed to `sport`) for the whole video, its
+        segments (the moments of each action), each window's top actions, the video, the timings. A game
+        recognized in parts on several workers is put together here too."""
+        ranking_head, info = self.ranking_head(head, sport), run.info
         video_probs = ranking_head.video_probabilities(run.logits, run.features)
+        clips = [window_entry(i, span, logits, info.timeline) for i, (span, logits) in enumerate(zip(run.spans, run.logits))]
         return {
             "actions": top_k(video_probs, ranking_head.labels, top_k_actions),
             "head": ranking_head.name,
-            "clips": [window_entry(i, span, logits, info.timeline)
-                      for i, (span, logits) in enumerate(zip(run.spans, run.logits))],
+            "sport": sport,
+            "segments": find_segments(ranking_head.window_probabilities(run.logits, run.features),
+                                      [clip["start_s"] for clip in clips], [clip["end_s"] for clip in clips],
+                                      ranking_head.labels, segments),
+            "clips": clips,
             "video": {
                 "filename": filename,
                 "frames": info.frames,
@@ -141,6 +159,7 @@ class ActionRecognizer:
             run = run_video(self.batcher, write_grey_ramp(Path(name), self.clips.clip_len), self.clips)
             for head in self.heads.values():
                 head.video_probabilities(run.logits, run.features)
+                head.window_probabilities(run.logits, run.features)
         finally:
             Path(name).unlink(missing_ok=True)
         return run

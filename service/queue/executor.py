@@ -4,6 +4,7 @@ Redis, so any number of API processes answer for any job."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import threading
 from collections.abc import Iterator
 
@@ -45,7 +46,8 @@ class QueuedJobs:
             planned = (game.plan_job(self._settings, job.video)
                        if self._settings is not None and job.time_limit_s is None else None)
             self._celery.backend.store_result(job.id, {"clips_done": 0, "clips_total": None}, "QUEUED")
-            options = {"top_k": job.top_k, "head": job.head, "filename": job.filename, "time_limit_s": job.time_limit_s}
+            options = {"top_k": job.top_k, "head": job.head, "filename": job.filename, "time_limit_s": job.time_limit_s,
+                       "segments": dataclasses.asdict(job.segments), "sport": job.sport}
             if planned is None:
                 self._celery.send_task(TASK, args=[job.id, job.video.name, options], task_id=job.id, queue=QUEUE,
                                        expires=expires_s)

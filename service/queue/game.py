@@ -27,6 +27,8 @@ import redis
 
 from models.recognition.parts import Part, plan_parts
 from models.recognition.recognizer import ActionRecognizer, ClipRun, ClipSettings, UnknownHeadError
+from models.recognition.segments import SegmentSettings
+from models.sports import UnknownSportError
 from models.video import StreamIndex, Timeline, VideoDecodeError, VideoInfo, index_stream
 from service.jobs import JobState
 from service.queue.progress import PREFIX, cancel_requested
@@ -167,7 +169,11 @@ def merge(recognizer: ActionRecognizer, client: redis.Redis, job_id: str, plan: 
                       sum(float(part["decode_s"]) for part in loaded), sum(float(part["infer_s"]) for part in loaded))
         try:
             result = recognizer.result(run, head=options.get("head"), top_k_actions=options["top_k"],
-                                       filename=options["filename"], total_s=time.perf_counter() - started)
+                                       filename=options["filename"], total_s=time.perf_counter() - started,
+                                       segments=SegmentSettings(**options.get("segments", {})),
+                                       sport=options.get("sport"))
+        except UnknownSportError as exc:
+            return {"error": {"status_code": 422, "detail": str(exc)}}
         except UnknownHeadError as exc:
             return {"error": {"status_code": 422, "detail": f"unknown head {exc.args[0]!r}; loaded: "
                                                             f"{', '.join(recognizer.heads)}"}}

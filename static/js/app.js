@@ -76,7 +76,7 @@
 
   function downloadLinks(downloads) {
     if (!downloads) return null;
-    const names = { video: "annotated video", json: "JSON", csv: "CSV" };
+    const names = { video: "annotated video", json: "JSON", csv: "CSV", edl: "EDL (video editors)" };
     const paragraph = el("p", { class: "downloads" }, document.createTextNode("Download: "));
     Object.keys(names).filter((kind) => downloads[kind]).forEach((kind, i) => {
       if (i) paragraph.append(document.createTextNode(" · "));
@@ -88,6 +88,9 @@
   function renderResult(root, result, videoUrl, filename, note, downloads) {
     root.replaceChildren();
     const video = el("video", { id: "player", src: videoUrl, controls: "", playsinline: "", preload: "metadata" });
+    if (downloads && downloads.vtt) {  // the moments as the player's chapters
+      video.append(el("track", { kind: "chapters", label: "Moments", srclang: "en", src: downloads.vtt, default: "" }));
+    }
     const meta = `${result.video.width}×${result.video.height}, ${result.video.frames} frames at ${result.video.fps} fps ` +
       `(${result.video.duration_s} s); ${result.clips.length} clips in ${(result.timings_ms.total / 1000).toFixed(1)} s`;
     const actions = el("ol", { id: "actions" });
@@ -109,7 +112,8 @@
         el("section", { class: "player" }, video, note ? el("p", { class: "hint", text: note }) : null,
           downloadLinks(downloads), el("p", { class: "meta", text: meta })),
         el("section", { class: "actions" },
-          el("h2", {}, document.createTextNode("Actions "), el("small", { text: `(${result.head})` })), actions)),
+          el("h2", {}, document.createTextNode("Actions "),
+            el("small", { id: "ranked-by", text: `(${result.head}${result.sport ? `, ${result.sport}` : ""})` })), actions)),
       buildTimeline(result, video),
       el("section", { class: "clips" }, el("h2", { text: "Clip by clip" }),
         el("table", {}, el("thead", {}, el("tr", {}, el("th", { text: "Time" }), el("th", { text: "Top actions" }))), rows)));
@@ -143,6 +147,7 @@
     let running = null;  // the job being followed, until it ends
     let uploading = null;  // the resumable upload under way, until it ends
     const csrf = () => form.querySelector("[name=csrf_token]").value;
+    const sportPicker = form.querySelector("#sport");
 
     function showError(message) {
       running = null;
@@ -211,6 +216,7 @@
       const body = new FormData();
       body.append("video", chosen, chosen.name);
       body.append("csrf_token", csrf());
+      if (sportPicker && sportPicker.value) body.append("sport", sportPicker.value);
       const request = new XMLHttpRequest();
       request.open("POST", form.dataset.jobsUrl);
       request.responseType = "json";
@@ -260,7 +266,8 @@
           chunkSize: 64 * 1048576,
           retryDelays: [0, 1000, 3000, 5000, 10000, 20000, 30000, 60000],
           removeFingerprintOnSuccess: true,
-          metadata: { filename: chosen.name, filetype: chosen.type || "application/octet-stream" },
+          metadata: { filename: chosen.name, filetype: chosen.type || "application/octet-stream",
+                      ...(sportPicker && sportPicker.value ? { sport: sportPicker.value } : {}) },
           onBeforeRequest: (req) => fresh().then((current) => req.setHeader("Upload-Token", current.token)),
           onProgress: (bytes, total) => {
             sent = bytes;

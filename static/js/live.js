@@ -79,7 +79,9 @@
   function connect(session) {
     framesSent = framesDropped = windows = 0;
     sentAt.clear();
-    socket = new WebSocket(`${session.websocket_url}?token=${encodeURIComponent(session.token)}`);
+    const picked = document.getElementById("live-sport");
+    const sport = picked && picked.value ? `&sport=${encodeURIComponent(picked.value)}` : "";
+    socket = new WebSocket(`${session.websocket_url}?token=${encodeURIComponent(session.token)}${sport}`);
     socket.addEventListener("message", (event) => {
       const message = JSON.parse(event.data);
       if (message.type === "ready") begin(message);
