@@ -472,36 +472,6 @@ def test_fuzzed_multipart_gets_4xx(client, field, filename, data):
     assert 400 <= response.status_code < 500, response.text
 
 
-def test_shared_extraction_serves_the_same_windows(saved_model_dir, tmp_path):
-    """EXTRACTION=shared: the same clips and top action as windows run one by one, and /model says so."""
-    settings = Settings(model_handle=str(saved_model_dir), upload_dir=tmp_path, extraction="shared", warm_up=True)
-    app.dependency_overrides[get_settings] = lambda: settings
-    try:
-        with TestClient(app) as shared:
-            assert shared.get("/model").json()["extraction"] == "shared"
-            response = shared.post("/recognize_action", content=ARCHERY_AVI.read_bytes(),
-                                   headers={"Content-Type": "video/x-msvideo", "X-Filename": "archery.avi"})
-    finally:
-        app.dependency_overrides.clear()
-    assert response.status_code == 200, response.text
-    body = response.json()
-    assert body["actions"][0]["label"] == "archery"
-    assert [(c["start_frame"], c["end_frame"]) for c in body["clips"]] == [(0, 64), (32, 96), (64, 128), (67, 131)]
-    assert list(tmp_path.iterdir()) == []
-
-
-def test_impossible_shared_settings_stop_the_start_up(saved_model_dir, tmp_path):
-    settings = Settings(model_handle=str(saved_model_dir), upload_dir=tmp_path, extraction="shared", clip_stride=30,
-                        warm_up=False)
-    app.dependency_overrides[get_settings] = lambda: settings
-    try:
-        with pytest.raises(ValueError, match="stride to be a positive multiple of 8"):
-            with TestClient(app):
-                pass
-    finally:
-        app.dependency_overrides.clear()
-
-
 def test_a_sport_narrows_the_ranking_and_the_moments_to_its_labels(client):
     """GET /sports lists the vocabularies (every label one of the 400); ?sport= ranks only its labels, renormalized,
     and its moments are of those labels; an unknown sport is 422 naming the known ones."""
@@ -545,3 +515,34 @@ def test_moments_come_as_chapters_an_edit_decision_list_and_spotting_results(cli
     _wait_for(client, job["id"])
     assert client.get(f"/jobs/{job['id']}?format=vtt").text.startswith("WEBVTT")
     assert client.get(f"/jobs/{job['id']}?format=nope").status_code == 422
+
+
+def test_shared_extraction_serves_the_same_windows(saved_model_dir, tmp_path):
+    """EXTRACTION=shared: the same clips and top action as windows run one by one, and /model says so."""
+    settings = Settings(model_handle=str(saved_model_dir), upload_dir=tmp_path, extraction="shared", warm_up=True)
+    app.dependency_overrides[get_settings] = lambda: settings
+    try:
+        with TestClient(app) as shared:
+            assert shared.get("/model").json()["extraction"] == "shared"
+            response = shared.post("/recognize_action", content=ARCHERY_AVI.read_bytes(),
+                                   headers={"Content-Type": "video/x-msvideo", "X-Filename": "archery.avi"})
+    finally:
+        app.dependency_overrides.clear()
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["actions"][0]["label"] == "archery"
+    assert [(c["start_frame"], c["end_frame"]) for c in body["clips"]] == [(0, 64), (32, 96), (64, 128), (67, 131)]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_impossible_shared_settings_stop_the_start_up(saved_model_dir, tmp_path):
+    settings = Settings(model_handle=str(saved_model_dir), upload_dir=tmp_path, extraction="shared", clip_stride=30,
+                        warm_up=False)
+    app.dependency_overrides[get_settings] = lambda: settings
+    try:
+        with pytest.raises(ValueError, match="stride to be a positive multiple of 8"):
+            with TestClient(app):
+                pass
+    finally:
+        app.dependency_overrides.clear()
+
