@@ -14,7 +14,7 @@ CELERY_WORKER := $(BIN)/celery -A workers.worker worker --pool=solo --concurrenc
 # Two malloc arenas keep the API's memory flat from request to request (scripts/soak.py measures it).
 export MALLOC_ARENA_MAX ?= 2
 
-.PHONY: setup int8 browser redis run api frontend worker cluster test soak load bench bench-avx2 bench-cluster bench-live bench-gpu bench-game bench-moments clean
+.PHONY: setup int8 browser redis run api frontend worker cluster test soak load bench bench-avx2 bench-cluster bench-live bench-gpu bench-game bench-moments bench-reels clean
 
 setup: $(INSTALLED) $(SAVED_MODEL) int8
 
@@ -113,6 +113,10 @@ bench-game: setup
 # window top-1s by hand: mAP at tIoU 0.3, 0.5, 0.7. Games cached in bench/moments/; writes its report.md there.
 bench-moments: setup
 	$(BIN)/python -m benchmarks.moments
+
+# Highlight reels cut from the whole 1080p game (bench-game's): stream copy against re-encoding, in one run.
+bench-reels: setup
+	$(BIN)/python -m benchmarks.reels
 
 # I3D on a CUDA GPU: clips/s per precision at batch 1-32, the accuracy rule, GPU memory over 50 requests;
 # writes bench/gpu.md and bench/gpu.json (exits 2 without a GPU).

@@ -24,6 +24,7 @@ from api.sole_process import sole_process
 from api.uploads import sweep_uploads
 from common.logs import configure_logging
 from service import metrics
+from service.highlights import KeptVideos
 from service.jobs import InProcessJobs, Job
 from service.model import open_recognizer
 from service.recognition import JOB_HINT, job_time_limit_s, recognize_shared
@@ -63,15 +64,20 @@ async def _serving(app: FastAPI, settings: Settings):
         warm = recognizer.warm_up(settings.upload_dir)
         admission.rate.record(len(warm.spans), warm.infer_s)  # a first clips/s for wait estimates
 
+    kept = KeptVideos.from_settings(settings)
+    kept.sweep()
+
     def run_job(job: Job) -> dict:
         try:
             with app.state.drain.cancellable(job.cancel):  # DELETE /jobs/{id} sets it too
-                return recognize_shared(recognizer, job.video, top_k=job.top_k, filename=job.filename, head=job.head,
-                                        segments=job.segments, sport=job.sport,
-                                        timeout_s=job_time_limit_s(settings, job.video), on_progress=job.progress,
-                                        on_window=job.windows.append, cancel=job.cancel, hint=JOB_HINT)
+                result = recognize_shared(recognizer, job.video, top_k=job.top_k, filename=job.filename,
+                                          head=job.head, segments=job.segments, sport=job.sport,
+                                          timeout_s=job_time_limit_s(settings, job.video), on_progress=job.progress,
+                                          on_window=job.windows.append, cancel=job.cancel, hint=JOB_HINT)
         except Refused as exc:
             raise stopped_instead(exc, app.state.drain) from None
+        kept.keep(job.id, job.video)  # for its highlight reels
+        return result
 
     app.state.recognizer = recognizer
     app.state.admission = admission

@@ -5,6 +5,7 @@ their gateway, each on free loopback ports. Used by the tests (tests/test_distri
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -144,4 +145,5 @@ def running_cluster(workers: int, *, env: dict[str, str] | None = None, gateway_
         for worker in cluster.workers:
             worker.stop()
         broker.stop()
+        shutil.rmtree(shared, ignore_errors=True)  # finished jobs' videos, kept for their reels
 

@@ -20,15 +20,21 @@ class ApiError(Exception):
 CONNECT_RETRIES = 3  # connection failures only (httpx backs off between them); an answer is never retried
 
 
-def _call(method: str, url: str, *, timeout_s: float, api_key: str | None = None, **kwargs) -> httpx.Response:
-    """One HTTP call to the API with readable errors for every way it can fail."""
+def _call(method: str, url: str, *, timeout_s: float, api_key: str | None = None, into: Path | None = None,
+          **kwargs) -> httpx.Response:
+    """One HTTP call to the API with readable errors for every way it can fail; a 200's body streams `into`
+    that file when given (deleted if it does not arrive whole)."""
     headers = dict(kwargs.pop("headers", None) or {})
     if api_key:
         headers["X-API-Key"] = api_key
     transport = httpx.HTTPTransport(retries=CONNECT_RETRIES)
     try:
-        with httpx.Client(timeout=httpx.Timeout(timeout_s, connect=5.0), transport=transport) as client:
-            response = client.request(method, url, headers=headers, **kwargs)
+        with httpx.Client(timeout=httpx.Timeout(timeout_s, connect=5.0), transport=transport) as client, \
+                client.stream(method, url, headers=headers, **kwargs) as response:
+            if into is not None and response.status_code == 200:
+                _save(response, into)
+            else:
+                response.read()
     except httpx.ConnectError:
         raise ApiError("The recognition service is not reachable right now; it may be restarting. "
                        "Try again in a moment.", 503) from None
@@ -45,6 +51,16 @@ def _call(method: str, url: str, *, timeout_s: float, api_key: str | None = None
     if response.status_code >= 300:
         raise ApiError(_detail(response), response.status_code if 400 <= response.status_code < 500 else 502)
     return response
+
+
+def _save(response: httpx.Response, into: Path) -> None:
+    try:
+        with open(into, "wb") as file:
+            for chunk in response.iter_bytes(1 << 20):
+                file.write(chunk)
+    except BaseException:
+        into.unlink(missing_ok=True)
+        raise
 
 
 def _post_video(api_url: str, route: str, video: Path, filename: str, *, timeout_s: float, top_k: int,
@@ -89,6 +105,14 @@ def cancel_job(api_url: str, job_id: str, *, timeout_s: float = 10, api_key: str
 def job_status(api_url: str, job_id: str, *, timeout_s: float = 10, api_key: str | None = None) -> dict:
     return _call("GET", f"{api_url.rstrip('/')}/jobs/{quote(job_id, safe='')}", timeout_s=timeout_s,
                  api_key=api_key).json()
+
+
+def highlights(api_url: str, job_id: str, labels: list[str], pad_s: float, into: Path, *, timeout_s: float = 900,
+               api_key: str | None = None) -> str:
+    """GET `{api_url}/jobs/{id}/highlights` into the file `into`; returns how the API cut it (copy or encode)."""
+    response = _call("GET", f"{api_url.rstrip('/')}/jobs/{quote(job_id, safe='')}/highlights", timeout_s=timeout_s,
+                     api_key=api_key, into=into, params={"label": labels, "pad_s": pad_s})
+    return response.headers.get("X-Reel-Cut", "")
 
 
 def upload_token(api_url: str, *, timeout_s: float = 10, api_key: str | None = None) -> dict:

@@ -22,6 +22,7 @@ def transcode_for_browser(source: Path, target: Path, *, timeout_s: float = 300)
         "-map", "0:v:0", "-map", "0:a:0?",
         "-c:v", "libx264", "-preset", "veryfast", "-crf", "23", "-pix_fmt", "yuv420p",
         "-vf", "scale=trunc(iw/2)*2:trunc(ih/2)*2",
+        "-force_key_frames", "expr:gte(t,n_forced)",  # a keyframe a second: reels cut from it by stream copy
         "-c:a", "aac", "-b:a", "128k", "-movflags", "+faststart", str(target),
     ]  # fmt: skip
     try:

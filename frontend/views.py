@@ -15,9 +15,10 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.utils import secure_filename
 
 from common.exports import chapters_vtt, edit_decision_list
+from common.reels import ReelError, ReelTooSlow, find_reel, kept_reel, labels_without_moments, reel_name
 from common.results import clips_csv, download_name
-from frontend.api_client import (ApiError, cancel_job, job_status, live_session, recognize, sports, submit_job,
-                                 upload_token)
+from frontend.api_client import (ApiError, cancel_job, highlights, job_status, live_session, recognize, sports,
+                                 submit_job, upload_token)
 from frontend.housekeeping import prune_uploads
 from frontend.security import csrf_ok, websocket_origin
 from frontend.playback import transcode_for_browser
@@ -205,7 +206,7 @@ def follow_job(job_id: str):
     prune_uploads(_results_dir(), max_age_s=current_app.config["UPLOAD_MAX_AGE_S"],
                   max_files=current_app.config["UPLOAD_MAX_FILES"])
     (_results_dir() / f"{job_id}.job").write_text(json.dumps({"job_id": job_id}))
-    return jsonify(job_id=job_id, downloads=_downloads(job_id, ("json", "csv", "vtt", "edl")))
+    return jsonify(job_id=job_id, downloads=_downloads(job_id, ("json", "csv", "vtt", "edl", "highlights")))
 
 
 @bp.get("/jobs/<job_id>")
@@ -240,11 +241,11 @@ def _results_dir() -> Path:
 
 
 def _keep_result(stem: str, result: dict) -> None:
+    """Keep the result beside the upload (a job's `.job` file stays: its reels come from the API)."""
     (_results_dir() / f"{stem}.json").write_text(json.dumps(result))
-    (_results_dir() / f"{stem}.job").unlink(missing_ok=True)
 
 
-def _downloads(stem: str, kinds=("json", "csv", "vtt", "edl", "video")) -> dict:
+def _downloads(stem: str, kinds=("json", "csv", "vtt", "edl", "video", "highlights")) -> dict:
     return {kind: url_for(f"pages.download_{kind}", stem=stem) for kind in kinds}
 
 
@@ -327,6 +328,60 @@ def download_video(stem: str):
                          download_name=download_name(result, ".annotated.mp4"), conditional=True)
 
     return _download(stem, make)
+
+
+@bp.get("/results/<stem>/highlights")
+def download_highlights(stem: str):
+    """The reel of the actions asked for (`label`, repeated; `pad_s`): a job's from the API, which keeps its
+    original upload; else, or once the API no longer has it, cut here from the kept copy. Made once, kept
+    and pruned with the upload."""
+    labels = [label for label in request.args.getlist("label") if label]
+    try:
+        pad_s = float(request.args.get("pad_s", "2"))
+    except ValueError:
+        pad_s = -1.0
+    if not labels or not 0 <= pad_s <= 30:
+        return _form("A reel needs at least one action and padding of 0 to 30 seconds.", 422)
+
+    def make(result: dict):
+        missing = labels_without_moments(result, labels)
+        if missing:
+            return _form(f"This video has no moment of {', '.join(missing)}.", 422)
+        folder = _results_dir()
+        reel = find_reel(folder, stem, labels, pad_s) or _reel_from_api(stem, labels, pad_s)
+        if reel is None:
+            sources = sorted(Path(current_app.config["UPLOAD_FOLDER"]).glob(f"{stem}.*"))
+            if not sources:
+                return _form("The uploaded video has been removed since (uploads are kept for a while only).", 410)
+            try:
+                reel = kept_reel(sources[0], result, labels, folder, stem, pad_s=pad_s,
+                                 timeout_s=current_app.config["API_TIMEOUT_S"])
+            except ReelError as exc:
+                current_app.logger.warning("reel failed", extra={"detail": str(exc)})
+                return _form(f"The reel could not be made: {exc}.", 503 if isinstance(exc, ReelTooSlow) else 500)
+        name = "+".join("".join(c if c.isalnum() else "_" for c in label) for label in sorted(set(labels)))
+        return send_file(reel[0], mimetype="video/mp4", as_attachment=True, conditional=True,
+                         download_name=download_name(result, f".{name[:80]}.highlights.mp4"))
+
+    return _download(stem, make)
+
+
+def _reel_from_api(stem: str, labels: list[str], pad_s: float) -> tuple[Path, str] | None:
+    """The API's reel of a job, kept here; None for no job, or when the API no longer keeps its video (410)."""
+    job_file = _results_dir() / f"{stem}.job"
+    if not job_file.is_file():
+        return None
+    partial = _results_dir() / f"{stem}.{reel_name(labels, pad_s)}.partial.mp4"
+    try:
+        cut = highlights(current_app.config["API_URL"], json.loads(job_file.read_text())["job_id"], labels, pad_s,
+                         partial, timeout_s=current_app.config["API_TIMEOUT_S"], api_key=current_app.config["API_KEY"])
+    except ApiError as exc:
+        if exc.status_code == 410:
+            return None
+        raise
+    reel = partial.with_name(f"{stem}.{reel_name(labels, pad_s)}.{cut if cut in ('copy', 'encode') else 'copy'}.mp4")
+    partial.replace(reel)
+    return reel, cut
 
 
 @bp.get("/live")

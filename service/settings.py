@@ -88,6 +88,10 @@ class Settings(BaseSettings):
     jobs_max_queued: int = Field(16, ge=1, description="jobs waiting beyond this get 503")
     jobs_workers: int = Field(2, ge=1, le=16, description="jobs run at once (their clips share batches)")
     jobs_ttl_s: int = Field(3600, ge=1, description="how long a finished job's result is kept")
+    kept_videos_gb: float = Field(20, ge=0, description="disk that finished jobs' videos may take, with their highlight "
+                                                       "reels (GET /jobs/{id}/highlights), kept as long as their results; "
+                                                       "the oldest go first; 0: none kept, no reels")
+    reel_time_limit_s: float = Field(600, gt=0, description="a highlight reel taking longer to cut is stopped (503)")
     jobs_broker_url: str | None = Field(
         None, description="redis://host:6379/0: the API becomes a gateway that loads no model; recognitions and jobs "
                           "go through this Redis to queue workers (make worker). Unset: one process does it all")

@@ -34,8 +34,9 @@ ARCHERY_AVI = DATA / "archery__paddlevideo_example.avi"  # 131 frames
 
 
 def files_below(folder: Path) -> list[Path]:
-    """Every file an API left in its upload folder, resumable uploads' (in resumable/) included."""
-    return sorted(p for p in folder.rglob("*") if not p.is_dir())
+    """Every file an API left in its upload folder, resumable uploads' (in resumable/) included; not the videos
+    of finished jobs kept for their reels (in kept/: bounded by their own rules, tests/test_highlights.py)."""
+    return sorted(p for p in folder.rglob("*") if not p.is_dir() and "kept" not in p.relative_to(folder).parts[:1])
 
 
 def write_video(path: Path, num_frames: int, *, size=(320, 240), fps: float = 25.0, fourcc: str = "MJPG") -> Path:
@@ -45,18 +46,26 @@ def write_video(path: Path, num_frames: int, *, size=(320, 240), fps: float = 25
     return write_grey_ramp(path, num_frames, size=size, fps=fps, fourcc=fourcc)
 
 
-def write_real_minute(path: Path) -> Path:
-    """60 s at 30 fps of real clips (shooting basketball, yoga, tai chi, twice), 640x360 H.264 with a keyframe
-    every 60 frames, as cameras make them: a small game."""
+def write_real_minute(path: Path, *, clips: tuple[str, ...] = ("basketball__mmaction2_shooting_drill.mp4",
+                      "yoga__askanything_yoga.mp4", "taichi__stgcn_ta_chi.mp4") * 2, keyframe_every: int = 60,
+                      scene_cuts: bool = True, sound: bool = False) -> Path:
+    """10 s of each real clip (by default shooting basketball, yoga, tai chi, twice: 60 s) at 30 fps, 640x360
+    H.264 with a keyframe every `keyframe_every` frames, as cameras make them (and at scene cuts unless told
+    not to), and with `sound` a tone (AAC) that rises clip by clip: a small game."""
     import imageio_ffmpeg
 
-    clips = [DATA / name for name in ("basketball__mmaction2_shooting_drill.mp4", "yoga__askanything_yoga.mp4",
-                                       "taichi__stgcn_ta_chi.mp4")] * 2
-    inputs = [arg for clip in clips for arg in ("-i", str(clip))]
-    scaled = "".join(f"[{i}:v]scale=640:360,setsar=1,fps=30[v{i}];" for i in range(6))
-    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-loglevel", "error", *inputs, "-filter_complex",
-                    scaled + "[v0][v1][v2][v3][v4][v5]concat=n=6:v=1:a=0[out]", "-map", "[out]", "-c:v", "libx264",
-                    "-preset", "veryfast", "-g", "60", "-t", "60", str(path)], check=True, timeout=300)
+    inputs = [arg for clip in clips for arg in ("-i", str(DATA / clip))]
+    graph = "".join(f"[{i}:v]scale=640:360,setsar=1,fps=30,trim=duration=10,setpts=PTS-STARTPTS[v{i}];"
+                    for i in range(len(clips)))
+    graph += "".join(f"[v{i}]" for i in range(len(clips))) + f"concat=n={len(clips)}:v=1:a=0[out]"
+    audio = []
+    if sound:
+        inputs += ["-f", "lavfi", "-i", f"aevalsrc=0.2*sin(2*PI*(220+40*floor(t/10))*t):s=48000:d={10 * len(clips)}"]
+        audio = ["-map", f"{len(clips)}:a", "-c:a", "aac", "-b:a", "96k"]
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", *inputs,
+                    "-filter_complex", graph, "-map", "[out]", *audio, "-c:v", "libx264", "-preset", "veryfast",
+                    "-g", str(keyframe_every), *([] if scene_cuts else ["-sc_threshold", "0"]),
+                    "-t", str(10 * len(clips)), str(path)], check=True, timeout=300)
     return path
 
 

@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from benchmarks.cluster_process import running_cluster
-from conftest import ARCHERY_AVI, DATA, ROOT, _free_port, assert_csv_matches, write_real_minute
+from conftest import ARCHERY_AVI, DATA, ROOT, _free_port, assert_csv_matches, files_below, write_real_minute
 
 CRICKET = DATA / "cricket__kinetics_i3d_v_CricketShot_g04_c01.mp4"  # 79 frames: 1 clip
 BASKETBALL = DATA / "basketball__mmaction2_shooting_drill.mp4"  # 300 frames at 29.97 fps: 251 at 25
@@ -55,15 +55,15 @@ def cluster(tmp_path_factory):
 
 @pytest.fixture(autouse=True)
 def uploads_gone_after_each_test(request):
-    """Every upload is deleted once its job has run (or been refused); resumable ones (in resumable/) too."""
+    """Every upload is deleted once its job has run (or been refused), or kept for its reels (kept/); resumable
+    ones (in resumable/) too."""
     if "cluster" not in request.fixturenames:
         yield
         return
     cluster = request.getfixturevalue("cluster")
     yield
     deadline = time.monotonic() + 120
-    while (left := sorted(str(p.relative_to(cluster.shared)) for p in cluster.shared.rglob("*") if not p.is_dir())) \
-            and time.monotonic() < deadline:
+    while (left := [str(p.relative_to(cluster.shared)) for p in files_below(cluster.shared)]) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert left == [], f"uploads left in SHARED_UPLOAD_DIR: {left}"
 
@@ -122,6 +122,9 @@ def test_a_job_end_to_end_with_progress_that_never_goes_backwards(cluster):
     table = httpx.get(f"{cluster.api}/jobs/{job['id']}?format=csv")  # read from Redis as well
     assert table.status_code == 200
     assert_csv_matches(table.text, result)  # its moments, then its clips
+    assert (cluster.shared / "kept" / f"{job['id']}.video").is_file()  # the worker kept it for reels
+    reel = httpx.get(f"{cluster.api}/jobs/{job['id']}/highlights", params={"label": "shooting basketball"}, timeout=300)
+    assert reel.status_code == 200 and reel.headers["content-type"] == "video/mp4" and len(reel.content) > 10_000
 
 
 def test_a_resumable_upload_cut_midway_becomes_a_job_on_the_workers(cluster):
@@ -249,6 +252,11 @@ def test_a_game_runs_in_parts_on_both_workers_with_the_one_process_result(cluste
     assert [w["index"] for w in windows["windows"]] == list(range(46))
     assert [w["start_s"] for w in windows["windows"]] == [c["start_s"] for c in one["clips"]]
     assert sorted(part for job, part in _started_parts(cluster) if job == job_id) == [0, 1, 2]
+    label = merged["segments"][-1]["label"]  # a reel of a game merged from parts, through either gateway process
+    reel = httpx.get(f"{cluster.api}/jobs/{job_id}/highlights", params={"label": label, "pad_s": 1}, timeout=300)
+    assert reel.status_code == 200 and reel.headers["x-reel-cut"] in ("copy", "encode"), reel.text
+    again = httpx.get(f"{cluster.api}/jobs/{job_id}/highlights", params={"label": label, "pad_s": 1}, timeout=300)
+    assert again.content == reel.content and again.headers["x-reel-cut"] == reel.headers["x-reel-cut"]
 
 
 def test_cancelling_a_game_stops_every_part(cluster, game):

@@ -90,7 +90,7 @@ class OwnServices:
         self.api, self.page, self.uploads = api, page, uploads
 
     def uploads_left(self) -> list[str]:
-        return sorted(p.name for p in self.uploads.iterdir())
+        return [p.name for p in files_below(self.uploads)]
 
 
 @pytest.fixture(scope="module")

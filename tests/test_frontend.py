@@ -418,7 +418,8 @@ def test_big_files_get_an_upload_token_and_their_job_is_kept_for_downloads(fake_
     followed = client.put(f"/jobs/{job_id}", headers=csrf)
     assert followed.status_code == 200
     downloads = followed.get_json()["downloads"]
-    assert downloads == {kind: f"/results/{job_id}.{kind}" for kind in ("json", "csv", "vtt", "edl")}
+    assert downloads == {**{kind: f"/results/{job_id}.{kind}" for kind in ("json", "csv", "vtt", "edl")},
+                         "highlights": f"/results/{job_id}/highlights"}  # reels from the API: it has the upload
     assert fake_api.received[-1][0] == f"/jobs/{job_id}"
     fake_api.body = {**JOB_DONE, "id": job_id}
     assert_csv_matches(client.get(downloads["csv"]).get_data(as_text=True), JOB_DONE["result"])

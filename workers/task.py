@@ -19,6 +19,7 @@ from models.recognition.recognizer import ActionRecognizer, UnknownHeadError, wi
 from models.recognition.segments import SegmentSettings
 from models.recognition.windows import Deadline, ProcessingTimeout, Stopped
 from models.video import Timeline, VideoDecodeError
+from service.highlights import KeptVideos
 from service.queue import game
 from service.recognition import JOB_HINT, ROUTE_HINT, job_time_limit_s, recognize_shared
 from service.refusals import Refused
@@ -34,7 +35,7 @@ def upload_path(settings: Settings, name: str) -> Path:
     return settings.job_upload_dir / name
 
 
-def run_job(recognizer: ActionRecognizer, settings: Settings, *, upload: str, options: dict, worker: str,
+def run_job(recognizer: ActionRecognizer, settings: Settings, *, job_id: str, upload: str, options: dict, worker: str,
             on_progress, on_window=None, cancel: threading.Event | None = None) -> dict:
     """Recognize the upload `upload` with `options` (top_k, head, filename, and time_limit_s for a synchronous
     request; a job's grows with its video); returns {"result"} or {"error"}."""
@@ -56,6 +57,8 @@ def run_job(recognizer: ActionRecognizer, settings: Settings, *, upload: str, op
         except UnknownHeadError as exc:
             return {"worker": worker, "error": {"status_code": 422, "detail": (
                 f"unknown head {exc.args[0]!r}; loaded: {', '.join(recognizer.heads)}")}}
+        if not options.get("time_limit_s"):  # a job's (not a synchronous request's): kept for its highlight reels
+            KeptVideos.from_settings(settings).keep(job_id, path)
         return {"worker": worker, "result": result}
     finally:
         path.unlink(missing_ok=True)

@@ -14,6 +14,7 @@ import time
 from celery import Task, signals
 
 from common.logs import configure_logging
+from service.highlights import KeptVideos
 from service.queue import registry
 from service.queue import game
 from service.queue.celery_app import PART_TASK, TASK, make_celery
@@ -38,7 +39,7 @@ def recognize(self: Task, job_id: str, upload: str, options: dict) -> dict:
     redelivered = bool((self.request.delivery_info or {}).get("redelivered"))
     log.info("job started", extra={"job_id": job_id, "redelivered": redelivered})
     with JobChannel(_serving["redis"], job_id, settings.jobs_ttl_s) as channel:  # windows out, a cancel in
-        answer = run_job(_serving["recognizer"], settings, upload=upload, options=options, worker=hostname,
+        answer = run_job(_serving["recognizer"], settings, job_id=job_id, upload=upload, options=options, worker=hostname,
                          on_progress=progress, on_window=channel.window, cancel=channel.cancel)
     log.info("job finished", extra={"job_id": job_id, "error": answer.get("error")})
     return answer
@@ -74,7 +75,7 @@ def _end_part(job_id: str, number: int, plan: dict, error: dict | None, hostname
     client, ttl_s = _serving["redis"], int(settings.jobs_ttl_s)
     if game.finish_part(client, job_id, number, len(plan["parts"]), ttl_s, error):
         answer = game.merge(_serving["recognizer"], client, job_id, plan, upload_path(settings, plan["upload"]),
-                            ttl_s=ttl_s)
+                            ttl_s=ttl_s, kept=KeptVideos.from_settings(settings))
         app.backend.store_result(job_id, {**answer, "worker": hostname}, "SUCCESS")
         log.info("game merged", extra={"job_id": job_id, "parts": len(plan["parts"]), "error": answer.get("error")})
 

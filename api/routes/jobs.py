@@ -7,11 +7,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse
+from fastapi.responses import FileResponse, JSONResponse
 
 from api.deps import RecognitionsDep, SegmentsDep, SettingsDep, SportQuery, accepting_work
 from api.routes.recognize import CSV_RESPONSE, REQUEST_BODY, Format, export_response
 from api.uploads import save_video
+from common.results import download_name
+from service.highlights import KeptVideos
 from service.jobs import Job
 from service.schemas import ErrorDetail, JobStatus, JobWindows
 
@@ -52,17 +54,45 @@ async def create_job(
             responses={200: CSV_RESPONSE, 404: {"model": ErrorDetail}, 409: {"model": ErrorDetail},
                        503: {"model": ErrorDetail}})
 def get_job(job_id: str, request: Request, format: Format = "json"):
+    if format == "json":
+        job = request.app.state.jobs.get(job_id)  # ExecutorUnavailable: 503
+        if job is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, "no such job (finished jobs expire)")
+        return job.public()
+    return export_response(_done(request, job_id)["result"], format)
+
+
+def _done(request: Request, job_id: str) -> dict:
+    """A finished job's public state: 404 for an unknown job, 409 until it is done (or when it failed)."""
     job = request.app.state.jobs.get(job_id)  # ExecutorUnavailable: 503
     if job is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no such job (finished jobs expire)")
     public = job.public()
-    if format == "json":
-        return public
     if public["status"] == "failed":
         raise HTTPException(status.HTTP_409_CONFLICT, f"the job failed, so it has no moments or clips: {public['error']['detail']}")
     if public["status"] != "done":
         raise HTTPException(status.HTTP_409_CONFLICT, f"the job is {public['status']}; its moments and clips come when it is done")
-    return export_response(public["result"], format)
+    return public
+
+
+@router.get("/{job_id}/highlights", response_class=FileResponse,
+            responses={200: {"content": {"video/mp4": {}}, "description": "the reel, H.264 MP4 with the audio"}}
+            | {code: {"model": ErrorDetail} for code in (404, 409, 410, 422, 503, 507)},
+            summary="A highlight reel: every moment of the actions asked for, padded, in one MP4")
+def get_highlights(
+    job_id: str,
+    request: Request,
+    settings: SettingsDep,
+    label: Annotated[list[str], Query(min_length=1, description="an action with moments in the result; repeat it "
+                                                                "for several (their moments in time order)")],
+    pad_s: Annotated[float, Query(ge=0, le=30, description="seconds shown before and after each moment; moments "
+                                                           "whose padding meets are one piece")] = 2.0,
+):
+    result = _done(request, job_id)["result"]
+    reel, cut = KeptVideos.from_settings(settings).reel(job_id, result, label, pad_s)  # Refused: 410, 422, 503, 507
+    actions = "+".join("".join(c if c.isalnum() else "_" for c in action) for action in sorted(set(label)))
+    name = download_name(result, f".{actions[:80]}.highlights.mp4")
+    return FileResponse(reel, media_type="video/mp4", filename=name, headers={"X-Reel-Cut": cut})
 
 
 @router.get("/{job_id}/windows", response_model=JobWindows, responses={404: {"model": ErrorDetail}, 503: {"model": ErrorDetail}},

@@ -30,6 +30,7 @@ from models.recognition.recognizer import ActionRecognizer, ClipRun, ClipSetting
 from models.recognition.segments import SegmentSettings
 from models.sports import UnknownSportError
 from models.video import StreamIndex, Timeline, VideoDecodeError, VideoInfo, index_stream
+from service.highlights import KeptVideos
 from service.jobs import JobState
 from service.queue.progress import PREFIX, cancel_requested
 from service.settings import Settings
@@ -140,9 +141,9 @@ def finish_part(client: redis.Redis, job_id: str, number: int, parts: int, ttl_s
 
 
 def merge(recognizer: ActionRecognizer, client: redis.Redis, job_id: str, plan: dict, upload_path: Path,
-          *, ttl_s: int) -> dict:
+          *, ttl_s: int, kept: KeptVideos | None = None) -> dict:
     """The job's answer, `{"result"}` as one process gives it or `{"error"}` of its first failed part; the parts'
-    files and the upload deleted."""
+    files deleted, and the upload too unless `kept` keeps it for the job's highlight reels."""
     started = time.perf_counter()
     try:
         errors = {int(k): json.loads(v) for k, v in client.hgetall(_key(job_id, "errors")).items()}
@@ -177,6 +178,8 @@ def merge(recognizer: ActionRecognizer, client: redis.Redis, job_id: str, plan: 
         except UnknownHeadError as exc:
             return {"error": {"status_code": 422, "detail": f"unknown head {exc.args[0]!r}; loaded: "
                                                             f"{', '.join(recognizer.heads)}"}}
+        if kept is not None:
+            kept.keep(job_id, upload_path)
         return {"result": result}
     finally:
         for number in range(len(plan["parts"])):

@@ -1,0 +1,213 @@
+"""Highlight reels: `GET /jobs/{id}/highlights` on a real game with sound, cut by stream copy or re-encoded, the
+reel recognized again as its action; the kept videos' bounds; the page's reels of its own results."""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from pathlib import Path
+
+import av
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+from api.main import app
+from common.reels import NoRoomForReel, ReelTooSlow, Span, copy_slack_s, make_reel, reel_spans
+from conftest import files_below, write_real_minute
+from service.highlights import KeptVideos
+from service.settings import Settings, get_settings
+
+SHOOTING = "shooting basketball"
+# basketball, yoga, basketball: two moments of shooting with yoga between
+GAME_CLIPS = ("basketball__mmaction2_shooting_drill.mp4", "yoga__askanything_yoga.mp4",
+              "basketball__mmaction2_shooting_drill.mp4")
+
+
+@pytest.fixture(scope="module")
+def games(tmp_path_factory):
+    """The same 30-s game with a tone, with a keyframe every second (as phones and broadcasts make them) and
+    every 15 s only (as some encoders do: a reel from it must be re-encoded)."""
+    folder = tmp_path_factory.mktemp("reel-games")
+    return {every: write_real_minute(folder / f"game-g{every}.mp4", clips=GAME_CLIPS, keyframe_every=every, sound=True,
+                                     scene_cuts=every < 450) for every in (30, 450)}
+
+
+@pytest.fixture(scope="module")
+def upload_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("uploads")
+
+
+@pytest.fixture(scope="module")
+def client(saved_model_dir, upload_dir):
+    settings = Settings(model_handle=str(saved_model_dir), upload_dir=upload_dir)
+    app.dependency_overrides[get_settings] = lambda: settings
+    with TestClient(app) as test_client:
+        yield test_client
+    app.dependency_overrides.clear()
+
+
+def _done(client, video: Path) -> dict:
+    job = client.post("/jobs", files={"video": (video.name, video.read_bytes(), "video/mp4")})
+    assert job.status_code == 202, job.text
+    deadline = time.monotonic() + 300
+    while (state := client.get(f"/jobs/{job.json()['id']}").json())["status"] not in ("done", "failed"):
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    assert state["status"] == "done", state
+    return state
+
+
+def _streams(path: Path) -> tuple[float, list[str]]:
+    """(the reel's duration in seconds, its streams' types), every video frame decoded."""
+    with av.open(str(path)) as container:
+        frames = sum(1 for _ in container.decode(video=0))
+        assert frames > 0
+        return float(container.duration / 1e6), sorted(s.type for s in container.streams)
+
+
+def test_spans_are_padded_joined_where_pads_meet_and_kept_within_the_video():
+    result = {"video": {"duration_s": 60.0}, "segments": [
+        {"label": "a", "start_s": 1.0, "end_s": 5.0}, {"label": "b", "start_s": 6.0, "end_s": 9.0},
+        {"label": "a", "start_s": 8.0, "end_s": 12.0}, {"label": "a", "start_s": 30.0, "end_s": 59.0}]}
+    assert reel_spans(result, ["a"], pad_s=2) == [Span(0.0, 14.0), Span(28.0, 60.0)]  # 3-7 and 6-14 meet
+    assert reel_spans(result, ["a"], pad_s=0) == [Span(1.0, 5.0), Span(8.0, 12.0), Span(30.0, 59.0)]
+    assert reel_spans(result, ["a", "b"], pad_s=0.5) == [Span(0.5, 12.5), Span(29.5, 59.5)]  # 5.5 touches 5.5
+    assert reel_spans(result, ["z"], pad_s=2) == []
+
+
+def test_a_jobs_reel_shows_every_moment_of_its_action_with_its_sound(client, games, upload_dir, tmp_path):
+    """Stream copy from the keyframes: each piece starts at most its padding early, the moments are all in it (the
+    model ranks the reel as the action), with the game's sound; made once, then the same file; the API's errors."""
+    state = _done(client, games[30])
+    job_id, result = state["id"], state["result"]
+    shooting = [s for s in result["segments"] if s["label"] == SHOOTING]
+    assert len(shooting) == 2, result["segments"]  # the two basketball clips, the yoga between them
+    assert (upload_dir / "kept" / f"{job_id}.video").is_file() and files_below(upload_dir) == []  # kept, nothing else
+
+    reel = client.get(f"/jobs/{job_id}/highlights", params={"label": SHOOTING, "pad_s": 1})
+    assert reel.status_code == 200, reel.text
+    assert reel.headers["content-type"] == "video/mp4" and reel.headers["x-reel-cut"] == "copy"
+    assert reel.headers["content-disposition"] == \
+        'attachment; filename="game-g30.shooting_basketball.highlights.mp4"'
+    saved = tmp_path / "reel.mp4"
+    saved.write_bytes(reel.content)
+    duration, streams = _streams(saved)
+    spans = reel_spans(result, [SHOOTING], pad_s=1)
+    assert len(spans) == 2 and streams == ["audio", "video"]
+    asked = sum(span.seconds for span in spans)
+    assert asked - 0.1 <= duration <= asked + len(spans) * (copy_slack_s(1) + 0.1), (duration, spans)
+    ranked = client.app.state.recognizer.recognize(saved)
+    assert ranked["actions"][0]["label"] == SHOOTING and "yoga" not in {s["label"] for s in ranked["segments"]}
+
+    kept = sorted(p.name for p in (upload_dir / "kept").iterdir())
+    again = client.get(f"/jobs/{job_id}/highlights", params={"label": SHOOTING, "pad_s": 1})
+    assert again.content == reel.content and sorted(p.name for p in (upload_dir / "kept").iterdir()) == kept
+
+    both = client.get(f"/jobs/{job_id}/highlights", params={"label": [SHOOTING, "yoga"], "pad_s": 1})
+    assert both.status_code == 200 and len(both.content) > len(reel.content)
+    saved.write_bytes(both.content)
+    assert _streams(saved)[0] >= sum(s.seconds for s in reel_spans(result, [SHOOTING, "yoga"], pad_s=1)) - 0.1
+
+    none = client.get(f"/jobs/{job_id}/highlights", params={"label": "surfing water"})
+    assert none.status_code == 422 and "no moment of 'surfing water'" in none.json()["detail"]
+    assert SHOOTING in none.json()["detail"]  # the labels it does have
+    assert client.get(f"/jobs/{job_id}/highlights").status_code == 422  # no label
+    assert client.get(f"/jobs/{job_id}/highlights", params={"label": SHOOTING, "pad_s": 99}).status_code == 422
+    assert client.get("/jobs/nope/highlights", params={"label": SHOOTING}).status_code == 404
+    running = client.post("/jobs", files={"video": ("g.mp4", games[450].read_bytes(), "video/mp4")}).json()["id"]
+    busy = client.get(f"/jobs/{running}/highlights", params={"label": SHOOTING})
+    assert busy.status_code == 409 and "come when it is done" in busy.json()["detail"]
+    client.delete(f"/jobs/{running}")
+
+    (upload_dir / "kept" / f"{job_id}.video").unlink()  # as the oldest goes when room is needed
+    gone = client.get(f"/jobs/{job_id}/highlights", params={"label": "yoga", "pad_s": 1})
+    assert gone.status_code == 410 and "no longer kept" in gone.json()["detail"]
+    deadline = time.monotonic() + 30
+    while files_below(upload_dir) and time.monotonic() < deadline:  # the cancelled job's upload
+        time.sleep(0.1)
+    assert files_below(upload_dir) == []
+
+
+def test_far_apart_keyframes_get_a_frame_exact_reencoded_reel(client, games, tmp_path):
+    """With a keyframe every 15 s not every piece can start near its moment by copying: every piece is re-encoded,
+    to the frame, with its sound, and the model still ranks the reel as the action."""
+    result = client.app.state.recognizer.recognize(games[450])
+    target = tmp_path / "reel.mp4"
+    assert make_reel(games[450], result, [SHOOTING], target, pad_s=0.5) == "encode"
+    duration, streams = _streams(target)
+    assert streams == ["audio", "video"]
+    assert duration == pytest.approx(sum(s.seconds for s in reel_spans(result, [SHOOTING], pad_s=0.5)), abs=0.15)
+    assert client.app.state.recognizer.recognize(target)["actions"][0]["label"] == SHOOTING
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["reel.mp4"]  # its pieces deleted
+
+
+def test_a_reel_without_the_disk_or_the_time_for_it_is_refused_and_leaves_nothing(games, tmp_path):
+    result = {"video": {"duration_s": 30.0}, "segments": [{"label": "a", "start_s": 2.0, "end_s": 8.0}]}
+    with pytest.raises(NoRoomForReel, match="would not leave"):
+        make_reel(games[450], result, ["a"], tmp_path / "r.mp4", disk_reserve_bytes=1 << 60)
+    with pytest.raises(ReelTooSlow):
+        make_reel(games[450], result, ["a"], tmp_path / "r.mp4", timeout_s=0.01)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_kept_videos_last_as_long_as_results_and_within_their_room(tmp_path):
+    folder = tmp_path / "kept"
+    kept = KeptVideos(folder, ttl_s=100, max_bytes=3000)
+
+    def upload(name: str, size: int) -> Path:
+        path = tmp_path / name
+        path.write_bytes(b"x" * size)
+        return path
+
+    assert kept.keep("a", upload("a.upload", 1000)) and kept.keep("b", upload("b.upload", 1000))
+    (folder / "a.reel-1.copy.mp4").write_bytes(b"x" * 500)  # a's reel, and a lock and a half-made one
+    (folder / "a.reel-1.lock").touch()
+    (folder / ".a.reel-2.partial.x1").mkdir()
+    now = time.time()
+    os.utime(folder / "b.video", (now - 10, now - 10))
+    os.utime(folder / "a.video", (now - 20, now - 20))
+    assert not kept.keep("big", upload("big.upload", 3001))  # more than all the room: not kept, and deleted
+    assert kept.keep("c", upload("c.upload", 1000))  # a (the oldest, 1500 bytes with its reel) makes room
+    assert sorted(p.name for p in folder.iterdir()) == ["b.video", "c.video"]
+    assert [p.name for p in tmp_path.iterdir()] == ["kept"]  # every upload moved or deleted
+    assert kept.source("b") == folder / "b.video" and kept.source("a") is None
+    assert kept.sweep(now=now + 89) == 0 and kept.sweep(now=now + 101) == 2 and list(folder.iterdir()) == []
+    off = KeptVideos(tmp_path / "off", ttl_s=100, max_bytes=0)  # KEPT_VIDEOS_GB=0: none kept
+    assert not off.keep("d", upload("d.upload", 10)) and not (tmp_path / "d.upload").exists()
+
+
+def test_the_pages_reels_of_its_own_upload_and_of_its_jobs(live_services, games):
+    """A result of the page without JavaScript (synchronous): its reel is cut by the page from its copy; a job
+    sent through the page: its reel comes from the API. Both play the moments with sound."""
+    with httpx.Client(base_url=live_services["web"], timeout=300) as browser:
+        token = re.search(r'name="csrf_token" value="([^"]+)"', browser.get("/").text).group(1)
+        with open(games[30], "rb") as f:
+            page = browser.post("/recognize", data={"csrf_token": token}, files={"video": ("game.mp4", f, "video/mp4")})
+        assert page.status_code == 200, page.text[-2000:]
+        stem = re.search(r'href="/results/([0-9a-f]{32})\.json"', page.text).group(1)
+        reel = browser.get(f"/results/{stem}/highlights", params={"label": SHOOTING, "pad_s": 1})
+        assert reel.status_code == 200 and reel.headers["content-type"] == "video/mp4", reel.text[-500:]
+        assert re.search(r'filename="?game\.shooting_basketball\.highlights\.mp4', reel.headers["content-disposition"])
+        first = reel.content
+        assert browser.get(f"/results/{stem}/highlights", params={"label": SHOOTING, "pad_s": 1}).content == first
+        missing = browser.get(f"/results/{stem}/highlights", params={"label": "surfing water"})
+        assert missing.status_code == 422 and "no moment of surfing water" in missing.text
+        assert browser.get(f"/results/{stem}/highlights").status_code == 422
+        assert browser.get(f"/results/{'0' * 32}/highlights", params={"label": SHOOTING}).status_code == 404
+
+        with open(games[30], "rb") as f:
+            job = browser.post("/jobs", data={"csrf_token": token}, files={"video": ("game.mp4", f, "video/mp4")})
+        assert job.status_code == 202, job.text
+        body = job.json()
+        deadline = time.monotonic() + 300
+        while (state := browser.get(f"/jobs/{body['job_id']}").json())["status"] not in ("done", "failed"):
+            assert time.monotonic() < deadline
+            time.sleep(0.3)
+        assert state["status"] == "done"
+        from_api = browser.get(body["downloads"]["highlights"], params={"label": SHOOTING, "pad_s": 1})
+        assert from_api.status_code == 200 and from_api.headers["content-type"] == "video/mp4"
+        direct = httpx.get(f"{live_services['api']}/jobs/{body['job_id']}/highlights",
+                           params={"label": SHOOTING, "pad_s": 1}, timeout=300)
+        assert from_api.content == direct.content  # the API's reel, cut from the original upload
