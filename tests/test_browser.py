@@ -9,6 +9,7 @@ import json
 import os
 import re
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,8 @@ from cutting_proxy import CuttingProxy
 
 
 def test_upload_progress_result_player_and_timeline(page, live_services):
+    from playwright.sync_api import expect
+
     page.goto(live_services["web"])
     page.screenshot(path=str(ARTIFACTS / "01-upload-page.png"))
     page.set_input_files("#video", str(ARCHERY_AVI))
@@ -34,13 +37,17 @@ def test_upload_progress_result_player_and_timeline(page, live_services):
     duration = page.evaluate("document.querySelector('#player').duration")
     assert duration == pytest.approx(131 / 25, abs=0.15)  # the transcoded AVI plays in the browser
 
-    segments = page.locator(".timeline .segment")
-    assert segments.count() == 4
-    assert "archery" in segments.nth(2).get_attribute("title")
-    start = float(segments.nth(2).get_attribute("data-start"))
-    segments.nth(2).click()
-    page.wait_for_function(f"Math.abs(document.querySelector('#player').currentTime - {start}) < 0.1")
-    assert "current" in segments.nth(2).get_attribute("class")
+    assert page.inner_text(".moment-group .label >> nth=0") == "archery"  # the moments lead
+    timeline = page.locator("#timeline")
+    assert float(timeline.get_attribute("data-view-start")) == 0
+    assert float(timeline.get_attribute("data-view-end")) == pytest.approx(131 / 25, abs=0.05)
+    timeline.scroll_into_view_if_needed()
+    box = timeline.bounding_box()
+    page.mouse.click(box["x"] + box["width"] * 0.75, box["y"] + box["height"] * 0.8)  # the window strip, 3/4 in
+    page.wait_for_function(f"Math.abs(document.querySelector('#player').currentTime - {0.75 * 131 / 25}) < 0.15")
+    assert not page.locator("#clips-details").evaluate("d => d.open")  # the table is folded away
+    page.click("#clips-details summary")
+    expect(page.locator("#clips-details tbody tr")).to_have_count(4)
     page.screenshot(path=str(ARTIFACTS / "03-result.png"), full_page=True)
 
     downloads = {}
@@ -192,3 +199,162 @@ def test_the_sport_picker_narrows_the_ranking(page, live_services):
     assert page.locator("#download-edl").count() == 1
     page.goto(f"{live_services['web']}/live")
     assert page.locator("#live-sport option").count() > 20  # the live page offers the same sports
+
+
+def _tiled(result: dict, blocks: int) -> dict:
+    """`result` repeated `blocks` times end to end (times shifted by its length), every other copy's moments at
+    half their confidence so that the confidence filter has something to do: a game's worth of real windows."""
+    length, clips, segments = result["video"]["duration_s"], [], []
+    for block in range(blocks):
+        shift, scale = block * length, 1.0 if block % 2 == 0 else 0.5
+        for clip in result["clips"]:
+            clips.append({**clip, "index": len(clips), "start_s": round(clip["start_s"] + shift, 3),
+                          "end_s": round(clip["end_s"] + shift, 3)})
+        for segment in result["segments"]:
+            segments.append({**segment, "start_s": round(segment["start_s"] + shift, 3),
+                             "end_s": round(segment["end_s"] + shift, 3), "confidence": segment["confidence"] * scale})
+    return {**result, "clips": clips, "segments": segments, "video": {**result["video"], "duration_s": length * blocks}}
+
+
+def test_a_whole_game_reads_as_its_moments_on_a_timeline_that_zooms_and_pans(page, live_services, tmp_path):
+    """A real 30-s game (shooting basketball, yoga, shooting basketball, with sound) through the page; its job's
+    result tiled to about 4,000 windows (91 minutes) as it reaches the page: the moments grouped with counts and
+    time, the filters, the canvas timeline zoomed and panned, the paged table, and a Reel from the API."""
+    import av
+    from playwright.sync_api import expect
+
+    from conftest import write_real_minute
+
+    game = write_real_minute(tmp_path / "game.mp4", clips=("basketball__mmaction2_shooting_drill.mp4",
+                             "yoga__askanything_yoga.mp4", "basketball__mmaction2_shooting_drill.mp4"),
+                             keyframe_every=30, sound=True)
+    errors: list[str] = []
+    page.on("console", lambda message: message.type == "error" and errors.append(message.text))
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    long: dict = {}
+
+    def job_status(route):
+        response = route.fetch()
+        body = response.json()
+        if body.get("status") == "done":
+            real = body["result"]
+            long.update(_tiled(real, max(1, 4000 // len(real["clips"]))))
+            long["real"] = real
+            body["result"] = {k: v for k, v in long.items() if k != "real"}
+            long["fulfilled"] = time.perf_counter()
+        route.fulfill(response=response, body=json.dumps(body), headers={**response.headers,
+                                                                          "content-length": str(len(json.dumps(body)))})
+
+    page.route(re.compile(r".*/jobs/[0-9a-f]{32}$"), job_status)
+    page.goto(live_services["web"])
+    page.set_input_files("#video", str(game))
+    page.click("#submit")
+    page.wait_for_selector(".moment-group", timeout=300_000)
+    print(f"a result of {len(long['clips'])} windows and {len(long['segments'])} moments rendered in "
+          f"{time.perf_counter() - long['fulfilled']:.2f} s (from the answer to the moments shown)")
+    assert len(long["clips"]) >= 3900
+    expected: dict[str, list] = {}
+    for segment in long["segments"]:
+        expected.setdefault(segment["label"], []).append(segment)
+    groups = page.locator(".moment-group")
+    assert groups.count() == len(expected)
+    totals = {label: sum(s["end_s"] - s["start_s"] for s in found) for label, found in expected.items()}
+    first = max(totals, key=totals.get)  # the action with the most time leads
+    assert groups.nth(0).get_attribute("data-label") == first
+    assert groups.nth(0).locator(".moment").count() == len(expected[first])
+    assert f"{len(expected[first])} ×" in groups.nth(0).inner_text()
+    reel = groups.nth(0).locator("a.reel")
+    assert reel.get_attribute("href").endswith(f"/highlights?label={first.replace(' ', '%20')}")
+
+    timeline = page.locator("#timeline")
+    view = lambda: (float(timeline.get_attribute("data-view-start")), float(timeline.get_attribute("data-view-end")))
+    whole = long["video"]["duration_s"]
+    assert view() == (0, pytest.approx(whole, abs=0.01))
+    assert int(timeline.get_attribute("data-segments")) == len(long["segments"])
+    page.screenshot(path=str(ARTIFACTS / "10-game-result.png"), full_page=True)
+
+    page.select_option("#moment-action", "yoga")  # the filter by action: the list and the drawn moments
+    assert groups.count() == 1 and groups.nth(0).get_attribute("data-label") == "yoga"
+    assert int(timeline.get_attribute("data-segments")) == len(expected["yoga"])
+    page.select_option("#moment-action", "")
+    page.locator("#moment-min").evaluate("e => { e.value = '60'; e.dispatchEvent(new Event('input')); }")
+    confident = [s for s in long["segments"] if s["confidence"] >= 0.6]
+    assert 0 < len(confident) < len(long["segments"])
+    assert page.locator(".moment").count() == len(confident)
+    assert int(timeline.get_attribute("data-segments")) == len(confident)
+
+    moment = page.locator(".moment >> nth=0")  # the first moment plays: the player seeks to it
+    start = float(moment.get_attribute("data-start"))
+    moment.click()
+    page.wait_for_function(f"Math.abs(document.querySelector('#player').currentTime - {start}) < 0.1")
+
+    page.click("#zoom-in")
+    page.click("#zoom-in")
+    start_s, end_s = view()
+    assert end_s - start_s == pytest.approx(whole / 4, rel=0.01)
+    timeline.scroll_into_view_if_needed()
+    box = timeline.bounding_box()
+    page.mouse.move(box["x"] + box["width"] * 0.6, box["y"] + box["height"] / 2)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] * 0.3, box["y"] + box["height"] / 2, steps=5)
+    page.mouse.up()
+    panned = view()
+    assert panned[0] == pytest.approx(start_s + 0.3 * (end_s - start_s), rel=0.02)  # dragged left: later times
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] * 0.8)  # over the window strip
+    for _ in range(10):
+        page.mouse.wheel(0, -120)  # the wheel zooms in around the pointer
+    expect(timeline).not_to_have_attribute("data-view-end", str(panned[1]))
+    zoomed = view()
+    assert zoomed[1] - zoomed[0] < (panned[1] - panned[0]) / 3
+    assert "window" in page.inner_text(".timeline-tip")  # what is under the pointer
+    page.screenshot(path=str(ARTIFACTS / "11-game-zoomed.png"))
+    page.click("#zoom-reset")
+    assert view() == (0, pytest.approx(whole, abs=0.01))
+
+    table = page.locator("#clips-details")
+    assert not table.evaluate("d => d.open") and table.locator("tbody tr").count() == 0  # folded, and not made yet
+    page.click("#clips-details summary")
+    expect(table.locator("tbody tr")).to_have_count(100)
+    pages = -(-len(long["clips"]) // 100)
+    assert page.inner_text("#clips-page") == f"page 1 of {pages}"
+    page.click("#clips-next")
+    assert page.inner_text("#clips-page") == f"page 2 of {pages}"
+    assert table.locator("tbody tr >> nth=0").locator("td >> nth=0").inner_text() == "101"
+
+    with page.expect_download(timeout=300_000) as download:  # the Reel: the API cuts it from the real job
+        page.click(f'.moment-group[data-label="{first}"] a.reel')
+    with av.open(download.value.path()) as container:
+        assert {s.type for s in container.streams} == {"video", "audio"} and container.duration / 1e6 > 5
+    assert download.value.suggested_filename.endswith(".highlights.mp4")
+    assert errors == []
+
+
+def test_the_result_page_without_javascript_and_with_it(browser, page, live_services):
+    """The plain form's result page: its moments and table readable with JavaScript off; with it on, the same
+    moments become the interactive ones, with the timeline and a Reel per action."""
+    plain = browser.new_context(java_script_enabled=False)
+    try:
+        bare = plain.new_page()
+        bare.goto(live_services["web"])
+        bare.set_input_files("#video", str(ARCHERY_AVI))
+        bare.click("#submit")
+        bare.wait_for_selector("#moments-static", timeout=300_000)
+        assert bare.inner_text("#moments-static .moment-group .label") == "archery"
+        assert "/highlights?label=archery" in bare.get_attribute("#moments-static a.reel", "href")
+        assert bare.locator("#clips-static tbody tr").count() == 4
+    finally:
+        plain.close()
+    errors: list[str] = []
+    page.on("console", lambda message: message.type == "error" and errors.append(message.text))
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(live_services["web"])
+    page.set_input_files("#video", str(ARCHERY_AVI))
+    page.evaluate("HTMLFormElement.prototype.submit.call(document.getElementById('upload-form'))")  # as without script
+    page.wait_for_selector("#timeline", timeout=300_000)
+    assert page.locator("#moments-static").count() == 0 and page.locator("#clips-static").count() == 0
+    assert page.get_attribute(".moment-group", "data-label") == "archery"
+    with page.expect_download(timeout=300_000) as download:  # cut by the page from its own copy
+        page.click(".moment-group a.reel")
+    assert download.value.suggested_filename == "archery__paddlevideo_example.archery.highlights.mp4"
+    page.screenshot(path=str(ARTIFACTS / "12-result-page.png"), full_page=True)
+    assert errors == []

@@ -6,73 +6,7 @@
   const POLL_MS = 1000;
   const STILL_SELECTED = "Your video is still selected: press “Recognize actions” to send it again.";
 
-  function el(tag, attrs = {}, ...children) {
-    const node = document.createElement(tag);
-    for (const [key, value] of Object.entries(attrs)) {
-      if (key === "class") node.className = value;
-      else if (key === "text") node.textContent = value;
-      else node.setAttribute(key, value);
-    }
-    for (const child of children) if (child) node.append(child);
-    return node;
-  }
-
-  const percent = (p) => `${(p * 100).toFixed(1)}%`;
-  const seconds = (s) => `${s.toFixed(1)}`;
-
-  function hue(label) {
-    let h = 0;
-    for (const ch of label) h = (h * 31 + ch.codePointAt(0)) % 360;
-    return h;
-  }
-  const colour = (label) => `hsl(${hue(label)} 65% 45%)`;
-
-  // One segment per clip: clip i covers [start_i, start_{i+1}) so that overlapping clips tile the video.
-  function segments(clips, duration) {
-    return clips.map((clip, i) => {
-      const start = clip.start_s;
-      const end = i + 1 < clips.length ? clips[i + 1].start_s : Math.max(clip.end_s, duration);
-      return { clip, start, end };
-    });
-  }
-
-  function buildTimeline(result, video) {
-    const duration = result.video.duration_s || result.clips[result.clips.length - 1].end_s;
-    const parts = segments(result.clips, duration);
-    const bar = el("div", { class: "timeline", role: "group", "aria-label": "Timeline: top action of each clip" });
-    const legend = el("ul", { class: "legend" });
-    const seen = new Set();
-    for (const { clip, start, end } of parts) {
-      const top = clip.actions[0];
-      const tip = `${seconds(clip.start_s)}–${seconds(clip.end_s)} s: ${top.label} (${percent(top.confidence)})`;
-      const button = el("button", {
-        type: "button", class: "segment", title: tip, "aria-label": tip,
-        "data-start": String(start), "data-end": String(end),
-        style: `width:${((end - start) / duration) * 100}%;background:${colour(top.label)}`,
-      });
-      button.addEventListener("click", () => {
-        video.currentTime = start;
-        highlight(bar, start);
-      });
-      bar.append(button);
-      if (!seen.has(top.label)) {
-        seen.add(top.label);
-        legend.append(el("li", {}, el("span", { class: "swatch", style: `background:${colour(top.label)}` }),
-          document.createTextNode(top.label)));
-      }
-    }
-    video.addEventListener("timeupdate", () => highlight(bar, video.currentTime));
-    return el("section", { class: "timeline-section" }, el("h2", { text: "Timeline" }), bar, legend);
-  }
-
-  function highlight(bar, time) {
-    for (const seg of bar.children) {
-      const on = time >= Number(seg.dataset.start) && time < Number(seg.dataset.end);
-      seg.classList.toggle("current", on);
-      if (on) seg.setAttribute("aria-current", "true");
-      else seg.removeAttribute("aria-current");
-    }
-  }
+  const { el, percent } = window.Results;  // static/js/game.js
 
   function downloadLinks(downloads) {
     if (!downloads) return null;
@@ -100,33 +34,31 @@
         el("span", { class: "bar" }, el("span", { style: `width:${percent(action.confidence)}` })),
         el("span", { class: "confidence", text: percent(action.confidence) })));
     }
-    const rows = el("tbody");
-    for (const clip of result.clips) {
-      rows.append(el("tr", {},
-        el("td", { text: `${seconds(clip.start_s)}–${seconds(clip.end_s)} s` }),
-        el("td", { text: clip.actions.map((a) => `${a.label} (${percent(a.confidence)})`).join(", ") })));
-    }
+    const game = window.Results.parts(result, video, downloads);
     root.append(
       el("h1", { text: filename }),
       el("div", { class: "result" },
         el("section", { class: "player" }, video, note ? el("p", { class: "hint", text: note }) : null,
-          downloadLinks(downloads), el("p", { class: "meta", text: meta })),
-        el("section", { class: "actions" },
-          el("h2", {}, document.createTextNode("Actions "),
-            el("small", { id: "ranked-by", text: `(${result.head}${result.sport ? `, ${result.sport}` : ""})` })), actions)),
-      buildTimeline(result, video),
-      el("section", { class: "clips" }, el("h2", { text: "Clip by clip" }),
-        el("table", {}, el("thead", {}, el("tr", {}, el("th", { text: "Time" }), el("th", { text: "Top actions" }))), rows)));
+          downloadLinks(downloads), el("p", { class: "meta", text: meta }), game.timeline),
+        el("div", { class: "side" }, game.moments,
+          el("section", { class: "actions" },
+            el("h2", {}, document.createTextNode("Actions "),
+              el("small", { id: "ranked-by", text: `(${result.head}${result.sport ? `, ${result.sport}` : ""})` })), actions))),
+      game.table);
     root.hidden = false;
   }
 
-  // The server-rendered result page: add the timeline under the player.
+  // The server-rendered result page: its plain moments and table become the interactive ones, with the timeline.
   function enhanceResultPage() {
     const data = document.getElementById("result-data");
     const video = document.getElementById("player");
+    const root = document.getElementById("result");
     if (!data || !video) return;
-    const result = JSON.parse(data.textContent);
-    document.querySelector("#result .result").after(buildTimeline(result, video));
+    const downloads = root.dataset.highlights ? { highlights: root.dataset.highlights } : null;
+    const game = window.Results.parts(JSON.parse(data.textContent), video, downloads);
+    document.getElementById("moments-static").replaceWith(game.moments);
+    document.querySelector("#result .player").append(game.timeline);
+    document.getElementById("clips-static").replaceWith(game.table);
   }
 
   function uploadPage(form) {
