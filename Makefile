@@ -14,7 +14,7 @@ CELERY_WORKER := $(BIN)/celery -A workers.worker worker --pool=solo --concurrenc
 # Two malloc arenas keep the API's memory flat from request to request (scripts/soak.py measures it).
 export MALLOC_ARENA_MAX ?= 2
 
-.PHONY: setup int8 browser redis run api frontend worker cluster test soak load bench bench-avx2 bench-cluster bench-live bench-gpu bench-game bench-moments bench-reels clean
+.PHONY: setup int8 browser redis postgres run api frontend worker cluster test soak load bench bench-avx2 bench-cluster bench-live bench-gpu bench-game bench-moments bench-reels clean
 
 setup: $(INSTALLED) $(SAVED_MODEL) int8
 
@@ -56,6 +56,10 @@ browser:
 redis:
 	@command -v redis-server >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends redis-server; }
 
+# Debian's PostgreSQL, for the library on several machines (the tests start a throwaway cluster of their own).
+postgres:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql; }
+
 # One queue worker for the broker at JOBS_BROKER_URL (docs/deployment.md); SHARED_UPLOAD_DIR as the API's.
 worker: setup
 	$(CELERY_WORKER)
@@ -70,7 +74,7 @@ cluster: setup redis
 	API_URL=http://127.0.0.1:$(API_PORT) $(BIN)/flask --app frontend run --host $(HOST) --port $(FRONTEND_PORT) & \
 	$(BIN)/python -m api --host $(HOST) --port $(API_PORT)
 
-test: setup browser redis
+test: setup browser redis postgres
 	$(BIN)/python -m pytest
 
 # 100 sequential requests against a fresh API; fails if its RSS grows by 5% or more after warm-up.

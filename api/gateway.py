@@ -24,6 +24,7 @@ from api.uploads import save_video
 from models.recognition.segments import SegmentSettings
 from service import metrics
 from service.jobs import Job, JobState
+from service.library.store import Library
 from service.queue import registry
 from service.queue.celery_app import make_celery
 from service.queue.executor import BROKER_ERRORS, BrokerUnavailable, QueuedJobs
@@ -131,6 +132,7 @@ async def serving_gateway(app: FastAPI, settings: Settings) -> AsyncIterator[Non
     jobs = QueuedJobs(celery, redis_client, lambda: settings.jobs_max_queued, ttl_s=settings.jobs_ttl_s,
                       settings=settings)
     app.state.jobs = jobs
+    app.state.library = Library.open(settings)  # results are stored by the workers; listed and searched here
     app.state.recognitions = GatewayRecognitions(app, settings, jobs, redis_client)
     metrics.JOBS_QUEUED.set_function(jobs.queued)  # jobs waiting for a worker, in Redis
     log.info("ready as a gateway", extra={"broker": _safe_url(settings.jobs_broker_url),
@@ -139,6 +141,7 @@ async def serving_gateway(app: FastAPI, settings: Settings) -> AsyncIterator[Non
         yield
     finally:
         jobs.close()
+        app.state.library.close()
 
 
 def _safe_url(url: str) -> str:

@@ -19,13 +19,14 @@ from api.live.tokens import LiveTokens
 from api.local import LocalRecognitions
 from api.refusals import install_refusals
 from api.resumable.lifecycle import serving_uploads
-from api.routes import jobs, live, meta, recognize, uploads
+from api.routes import jobs, library, live, meta, recognize, uploads
 from api.sole_process import sole_process
 from api.uploads import sweep_uploads
 from common.logs import configure_logging
 from service import metrics
 from service.highlights import KeptVideos
 from service.jobs import InProcessJobs, Job
+from service.library.store import Library, analysis
 from service.model import open_recognizer
 from service.recognition import JOB_HINT, job_time_limit_s, recognize_shared
 from service.refusals import Refused
@@ -67,19 +68,24 @@ async def _serving(app: FastAPI, settings: Settings):
     kept = KeptVideos.from_settings(settings)
     kept.sweep()
 
+    library = Library.open(settings)
+
     def run_job(job: Job) -> dict:
+        analysed = analysis(settings, head=job.head, sport=job.sport, top_k=job.top_k, segments=job.segments)
         try:
             with app.state.drain.cancellable(job.cancel):  # DELETE /jobs/{id} sets it too
-                result = recognize_shared(recognizer, job.video, top_k=job.top_k, filename=job.filename,
-                                          head=job.head, segments=job.segments, sport=job.sport,
-                                          timeout_s=job_time_limit_s(settings, job.video), on_progress=job.progress,
-                                          on_window=job.windows.append, cancel=job.cancel, hint=JOB_HINT)
+                result = library.recognized(job.video, analysed, lambda: recognize_shared(
+                    recognizer, job.video, top_k=job.top_k, filename=job.filename, head=job.head,
+                    segments=job.segments, sport=job.sport, timeout_s=job_time_limit_s(settings, job.video),
+                    on_progress=job.progress, on_window=job.windows.append, cancel=job.cancel, hint=JOB_HINT),
+                    reuse=settings.reuse_results)  # done only once stored
         except Refused as exc:
             raise stopped_instead(exc, app.state.drain) from None
         kept.keep(job.id, job.video)  # for its highlight reels
         return result
 
     app.state.recognizer = recognizer
+    app.state.library = library
     app.state.admission = admission
     app.state.jobs = InProcessJobs(run_job, max_queued=settings.jobs_max_queued, ttl_s=settings.jobs_ttl_s,
                                    workers=settings.jobs_workers)
@@ -105,6 +111,7 @@ async def _serving(app: FastAPI, settings: Settings):
         yield
     finally:
         app.state.jobs.close()
+        library.close()
         app.state.live = None
         app.state.recognizer = None
         recognizer.close()
@@ -123,6 +130,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.drain = Drain(lambda: settings.drain_timeout_s)  # begun by api/serve.py on SIGTERM
     app.include_router(recognize.router, dependencies=[Depends(require_api_key)])
     app.include_router(jobs.router, dependencies=[Depends(require_api_key)])
+    app.include_router(library.router, dependencies=[Depends(require_api_key)])
     app.include_router(uploads.router)  # the key or a browser's token from POST /uploads/tokens (which needs the key)
     app.include_router(live.router)  # its WebSocket takes a token from POST /live/sessions, which needs the key
     app.include_router(meta.router)

@@ -24,8 +24,8 @@ COPY tests/data/ tests/data/
 RUN python -m models convert && python -m models quantize
 
 RUN useradd --create-home --uid 10001 app \
- && mkdir -p temp_uploads shared heads \
- && chown -R app:app temp_uploads shared heads models/saved
+ && mkdir -p temp_uploads shared heads var \
+ && chown -R app:app temp_uploads shared heads var models/saved
 USER app
 
 EXPOSE 8000

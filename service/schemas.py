@@ -47,6 +47,8 @@ class RecognitionResult(BaseModel):
     clips: list[ClipResult]
     video: VideoMeta
     timings_ms: dict[str, float]
+    video_id: str | None = Field(None, description="where the library keeps it: GET /videos/{video_id}")
+    cached: bool = Field(False, description="true: the same bytes asked the same way were answered from the library")
 
 
 class SportInfo(BaseModel):

@@ -92,6 +92,11 @@ class Settings(BaseSettings):
                                                        "reels (GET /jobs/{id}/highlights), kept as long as their results; "
                                                        "the oldest go first; 0: none kept, no reels")
     reel_time_limit_s: float = Field(600, gt=0, description="a highlight reel taking longer to cut is stopped (503)")
+    data_dir: Path = Field(PROJECT_ROOT / "var", description="where the library's SQLite database lives (the default)")
+    database_url: str | None = Field(None, description="the library's database: postgresql+psycopg://user:pw@host/db "
+                                                       "for workers on several machines; unset: SQLite in DATA_DIR")
+    reuse_results: bool = Field(True, description="answer the same bytes asked the same way (head, sport, top_k, "
+                                                  "moments' and clip settings) from the library at once, cached: true")
     jobs_broker_url: str | None = Field(
         None, description="redis://host:6379/0: the API becomes a gateway that loads no model; recognitions and jobs "
                           "go through this Redis to queue workers (make worker). Unset: one process does it all")

@@ -7,6 +7,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,6 +18,11 @@ import pytest
 from benchmarks.clips import expected_top1
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Every service the tests start keeps its library in one throwaway folder (never the project's var/), and answers
+# the same upload anew each time (tests/test_library.py turns reuse on where it is the point).
+LIBRARY_DIR = Path(tempfile.mkdtemp(prefix="test-library-"))
+os.environ.setdefault("DATA_DIR", str(LIBRARY_DIR))
+os.environ.setdefault("REUSE_RESULTS", "false")
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data"
@@ -286,6 +292,12 @@ def page(browser):
     page = context.new_page()
     yield page
     context.close()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def library_folder_removed():
+    yield
+    shutil.rmtree(LIBRARY_DIR, ignore_errors=True)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -123,6 +123,8 @@ def test_a_job_end_to_end_with_progress_that_never_goes_backwards(cluster):
     assert table.status_code == 200
     assert_csv_matches(table.text, result)  # its moments, then its clips
     assert (cluster.shared / "kept" / f"{job['id']}.video").is_file()  # the worker kept it for reels
+    stored = httpx.get(f"{cluster.api}/videos/{result['video_id']}", timeout=10)  # and stored its result
+    assert stored.status_code == 200 and stored.json()["clips"] == result["clips"] and result["cached"] is False
     reel = httpx.get(f"{cluster.api}/jobs/{job['id']}/highlights", params={"label": "shooting basketball"}, timeout=300)
     assert reel.status_code == 200 and reel.headers["content-type"] == "video/mp4" and len(reel.content) > 10_000
 
@@ -252,6 +254,8 @@ def test_a_game_runs_in_parts_on_both_workers_with_the_one_process_result(cluste
     assert [w["index"] for w in windows["windows"]] == list(range(46))
     assert [w["start_s"] for w in windows["windows"]] == [c["start_s"] for c in one["clips"]]
     assert sorted(part for job, part in _started_parts(cluster) if job == job_id) == [0, 1, 2]
+    found = httpx.get(f"{cluster.api}/search", params={"label": merged["segments"][0]["label"], "limit": 200}).json()
+    assert merged["video_id"] in {m["video_id"] for m in found["moments"]}  # the merged game, stored and searchable
     label = merged["segments"][-1]["label"]  # a reel of a game merged from parts, through either gateway process
     reel = httpx.get(f"{cluster.api}/jobs/{job_id}/highlights", params={"label": label, "pad_s": 1}, timeout=300)
     assert reel.status_code == 200 and reel.headers["x-reel-cut"] in ("copy", "encode"), reel.text

@@ -30,7 +30,7 @@ def _instructions(dockerfile: Path) -> list[tuple[str, str]]:
 
 def test_services_builds_ports_and_restart():
     services = COMPOSE["services"]
-    assert set(services) == {"api", "frontend", "redis", "worker"}
+    assert set(services) == {"api", "frontend", "redis", "postgres", "worker"}
     plain = {name: s for name, s in services.items() if "profiles" not in s}
     assert set(plain) == {"api", "frontend"}  # plain `docker compose up`: one machine, no broker
     for name, service in plain.items():
@@ -70,7 +70,7 @@ def test_volumes_for_weights_heads_and_uploads():
     assert "api-uploads:/app/temp_uploads" in api_volumes
     assert "frontend-uploads:/app/static/uploads" in COMPOSE["services"]["frontend"]["volumes"]
     assert set(COMPOSE["volumes"]) == {"weights", "api-uploads", "shared-uploads", "frontend-uploads", "frontend-data",
-                                       "redis-data"}
+                                       "redis-data", "library", "postgres-data"}
 
 
 def test_the_distributed_profile_runs_redis_and_workers_on_one_shared_folder():
@@ -91,6 +91,9 @@ def test_the_distributed_profile_runs_redis_and_workers_on_one_shared_folder():
     assert worker["depends_on"]["redis"]["condition"] == "service_healthy"
     assert api["depends_on"]["redis"] == {"condition": "service_healthy", "required": False}
     assert worker["healthcheck"]["test"] == ["CMD", "python", "-m", "workers.health"]
+    assert services["postgres"]["profiles"] == ["distributed"]  # the library for workers on several machines
+    for service in (api, worker):  # one library: SQLite on a volume both mount, or DATABASE_URL's PostgreSQL
+        assert "library:/app/var" in service["volumes"] and service["environment"]["DATABASE_URL"] == "${DATABASE_URL:-}"
     runs = " ".join(args for kind, args in _instructions(DOCKERFILES["api"]) if kind in ("RUN", "COPY"))
     assert "workers/" in runs and "shared" in runs
 

@@ -20,6 +20,7 @@ from models.recognition.segments import SegmentSettings
 from models.recognition.windows import Deadline, ProcessingTimeout, Stopped
 from models.video import Timeline, VideoDecodeError
 from service.highlights import KeptVideos
+from service.library.store import Library, analysis
 from service.queue import game
 from service.recognition import JOB_HINT, ROUTE_HINT, job_time_limit_s, recognize_shared
 from service.refusals import Refused
@@ -36,9 +37,10 @@ def upload_path(settings: Settings, name: str) -> Path:
 
 
 def run_job(recognizer: ActionRecognizer, settings: Settings, *, job_id: str, upload: str, options: dict, worker: str,
-            on_progress, on_window=None, cancel: threading.Event | None = None) -> dict:
+            on_progress, on_window=None, cancel: threading.Event | None = None, library: Library) -> dict:
     """Recognize the upload `upload` with `options` (top_k, head, filename, and time_limit_s for a synchronous
-    request; a job's grows with its video); returns {"result"} or {"error"}."""
+    request; a job's grows with its video), or answer it from the library; returns {"result"} (stored) or
+    {"error"}."""
     path = upload_path(settings, upload)
     try:
         if not path.is_file():
@@ -46,12 +48,14 @@ def run_job(recognizer: ActionRecognizer, settings: Settings, *, job_id: str, up
                 f"the upload is not in SHARED_UPLOAD_DIR on worker {worker}: the API and every worker must mount "
                 "the same folder")}}
         try:
-            result = recognize_shared(recognizer, path, top_k=options["top_k"], filename=options["filename"],
-                                      head=options.get("head"), on_progress=on_progress, on_window=on_window,
-                                      cancel=cancel, segments=SegmentSettings(**options.get("segments", {})),
-                                      sport=options.get("sport"),
-                                      timeout_s=options.get("time_limit_s") or job_time_limit_s(settings, path),
-                                      hint=ROUTE_HINT if options.get("time_limit_s") else JOB_HINT)
+            segments = SegmentSettings(**options.get("segments", {}))
+            analysed = analysis(settings, head=options.get("head"), sport=options.get("sport"), top_k=options["top_k"],
+                                segments=segments)
+            result = library.recognized(path, analysed, lambda: recognize_shared(
+                recognizer, path, top_k=options["top_k"], filename=options["filename"], head=options.get("head"),
+                on_progress=on_progress, on_window=on_window, cancel=cancel, segments=segments,
+                sport=options.get("sport"), timeout_s=options.get("time_limit_s") or job_time_limit_s(settings, path),
+                hint=ROUTE_HINT if options.get("time_limit_s") else JOB_HINT), reuse=settings.reuse_results)
         except Refused as exc:
             return {"worker": worker, "error": exc.error()}
         except UnknownHeadError as exc:

@@ -14,7 +14,9 @@ import time
 from celery import Task, signals
 
 from common.logs import configure_logging
+from models.recognition.segments import SegmentSettings
 from service.highlights import KeptVideos
+from service.library.store import Library, analysis
 from service.queue import registry
 from service.queue import game
 from service.queue.celery_app import PART_TASK, TASK, make_celery
@@ -40,7 +42,8 @@ def recognize(self: Task, job_id: str, upload: str, options: dict) -> dict:
     log.info("job started", extra={"job_id": job_id, "redelivered": redelivered})
     with JobChannel(_serving["redis"], job_id, settings.jobs_ttl_s) as channel:  # windows out, a cancel in
         answer = run_job(_serving["recognizer"], settings, job_id=job_id, upload=upload, options=options, worker=hostname,
-                         on_progress=progress, on_window=channel.window, cancel=channel.cancel)
+                         on_progress=progress, on_window=channel.window, cancel=channel.cancel,
+                         library=_serving["library"])
     log.info("job finished", extra={"job_id": job_id, "error": answer.get("error")})
     return answer
 
@@ -75,7 +78,10 @@ def _end_part(job_id: str, number: int, plan: dict, error: dict | None, hostname
     client, ttl_s = _serving["redis"], int(settings.jobs_ttl_s)
     if game.finish_part(client, job_id, number, len(plan["parts"]), ttl_s, error):
         answer = game.merge(_serving["recognizer"], client, job_id, plan, upload_path(settings, plan["upload"]),
-                            ttl_s=ttl_s, kept=KeptVideos.from_settings(settings))
+                            ttl_s=ttl_s, kept=KeptVideos.from_settings(settings), library=_serving["library"],
+                            analysed=analysis(settings, head=plan["options"].get("head"), sport=plan["options"].get("sport"),
+                                              top_k=plan["options"]["top_k"],
+                                              segments=SegmentSettings(**plan["options"].get("segments", {}))))
         app.backend.store_result(job_id, {**answer, "worker": hostname}, "SUCCESS")
         log.info("game merged", extra={"job_id": job_id, "parts": len(plan["parts"]), "error": answer.get("error")})
 
@@ -97,6 +103,7 @@ def _load_model(sender, **_) -> None:
     settings.job_upload_dir.mkdir(parents=True, exist_ok=True)
     recognizer.warm_up(settings.job_upload_dir)
     _serving["recognizer"] = recognizer
+    _serving["library"] = Library.open(settings)  # its schema up to date before the first job
     _serving["redis"] = registry.client(settings.jobs_broker_url)
     log.info("model loaded", extra={"runtime": recognizer.extractor.runtime, "device": recognizer.extractor.device,
                                     "precision": recognizer.extractor.precision, "pid": os.getpid()})

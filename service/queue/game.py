@@ -32,7 +32,9 @@ from models.sports import UnknownSportError
 from models.video import StreamIndex, Timeline, VideoDecodeError, VideoInfo, index_stream
 from service.highlights import KeptVideos
 from service.jobs import JobState
+from service.library.store import Library, fingerprint
 from service.queue.progress import PREFIX, cancel_requested
+from service.refusals import Refused
 from service.settings import Settings
 
 MERGE_LOCK_S = 120  # a merging worker that dies frees the merge after this long
@@ -141,9 +143,11 @@ def finish_part(client: redis.Redis, job_id: str, number: int, parts: int, ttl_s
 
 
 def merge(recognizer: ActionRecognizer, client: redis.Redis, job_id: str, plan: dict, upload_path: Path,
-          *, ttl_s: int, kept: KeptVideos | None = None) -> dict:
-    """The job's answer, `{"result"}` as one process gives it or `{"error"}` of its first failed part; the parts'
-    files deleted, and the upload too unless `kept` keeps it for the job's highlight reels."""
+          *, ttl_s: int, kept: KeptVideos | None = None, library: Library | None = None,
+          analysed: dict | None = None) -> dict:
+    """The job's answer, `{"result"}` as one process gives it (stored in `library` when given, asked `analysed`) or
+    `{"error"}` of its first failed part; the parts' files deleted, and the upload too unless `kept` keeps it for
+    the job's highlight reels."""
     started = time.perf_counter()
     try:
         errors = {int(k): json.loads(v) for k, v in client.hgetall(_key(job_id, "errors")).items()}
@@ -178,6 +182,12 @@ def merge(recognizer: ActionRecognizer, client: redis.Redis, job_id: str, plan: 
         except UnknownHeadError as exc:
             return {"error": {"status_code": 422, "detail": f"unknown head {exc.args[0]!r}; loaded: "
                                                             f"{', '.join(recognizer.heads)}"}}
+        if library is not None:
+            sha256, size = fingerprint(upload_path)
+            try:
+                result = library.keep(result, sha256=sha256, size=size, analysed=analysed or {})
+            except Refused as exc:  # the library away: the game is not done until it is stored
+                return {"error": exc.error()}
         if kept is not None:
             kept.keep(job_id, upload_path)
         return {"result": result}

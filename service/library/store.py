@@ -1,0 +1,189 @@
+"""What was recognized, kept: `Library.keep` writes a finished result in one transaction, `answer` finds the same
+bytes analysed the same way, and the rest lists, reads, deletes and searches. A database that is away is 503."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import uuid
+import zlib
+from collections.abc import Callable, Iterator
+from dataclasses import asdict
+from datetime import datetime, timezone
+from pathlib import Path
+
+from sqlalchemy import Engine, delete, func, select
+from sqlalchemy.exc import IntegrityError, OperationalError, InterfaceError, DBAPIError
+from sqlalchemy.orm import Session, sessionmaker
+
+from models.recognition.segments import SegmentSettings
+from service.library.database import migrate, open_engine, sqlite_url
+from service.library.tables import Moment, Video
+from service.refusals import Busy
+from service.settings import Settings
+
+TOP_ACTIONS = 3  # kept beside each video for lists
+
+
+class LibraryUnavailable(Busy):
+    def __init__(self, exc: BaseException):
+        super().__init__(f"the library's database is not reachable: {str(exc).splitlines()[0][:200]}; try again shortly")
+
+
+def fingerprint(path: Path) -> tuple[str, int]:
+    """(sha256, size) of the file: the same bytes, the same fingerprint."""
+    digest, size = hashlib.sha256(), 0
+    with open(path, "rb") as file:
+        while chunk := file.read(1 << 20):
+            digest.update(chunk)
+            size += len(chunk)
+    return digest.hexdigest(), size
+
+
+def analysis(settings: Settings, *, head: str | None, sport: str | None, top_k: int,
+             segments: SegmentSettings) -> dict:
+    """The head and every setting that changes a result: the same ones, the same answer."""
+    return {"head": head or (str(settings.head_path) if settings.head_path else None), "sport": sport, "top_k": top_k,
+            "segments": asdict(segments), "clip_length": settings.clip_length, "clip_stride": settings.clip_stride,
+            "model_fps": settings.model_fps, "extraction": settings.extraction,
+            "recompute_below": settings.recompute_below, "model": settings.model_handle}
+
+
+def settings_key(analysed: dict) -> str:
+    return hashlib.sha256(json.dumps(analysed, sort_keys=True).encode()).hexdigest()
+
+
+class Library:
+    def __init__(self, engine: Engine):
+        self.engine = engine
+        self._session = sessionmaker(engine, expire_on_commit=False)
+
+    @classmethod
+    def open(cls, settings: Settings) -> Library:
+        """The library of DATABASE_URL (default: SQLite in DATA_DIR), its schema brought up to date."""
+        engine = open_engine(settings.database_url or sqlite_url(settings.data_dir))
+        try:
+            migrate(engine)
+        except (OperationalError, InterfaceError) as exc:
+            raise LibraryUnavailable(exc) from None
+        return cls(engine)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @contextlib.contextmanager
+    def _db(self, *, write: bool = False) -> Iterator[Session]:
+        try:
+            with self._session() as session:
+                if write:
+                    with session.begin():
+                        yield session
+                else:
+                    yield session
+        except (OperationalError, InterfaceError) as exc:
+            raise LibraryUnavailable(exc) from None
+        except DBAPIError as exc:
+            if exc.connection_invalidated:
+                raise LibraryUnavailable(exc) from None
+            raise
+
+    def answer(self, sha256: str, analysed: dict) -> dict | None:
+        """The stored result of these bytes analysed this way, marked `cached`; None if there is none."""
+        with self._db() as db:
+            video = db.scalar(select(Video).where(Video.sha256 == sha256, Video.settings_key == settings_key(analysed)))
+            return None if video is None else {**_result(video), "cached": True}
+
+    def keep(self, result: dict, *, sha256: str, size: int, analysed: dict) -> dict:
+        """Store `result` (video, settings, moments) in one transaction; returns it with its `video_id` and
+        `cached: false`. The same analysis stored meanwhile by another process: that one's id."""
+        video_id = uuid.uuid4().hex
+        stored = {**result, "video_id": video_id}
+        stored.pop("cached", None)
+        info = result["video"]
+        row = Video(id=video_id, sha256=sha256, settings_key=settings_key(analysed), size_bytes=size,
+                    filename=(info.get("filename") or "video")[:255], duration_s=info.get("duration_s") or 0.0,
+                    fps=info.get("fps") or 0.0, width=info.get("width") or 0, height=info.get("height") or 0,
+                    frames=info.get("frames") or 0, windows=len(result["clips"]), head=result["head"],
+                    sport=result.get("sport"), settings=analysed, top_actions=result["actions"][:TOP_ACTIONS],
+                    result=zlib.compress(json.dumps(stored).encode(), 6), created_at=datetime.now(timezone.utc))
+        moments = [Moment(video_id=video_id, label=s["label"], start_s=s["start_s"], end_s=s["end_s"],
+                          peak_s=s.get("peak_s", s["start_s"]), confidence=s["confidence"],
+                          first_window=s["windows"][0], last_window=s["windows"][1])
+                   for s in result.get("segments", [])]
+        try:
+            with self._db(write=True) as db:
+                db.add(row)
+                db.flush()  # the video first: its moments point at it
+                db.add_all(moments)
+        except IntegrityError:
+            found = self.answer(sha256, analysed)
+            if found is None:
+                raise
+            return {**found, "cached": False}
+        return {**stored, "cached": False}
+
+    def recognized(self, path: Path, analysed: dict, run: Callable[[], dict], *, reuse: bool = True) -> dict:
+        """The stored answer for the video at `path` asked this way (with `reuse`), else `run()`'s result, kept."""
+        sha256, size = fingerprint(path)
+        if reuse and (found := self.answer(sha256, analysed)) is not None:
+            return found
+        return self.keep(run(), sha256=sha256, size=size, analysed=analysed)
+
+    def get(self, video_id: str) -> dict | None:
+        with self._db() as db:
+            video = db.get(Video, video_id)
+            return None if video is None else _result(video)
+
+    def delete(self, video_id: str) -> bool:
+        with self._db(write=True) as db:
+            db.execute(delete(Moment).where(Moment.video_id == video_id))
+            return db.execute(delete(Video).where(Video.id == video_id)).rowcount > 0
+
+    def videos(self, *, limit: int = 20, offset: int = 0, labels: list[str] | None = None,
+               since: datetime | None = None, until: datetime | None = None) -> tuple[int, list[dict]]:
+        """(how many match, a page of them newest first): with `labels`, the videos with a moment of one."""
+        query = select(Video)
+        if labels:
+            query = query.where(Video.id.in_(select(Moment.video_id).where(Moment.label.in_(labels))))
+        if since:
+            query = query.where(Video.created_at >= since)
+        if until:
+            query = query.where(Video.created_at < until)
+        with self._db() as db:
+            total = db.scalar(select(func.count()).select_from(query.subquery()))
+            rows = db.scalars(query.order_by(Video.created_at.desc(), Video.id).limit(limit).offset(offset)).all()
+            return total, [_summary(video) for video in rows]
+
+    def search(self, *, labels: list[str], min_confidence: float = 0.0, since: datetime | None = None,
+               until: datetime | None = None, limit: int = 50, offset: int = 0) -> tuple[int, list[dict]]:
+        """(how many match, a page of moments of `labels` across every stored video): newest videos first, each
+        video's moments in time order."""
+        query = (select(Moment, Video.filename, Video.created_at).join(Video, Moment.video_id == Video.id)
+                 .where(Moment.label.in_(labels), Moment.confidence >= min_confidence))
+        if since:
+            query = query.where(Video.created_at >= since)
+        if until:
+            query = query.where(Video.created_at < until)
+        with self._db() as db:
+            total = db.scalar(select(func.count()).select_from(query.subquery()))
+            rows = db.execute(query.order_by(Video.created_at.desc(), Moment.video_id, Moment.start_s)
+                              .limit(limit).offset(offset)).all()
+            return total, [{"video_id": m.video_id, "filename": filename, "created_at": _iso(created), "label": m.label,
+                            "start_s": m.start_s, "end_s": m.end_s, "peak_s": m.peak_s, "confidence": m.confidence}
+                           for m, filename, created in rows]
+
+
+def _iso(moment: datetime) -> str:
+    return (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).isoformat()
+
+
+def _result(video: Video) -> dict:
+    return json.loads(zlib.decompress(video.result))
+
+
+def _summary(video: Video) -> dict:
+    return {"video_id": video.id, "filename": video.filename, "created_at": _iso(video.created_at),
+            "duration_s": video.duration_s, "width": video.width, "height": video.height, "fps": video.fps,
+            "windows": video.windows, "head": video.head, "sport": video.sport, "size_bytes": video.size_bytes,
+            "sha256": video.sha256, "top_actions": video.top_actions}
