@@ -66,7 +66,7 @@ class LocalRecognitions:
             library, top_k = self.app.state.library, top_k or settings.default_top_k
             analysed = analysis(settings, head=head, sport=sport, top_k=top_k, segments=segments)
             sha256, size = await run_in_threadpool(fingerprint, upload.path)
-            if settings.reuse_results and (found := await run_in_threadpool(library.answer, sha256, analysed)):
+            if settings.reuse_results and (found := await run_in_threadpool(library.answer, sha256, analysed, upload.filename)):
                 log.info("answered from the library", extra={"request_id": request.state.request_id,
                                                              "video_id": found["video_id"]})
                 return found

@@ -78,7 +78,7 @@ async def _serving(app: FastAPI, settings: Settings):
                     recognizer, job.video, top_k=job.top_k, filename=job.filename, head=job.head,
                     segments=job.segments, sport=job.sport, timeout_s=job_time_limit_s(settings, job.video),
                     on_progress=job.progress, on_window=job.windows.append, cancel=job.cancel, hint=JOB_HINT),
-                    reuse=settings.reuse_results)  # done only once stored
+                    reuse=settings.reuse_results, filename=job.filename)  # done only once stored
         except Refused as exc:
             raise stopped_instead(exc, app.state.drain) from None
         kept.keep(job.id, job.video)  # for its highlight reels

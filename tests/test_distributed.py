@@ -161,7 +161,8 @@ def test_the_synchronous_route_goes_through_the_queue_with_the_same_answers(clus
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["actions"][0]["label"] == "playing cricket" and set(body) == {"actions", "head", "sport", "segments",
-                                                                               "clips", "video", "timings_ms"}
+                                                                               "clips", "video", "timings_ms",
+                                                                               "video_id", "cached"}
     raw = httpx.post(f"{api}/recognize_action?top_k=2", content=ARCHERY_AVI.read_bytes(),
                      headers={"Content-Type": "video/x-msvideo", "X-Filename": "archery.avi"}, timeout=120)
     assert raw.status_code == 200 and raw.json()["actions"][0]["label"] == "archery" and len(raw.json()["actions"]) == 2

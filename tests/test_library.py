@@ -94,6 +94,9 @@ def test_the_same_analysis_written_by_four_at_once_is_kept_once(library, cricket
     for thread in threads:
         thread.join()
     assert len(answers) == 4 and len(set(answers)) == 1 and library.videos()[0] == 1
+    rerun = library.keep({**cricket, "video": {**cricket["video"], "filename": "again.mp4"}}, sha256=sha256, size=1,
+                         analysed=_asked())  # run again (REUSE_RESULTS off): its own answer, the one stored id
+    assert rerun["video_id"] == answers[0] and rerun["video"]["filename"] == "again.mp4" and library.videos()[0] == 1
 
 
 def test_the_schema_comes_from_the_migrations_and_a_second_run_changes_nothing(library):
@@ -149,6 +152,8 @@ def test_the_api_keeps_every_result_answers_the_same_video_from_it_and_survives_
     assert second["cached"] is True and second["video_id"] == first["video_id"]
     print(f"answered from the library in {time.perf_counter() - started:.3f} s")
     assert {k: v for k, v in second.items() if k != "cached"} == {k: v for k, v in first.items() if k != "cached"}
+    renamed = client.post("/recognize_action", files={"video": ("final.mp4", CRICKET_MP4.read_bytes(), "video/mp4")})
+    assert renamed.json()["cached"] is True and renamed.json()["video"]["filename"] == "final.mp4"  # the name it came with
     other = client.post("/recognize_action?top_k=2", files={"video": ("m.mp4", CRICKET_MP4.read_bytes(), "video/mp4")})
     assert other.json()["cached"] is False and other.json()["video_id"] != first["video_id"]  # asked another way
     job = client.post("/jobs", files={"video": ("m.mp4", CRICKET_MP4.read_bytes(), "video/mp4")}).json()

@@ -55,7 +55,8 @@ def run_job(recognizer: ActionRecognizer, settings: Settings, *, job_id: str, up
                 recognizer, path, top_k=options["top_k"], filename=options["filename"], head=options.get("head"),
                 on_progress=on_progress, on_window=on_window, cancel=cancel, segments=segments,
                 sport=options.get("sport"), timeout_s=options.get("time_limit_s") or job_time_limit_s(settings, path),
-                hint=ROUTE_HINT if options.get("time_limit_s") else JOB_HINT), reuse=settings.reuse_results)
+                hint=ROUTE_HINT if options.get("time_limit_s") else JOB_HINT), reuse=settings.reuse_results,
+                filename=options["filename"])
         except Refused as exc:
             return {"worker": worker, "error": exc.error()}
         except UnknownHeadError as exc:

@@ -88,15 +88,22 @@ class Library:
                 raise LibraryUnavailable(exc) from None
             raise
 
-    def answer(self, sha256: str, analysed: dict) -> dict | None:
-        """The stored result of these bytes analysed this way, marked `cached`; None if there is none."""
+    def answer(self, sha256: str, analysed: dict, filename: str | None = None) -> dict | None:
+        """The stored result of these bytes analysed this way, marked `cached` (under `filename`, the name they
+        came with this time, when given); None if there is none."""
         with self._db() as db:
             video = db.scalar(select(Video).where(Video.sha256 == sha256, Video.settings_key == settings_key(analysed)))
-            return None if video is None else {**_result(video), "cached": True}
+            if video is None:
+                return None
+            found = {**_result(video), "cached": True}
+            if filename:
+                found["video"] = {**found["video"], "filename": filename}
+            return found
 
     def keep(self, result: dict, *, sha256: str, size: int, analysed: dict) -> dict:
         """Store `result` (video, settings, moments) in one transaction; returns it with its `video_id` and
-        `cached: false`. The same analysis stored meanwhile by another process: that one's id."""
+        `cached: false`. One analysis of the same bytes asked the same way is kept: when there is one already
+        (stored meanwhile by another process, or run again with REUSE_RESULTS off), `result` gets its id."""
         video_id = uuid.uuid4().hex
         stored = {**result, "video_id": video_id}
         stored.pop("cached", None)
@@ -120,13 +127,14 @@ class Library:
             found = self.answer(sha256, analysed)
             if found is None:
                 raise
-            return {**found, "cached": False}
+            return {**stored, "video_id": found["video_id"], "cached": False}
         return {**stored, "cached": False}
 
-    def recognized(self, path: Path, analysed: dict, run: Callable[[], dict], *, reuse: bool = True) -> dict:
+    def recognized(self, path: Path, analysed: dict, run: Callable[[], dict], *, reuse: bool = True,
+                   filename: str | None = None) -> dict:
         """The stored answer for the video at `path` asked this way (with `reuse`), else `run()`'s result, kept."""
         sha256, size = fingerprint(path)
-        if reuse and (found := self.answer(sha256, analysed)) is not None:
+        if reuse and (found := self.answer(sha256, analysed, filename)) is not None:
             return found
         return self.keep(run(), sha256=sha256, size=size, analysed=analysed)
 
