@@ -24,6 +24,7 @@ from api.uploads import save_video
 from models.recognition.segments import SegmentSettings
 from service import metrics
 from service.jobs import Job, JobState
+from service.library.media import Media
 from service.library.store import Library
 from service.queue import registry
 from service.queue.celery_app import make_celery
@@ -133,6 +134,7 @@ async def serving_gateway(app: FastAPI, settings: Settings) -> AsyncIterator[Non
                       settings=settings)
     app.state.jobs = jobs
     app.state.library = Library.open(settings)  # results are stored by the workers; listed and searched here
+    app.state.media = Media.from_settings(settings)  # and their videos kept in MEDIA_DIR, played and cut here
     app.state.recognitions = GatewayRecognitions(app, settings, jobs, redis_client)
     metrics.JOBS_QUEUED.set_function(jobs.queued)  # jobs waiting for a worker, in Redis
     log.info("ready as a gateway", extra={"broker": _safe_url(settings.jobs_broker_url),

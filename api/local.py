@@ -69,6 +69,7 @@ class LocalRecognitions:
             if settings.reuse_results and (found := await run_in_threadpool(library.answer, sha256, analysed, upload.filename)):
                 log.info("answered from the library", extra={"request_id": request.state.request_id,
                                                              "video_id": found["video_id"]})
+                await run_in_threadpool(self.app.state.media.keep, found, upload.path, library)  # kept again if it went
                 return found
             ticket.clips_left = (await run_in_threadpool(expected_clips, upload.path, recognizer.clips)
                                  or ticket.clips_left)
@@ -85,6 +86,7 @@ class LocalRecognitions:
                 segments=segments, sport=sport),
                 self.app.state.drain)
             result = await run_in_threadpool(lambda: library.keep(result, sha256=sha256, size=size, analysed=analysed))
+            await run_in_threadpool(self.app.state.media.keep, result, upload.path, library)
         admission.rate.record(len(result["clips"]), result["timings_ms"]["inference"] / 1000)
         top = result["actions"][0]["label"] if result["actions"] else None
         log.info("recognized", extra={"request_id": request.state.request_id, "bytes": upload.size,

@@ -24,8 +24,8 @@ from api.sole_process import sole_process
 from api.uploads import sweep_uploads
 from common.logs import configure_logging
 from service import metrics
-from service.highlights import KeptVideos
 from service.jobs import InProcessJobs, Job
+from service.library.media import Media
 from service.library.store import Library, analysis
 from service.model import open_recognizer
 from service.recognition import JOB_HINT, job_time_limit_s, recognize_shared
@@ -65,10 +65,9 @@ async def _serving(app: FastAPI, settings: Settings):
         warm = recognizer.warm_up(settings.upload_dir)
         admission.rate.record(len(warm.spans), warm.infer_s)  # a first clips/s for wait estimates
 
-    kept = KeptVideos.from_settings(settings)
-    kept.sweep()
-
     library = Library.open(settings)
+    media = Media.from_settings(settings)
+    media.sweep(library)  # MEDIA_MAX_GB may have been lowered
 
     def run_job(job: Job) -> dict:
         analysed = analysis(settings, head=job.head, sport=job.sport, top_k=job.top_k, segments=job.segments)
@@ -81,11 +80,12 @@ async def _serving(app: FastAPI, settings: Settings):
                     reuse=settings.reuse_results, filename=job.filename)  # done only once stored
         except Refused as exc:
             raise stopped_instead(exc, app.state.drain) from None
-        kept.keep(job.id, job.video)  # for its highlight reels
+        media.keep(result, job.video, library)  # for playback and highlight reels
         return result
 
     app.state.recognizer = recognizer
     app.state.library = library
+    app.state.media = media
     app.state.admission = admission
     app.state.jobs = InProcessJobs(run_job, max_queued=settings.jobs_max_queued, ttl_s=settings.jobs_ttl_s,
                                    workers=settings.jobs_workers)

@@ -7,6 +7,7 @@ stream copy, when the video is H.264 and every piece can start at a keyframe a l
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import os
@@ -14,7 +15,7 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -93,13 +94,32 @@ def find_reel(folder: Path, owner: str, labels: Iterable[str], pad_s: float) -> 
 
 
 def kept_reel(source: Path, result: dict, labels: Iterable[str], folder: Path, owner: str, *, pad_s: float,
-              timeout_s: float = 600, disk_reserve_bytes: int = 0) -> tuple[Path, str]:
-    """(the reel, how it was cut): made once as `folder/<owner>.<reel name>.<copy|encode>.mp4`, then found there.
-    Processes asking for the same reel at once wait for the first (a lock file beside it), within `timeout_s`."""
+              timeout_s: float = 600, disk_reserve_bytes: int = 0,
+              publish: Callable[[Path, Path], None] = os.replace) -> tuple[Path, str]:
+    """(the reel, how it was cut): made once as `folder/<owner>.<reel name>.<copy|encode>.mp4`, then found there
+    (`publish(partial, made)` moves it in place). Processes asking for the same reel at once wait for the first (a
+    lock file beside it), within `timeout_s`."""
     labels, deadline = sorted(set(labels)), time.monotonic() + timeout_s
     stem = f"{owner}.{reel_name(labels, pad_s)}"
     folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / f"{stem}.lock", "a") as lock:
+    with one_maker(folder / f"{stem}.lock", deadline):
+        if (made := find_reel(folder, owner, labels, pad_s)) is not None:
+            return made
+        partial = folder / f"{stem}.partial.mp4"
+        try:
+            mode = make_reel(source, result, labels, partial, pad_s=pad_s,
+                             timeout_s=max(1.0, deadline - time.monotonic()), disk_reserve_bytes=disk_reserve_bytes)
+            made = folder / f"{stem}.{mode}.mp4"
+            publish(partial, made)
+        finally:
+            partial.unlink(missing_ok=True)
+        return made, mode
+
+
+@contextlib.contextmanager
+def one_maker(lock_path: Path, deadline: float) -> Iterator[None]:
+    """Held while one process makes a file that others asking for it at once wait for (until `deadline`)."""
+    with open(lock_path, "a") as lock:
         while True:
             try:
                 fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -108,14 +128,7 @@ def kept_reel(source: Path, result: dict, labels: Iterable[str], folder: Path, o
                 if time.monotonic() > deadline:
                     raise ReelTooSlow("the same reel is being made for another request; try again shortly") from None
                 time.sleep(0.1)
-        if (made := find_reel(folder, owner, labels, pad_s)) is not None:
-            return made
-        partial = folder / f"{stem}.partial.mp4"
-        mode = make_reel(source, result, labels, partial, pad_s=pad_s, timeout_s=max(1.0, deadline - time.monotonic()),
-                         disk_reserve_bytes=disk_reserve_bytes)
-        made = folder / f"{stem}.{mode}.mp4"
-        os.replace(partial, made)
-        return made, mode
+        yield
 
 
 @dataclass(frozen=True)
@@ -178,18 +191,63 @@ def make_reel(source: Path, result: dict, labels: Iterable[str], target: Path, *
     try:
         pieces = [_cut(source, span, work / f"{i:05d}.mp4", copy, found.audio_codec, deadline)
                   for i, span in enumerate(spans)]
-        reel = work / "reel.mp4"
-        if len(pieces) == 1:
-            _ffmpeg(["-i", str(pieces[0]), "-map", "0", "-c", "copy", "-movflags", "+faststart", str(reel)], deadline)
-        else:
-            listing = work / "pieces.txt"
-            listing.write_text("".join(f"file '{piece.name}'\n" for piece in pieces))
-            _ffmpeg(["-f", "concat", "-safe", "0", "-i", str(listing), "-map", "0", "-c", "copy",
-                     "-movflags", "+faststart", str(reel)], deadline)
-        os.replace(reel, target)
+        os.replace(_join(pieces, work, deadline), target)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return "copy" if copy else "encode"
+
+
+@dataclass(frozen=True)
+class Piece:
+    """A stretch of one of several videos, for a reel across them."""
+
+    source: Path
+    span: Span
+
+
+def make_mixed_reel(pieces: list[Piece], target: Path, *, width: int = 1280, height: int = 720, fps: int = 30,
+                    timeout_s: float = 600, disk_reserve_bytes: int = 0) -> None:
+    """Write `target` (.mp4): `pieces` of several videos one after another, each re-encoded to one frame size
+    (letterboxed), rate and audio layout (silence where a video has none), so that they join. Nothing is left
+    behind if it fails."""
+    if not pieces:
+        raise ReelError("no moments to put in the reel")
+    seconds = sum(piece.span.seconds for piece in pieces)
+    need = int(seconds * ENCODED_BYTES_PER_S)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if shutil.disk_usage(target.parent).free - need < disk_reserve_bytes:
+        raise NoRoomForReel(f"a reel of about {need / 1e6:.0f} MB would not leave the {disk_reserve_bytes / 1e6:.0f} MB "
+                            "of free disk this service keeps")
+    deadline = time.monotonic() + timeout_s
+    frame = (f"scale={width}:{height}:force_original_aspect_ratio=decrease,pad={width}:{height}:(ow-iw)/2:(oh-ih)/2,"
+             f"setsar=1,fps={fps}")
+    work = Path(tempfile.mkdtemp(prefix=f".{target.stem}.", dir=target.parent))
+    try:
+        cut = []
+        for i, piece in enumerate(pieces):
+            has_audio = read_source(piece.source, [piece.span], 0).audio_codec is not None
+            silence = [] if has_audio else ["-f", "lavfi", "-i", "anullsrc=channel_layout=stereo:sample_rate=48000"]
+            cut.append(work / f"{i:05d}.mp4")
+            _ffmpeg(["-ss", f"{piece.span.start:.3f}", "-i", str(piece.source), *silence, "-t", f"{piece.span.seconds:.3f}",
+                     "-map", "0:v:0", "-map", "0:a:0" if has_audio else "1:a:0", "-sn", "-dn", "-vf", frame,
+                     "-c:v", "libx264", "-preset", "veryfast", "-crf", "23", "-pix_fmt", "yuv420p",
+                     "-c:a", "aac", "-b:a", "128k", "-ar", "48000", "-ac", "2", str(cut[-1])], deadline)
+        os.replace(_join(cut, work, deadline), target)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _join(pieces: list[Path], work: Path, deadline: float) -> Path:
+    """The pieces (one encoding) one after another in `work/reel.mp4`, ready to play from the first byte."""
+    reel = work / "reel.mp4"
+    if len(pieces) == 1:
+        _ffmpeg(["-i", str(pieces[0]), "-map", "0", "-c", "copy", "-movflags", "+faststart", str(reel)], deadline)
+    else:
+        listing = work / "pieces.txt"
+        listing.write_text("".join(f"file '{piece.name}'\n" for piece in pieces))
+        _ffmpeg(["-f", "concat", "-safe", "0", "-i", str(listing), "-map", "0", "-c", "copy",
+                 "-movflags", "+faststart", str(reel)], deadline)
+    return reel
 
 
 def _cut(source: Path, span: Span, piece: Path, copy: bool, audio_codec: str | None, deadline: float) -> Path:

@@ -51,8 +51,9 @@ def create_app(test_config: dict | None = None) -> Flask:
                                                              Path(app.config["DATA_DIR"]))
     Path(app.config["UPLOAD_FOLDER"]).mkdir(parents=True, exist_ok=True)
 
-    from frontend import security, views
+    from frontend import library, security, views
 
     app.register_blueprint(views.bp)
+    app.register_blueprint(library.bp)
     security.install(app)
     return app

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import quote
 
@@ -28,13 +30,46 @@ def _call(method: str, url: str, *, timeout_s: float, api_key: str | None = None
     if api_key:
         headers["X-API-Key"] = api_key
     transport = httpx.HTTPTransport(retries=CONNECT_RETRIES)
-    try:
+    with _readable_errors(timeout_s):
         with httpx.Client(timeout=httpx.Timeout(timeout_s, connect=5.0), transport=transport) as client, \
                 client.stream(method, url, headers=headers, **kwargs) as response:
             if into is not None and response.status_code == 200:
                 _save(response, into)
             else:
                 response.read()
+    return _checked(response)
+
+
+def stream(url: str, *, timeout_s: float, api_key: str | None = None, params=None,
+           headers: dict | None = None) -> tuple[httpx.Response, Callable[[], None]]:
+    """GET `url` and hand its answer on as it arrives (a video, a reel): (the response, its body unread, and what
+    closes it); the same readable errors as every call."""
+    headers = {key: value for key, value in (headers or {}).items() if value}
+    if api_key:
+        headers["X-API-Key"] = api_key
+    client = httpx.Client(timeout=httpx.Timeout(timeout_s, connect=5.0),
+                          transport=httpx.HTTPTransport(retries=CONNECT_RETRIES))
+
+    def close() -> None:
+        response.close()
+        client.close()
+
+    try:
+        with _readable_errors(timeout_s):
+            response = client.send(client.build_request("GET", url, params=params, headers=headers), stream=True)
+            if response.status_code >= 300 and response.status_code != 304:
+                response.read()
+                close()
+    except BaseException:
+        client.close()
+        raise
+    return _checked(response), close
+
+
+@contextlib.contextmanager
+def _readable_errors(timeout_s: float) -> Iterator[None]:
+    try:
+        yield
     except httpx.ConnectError:
         raise ApiError("The recognition service is not reachable right now; it may be restarting. "
                        "Try again in a moment.", 503) from None
@@ -42,13 +77,18 @@ def _call(method: str, url: str, *, timeout_s: float, api_key: str | None = None
         raise ApiError(f"The recognition service did not answer within {timeout_s:.0f} seconds.", 504) from None
     except httpx.HTTPError as exc:
         raise ApiError(f"Could not talk to the recognition service ({exc.__class__.__name__}).", 502) from None
+
+
+def _checked(response: httpx.Response) -> httpx.Response:
     if response.status_code == 503:
         raise ApiError(f"The recognition service is busy ({_detail_text(response)}). Try again in a moment.", 503)
     if response.status_code == 404:
         raise ApiError(f"Not found: {_detail_text(response)}.", 404)
     if response.status_code == 501:
         raise ApiError(f"Not available here: {_detail_text(response)}.", 501)
-    if response.status_code >= 300:
+    if response.status_code == 410:
+        raise ApiError(f"No longer available: {_detail_text(response)}.", 410)
+    if response.status_code >= 300 and response.status_code != 304:
         raise ApiError(_detail(response), response.status_code if 400 <= response.status_code < 500 else 502)
     return response
 
@@ -113,6 +153,22 @@ def highlights(api_url: str, job_id: str, labels: list[str], pad_s: float, into:
     response = _call("GET", f"{api_url.rstrip('/')}/jobs/{quote(job_id, safe='')}/highlights", timeout_s=timeout_s,
                      api_key=api_key, into=into, params={"label": labels, "pad_s": pad_s})
     return response.headers.get("X-Reel-Cut", "")
+
+
+def labels(api_url: str, *, timeout_s: float = 5) -> list[str]:
+    """Every action the API's model can name."""
+    return _call("GET", f"{api_url.rstrip('/')}/labels", timeout_s=timeout_s).json()["labels"]
+
+
+def library_get(api_url: str, path: str, *, timeout_s: float = 30, api_key: str | None = None, **params) -> dict:
+    """GET one of the library's JSON routes (`/videos`, `/videos/{id}`, `/search`) with `params`."""
+    return _call("GET", f"{api_url.rstrip('/')}{path}", timeout_s=timeout_s, api_key=api_key,
+                 params={k: v for k, v in params.items() if v is not None}).json()
+
+
+def library_delete(api_url: str, video_id: str, *, timeout_s: float = 30, api_key: str | None = None) -> None:
+    """DELETE `{api_url}/videos/{id}`: its result, moments and files."""
+    _call("DELETE", f"{api_url.rstrip('/')}/videos/{quote(video_id, safe='')}", timeout_s=timeout_s, api_key=api_key)
 
 
 def upload_token(api_url: str, *, timeout_s: float = 10, api_key: str | None = None) -> dict:

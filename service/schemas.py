@@ -35,6 +35,7 @@ class VideoMeta(BaseModel):
     duration_s: float
     width: int
     height: int
+    sha256: str | None = Field(None, description="the file's SHA-256: the same bytes are kept once in the library")
 
 
 class RecognitionResult(BaseModel):

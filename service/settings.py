@@ -88,13 +88,16 @@ class Settings(BaseSettings):
     jobs_max_queued: int = Field(16, ge=1, description="jobs waiting beyond this get 503")
     jobs_workers: int = Field(2, ge=1, le=16, description="jobs run at once (their clips share batches)")
     jobs_ttl_s: int = Field(3600, ge=1, description="how long a finished job's result is kept")
-    kept_videos_gb: float = Field(20, ge=0, description="disk that finished jobs' videos may take, with their highlight "
-                                                       "reels (GET /jobs/{id}/highlights), kept as long as their results; "
-                                                       "the oldest go first; 0: none kept, no reels")
     reel_time_limit_s: float = Field(600, gt=0, description="a highlight reel taking longer to cut is stopped (503)")
     data_dir: Path = Field(PROJECT_ROOT / "var", description="where the library's SQLite database lives (the default)")
     database_url: str | None = Field(None, description="the library's database: postgresql+psycopg://user:pw@host/db "
                                                        "for workers on several machines; unset: SQLite in DATA_DIR")
+    keep_videos: bool = Field(True, description="keep each analysed video in MEDIA_DIR for playback, thumbnails and "
+                                                 "highlight reels; false: the library keeps results only")
+    media_dir: Path | None = Field(None, description="where analysed videos, their posters and reels are kept "
+                                                     "(default: DATA_DIR/media); the API and every worker must share it")
+    media_max_gb: float = Field(50, ge=0, description="disk the kept videos may take with their reels and thumbnails; "
+                                                     "the oldest go first, their analyses stay (has_video: false)")
     reuse_results: bool = Field(True, description="answer the same bytes asked the same way (head, sport, top_k, "
                                                   "moments' and clip settings) from the library at once, cached: true")
     jobs_broker_url: str | None = Field(
@@ -138,6 +141,10 @@ class Settings(BaseSettings):
     def job_upload_dir(self) -> Path:
         """Where uploads wait to be recognized: the shared folder under a broker, else UPLOAD_DIR."""
         return (self.shared_upload_dir or self.upload_dir) if self.jobs_broker_url else self.upload_dir
+
+    @property
+    def media_folder(self) -> Path:
+        return self.media_dir or self.data_dir / "media"
 
     @property
     def redeliver_after_s(self) -> float:

@@ -40,9 +40,8 @@ ARCHERY_AVI = DATA / "archery__paddlevideo_example.avi"  # 131 frames
 
 
 def files_below(folder: Path) -> list[Path]:
-    """Every file an API left in its upload folder, resumable uploads' (in resumable/) included; not the videos
-    of finished jobs kept for their reels (in kept/: bounded by their own rules, tests/test_highlights.py)."""
-    return sorted(p for p in folder.rglob("*") if not p.is_dir() and "kept" not in p.relative_to(folder).parts[:1])
+    """Every file an API left in its upload folder, resumable uploads' (in resumable/) included."""
+    return sorted(p for p in folder.rglob("*") if not p.is_dir())
 
 
 def write_video(path: Path, num_frames: int, *, size=(320, 240), fps: float = 25.0, fourcc: str = "MJPG") -> Path:

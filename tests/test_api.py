@@ -26,8 +26,10 @@ def upload_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def client(saved_model_dir, upload_dir):
-    # no job's video kept for reels (KEPT_VIDEOS_GB=0, tests/test_highlights.py keeps them): every upload is deleted
-    settings = Settings(model_handle=str(saved_model_dir), upload_dir=upload_dir, max_upload_mb=5, kept_videos_gb=0)
+    # no video kept in the library's media (KEEP_VIDEOS=false; tests/test_highlights.py keeps them): every upload
+    # is deleted
+    settings = Settings(model_handle=str(saved_model_dir), upload_dir=upload_dir, max_upload_mb=5, keep_videos=False,
+                        media_dir=upload_dir.with_name(f"{upload_dir.name}-media"))
     app.dependency_overrides[get_settings] = lambda: settings
     for leftover in ("crashed.upload", ".warm-up-crashed.avi"):  # as a killed process leaves them
         (upload_dir / leftover).write_bytes(b"x")
@@ -193,7 +195,7 @@ def test_job_reports_progress_then_the_same_result(client, upload_dir):
     _check_result(final["result"], filename="archery.avi", top_k=3)
     assert final["result"]["actions"][0]["label"] == "archery"
     assert list(upload_dir.iterdir()) == []  # the job deleted its file
-    no_reel = client.get(f"/jobs/{job['id']}/highlights", params={"label": "archery"})  # KEPT_VIDEOS_GB=0 here
+    no_reel = client.get(f"/jobs/{job['id']}/highlights", params={"label": "archery"})  # KEEP_VIDEOS=false here
     assert no_reel.status_code == 410 and "no longer kept" in no_reel.json()["detail"]
     table = client.get(f"/jobs/{job['id']}?format=csv")  # the same clips, for a spreadsheet
     assert table.status_code == 200 and table.headers["content-type"].startswith("text/csv")

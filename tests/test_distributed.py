@@ -19,6 +19,7 @@ import httpx
 import pytest
 
 from benchmarks.cluster_process import running_cluster
+from service.library.store import fingerprint
 from conftest import ARCHERY_AVI, DATA, ROOT, _free_port, assert_csv_matches, files_below, write_real_minute
 
 CRICKET = DATA / "cricket__kinetics_i3d_v_CricketShot_g04_c01.mp4"  # 79 frames: 1 clip
@@ -55,8 +56,8 @@ def cluster(tmp_path_factory):
 
 @pytest.fixture(autouse=True)
 def uploads_gone_after_each_test(request):
-    """Every upload is deleted once its job has run (or been refused), or kept for its reels (kept/); resumable
-    ones (in resumable/) too."""
+    """Every upload is deleted once its job has run (or been refused), or moved into the library's media folder;
+    resumable ones (in resumable/) too."""
     if "cluster" not in request.fixturenames:
         yield
         return
@@ -122,7 +123,8 @@ def test_a_job_end_to_end_with_progress_that_never_goes_backwards(cluster):
     table = httpx.get(f"{cluster.api}/jobs/{job['id']}?format=csv")  # read from Redis as well
     assert table.status_code == 200
     assert_csv_matches(table.text, result)  # its moments, then its clips
-    assert (cluster.shared / "kept" / f"{job['id']}.video").is_file()  # the worker kept it for reels
+    media = Path(os.environ["DATA_DIR"]) / "media"  # every process's MEDIA_DIR (tests/conftest.py)
+    assert (media / f"{result['video']['sha256']}.video").is_file()  # the worker kept it in the library's media
     stored = httpx.get(f"{cluster.api}/videos/{result['video_id']}", timeout=10)  # and stored its result
     assert stored.status_code == 200 and stored.json()["clips"] == result["clips"] and result["cached"] is False
     reel = httpx.get(f"{cluster.api}/jobs/{job['id']}/highlights", params={"label": "shooting basketball"}, timeout=300)
@@ -245,7 +247,7 @@ def test_a_game_runs_in_parts_on_both_workers_with_the_one_process_result(cluste
     merged = final["result"]
     assert [a["label"] for a in merged["actions"]] == [a["label"] for a in one["actions"]]
     assert [a["confidence"] for a in merged["actions"]] == pytest.approx([a["confidence"] for a in one["actions"]], abs=1e-3)
-    assert merged["video"] == one["video"]
+    assert merged["video"] == {**one["video"], "sha256": fingerprint(game)[0]}  # the stored bytes, named
     fields = ("index", "start_s", "end_s", "start_frame", "end_frame")
     assert [[c[f] for f in fields] for c in merged["clips"]] == [[c[f] for f in fields] for c in one["clips"]]
     assert [c["actions"][0]["label"] for c in merged["clips"]] == [c["actions"][0]["label"] for c in one["clips"]]

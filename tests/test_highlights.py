@@ -1,5 +1,5 @@
 """Highlight reels: `GET /jobs/{id}/highlights` on a real game with sound, cut by stream copy or re-encoded, the
-reel recognized again as its action; the kept videos' bounds; the page's reels of its own results."""
+reel recognized again as its action; the media folder's bounds; the page's reels of its own results."""
 
 from __future__ import annotations
 
@@ -16,7 +16,8 @@ from fastapi.testclient import TestClient
 from api.main import app
 from common.reels import NoRoomForReel, ReelTooSlow, Span, copy_slack_s, make_reel, reel_spans
 from conftest import files_below, write_real_minute
-from service.highlights import KeptVideos
+from service.library.media import Media
+from service.library.store import Library
 from service.settings import Settings, get_settings
 
 SHOOTING = "shooting basketball"
@@ -40,8 +41,13 @@ def upload_dir(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def client(saved_model_dir, upload_dir):
-    settings = Settings(model_handle=str(saved_model_dir), upload_dir=upload_dir)
+def media_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("media")
+
+
+@pytest.fixture(scope="module")
+def client(saved_model_dir, upload_dir, media_dir):
+    settings = Settings(model_handle=str(saved_model_dir), upload_dir=upload_dir, media_dir=media_dir)
     app.dependency_overrides[get_settings] = lambda: settings
     with TestClient(app) as test_client:
         yield test_client
@@ -77,14 +83,15 @@ def test_spans_are_padded_joined_where_pads_meet_and_kept_within_the_video():
     assert reel_spans(result, ["z"], pad_s=2) == []
 
 
-def test_a_jobs_reel_shows_every_moment_of_its_action_with_its_sound(client, games, upload_dir, tmp_path):
+def test_a_jobs_reel_shows_every_moment_of_its_action_with_its_sound(client, games, upload_dir, media_dir, tmp_path):
     """Stream copy from the keyframes: each piece starts at most its padding early, the moments are all in it (the
     model ranks the reel as the action), with the game's sound; made once, then the same file; the API's errors."""
     state = _done(client, games[30])
     job_id, result = state["id"], state["result"]
     shooting = [s for s in result["segments"] if s["label"] == SHOOTING]
     assert len(shooting) == 2, result["segments"]  # the two basketball clips, the yoga between them
-    assert (upload_dir / "kept" / f"{job_id}.video").is_file() and files_below(upload_dir) == []  # kept, nothing else
+    sha = result["video"]["sha256"]
+    assert (media_dir / f"{sha}.video").is_file() and files_below(upload_dir) == []  # kept, nothing else left
 
     reel = client.get(f"/jobs/{job_id}/highlights", params={"label": SHOOTING, "pad_s": 1})
     assert reel.status_code == 200, reel.text
@@ -101,9 +108,9 @@ def test_a_jobs_reel_shows_every_moment_of_its_action_with_its_sound(client, gam
     ranked = client.app.state.recognizer.recognize(saved)
     assert ranked["actions"][0]["label"] == SHOOTING and "yoga" not in {s["label"] for s in ranked["segments"]}
 
-    kept = sorted(p.name for p in (upload_dir / "kept").iterdir())
+    kept = sorted(p.name for p in media_dir.iterdir())
     again = client.get(f"/jobs/{job_id}/highlights", params={"label": SHOOTING, "pad_s": 1})
-    assert again.content == reel.content and sorted(p.name for p in (upload_dir / "kept").iterdir()) == kept
+    assert again.content == reel.content and sorted(p.name for p in media_dir.iterdir()) == kept
 
     both = client.get(f"/jobs/{job_id}/highlights", params={"label": [SHOOTING, "yoga"], "pad_s": 1})
     assert both.status_code == 200 and len(both.content) > len(reel.content)
@@ -121,7 +128,7 @@ def test_a_jobs_reel_shows_every_moment_of_its_action_with_its_sound(client, gam
     assert busy.status_code == 409 and "come when it is done" in busy.json()["detail"]
     client.delete(f"/jobs/{running}")
 
-    (upload_dir / "kept" / f"{job_id}.video").unlink()  # as the oldest goes when room is needed
+    (media_dir / f"{sha}.video").unlink()  # as the oldest goes when room is needed
     gone = client.get(f"/jobs/{job_id}/highlights", params={"label": "yoga", "pad_s": 1})
     assert gone.status_code == 410 and "no longer kept" in gone.json()["detail"]
     deadline = time.monotonic() + 30
@@ -152,30 +159,81 @@ def test_a_reel_without_the_disk_or_the_time_for_it_is_refused_and_leaves_nothin
     assert list(tmp_path.iterdir()) == []
 
 
-def test_kept_videos_last_as_long_as_results_and_within_their_room(tmp_path):
-    folder = tmp_path / "kept"
-    kept = KeptVideos(folder, ttl_s=100, max_bytes=3000)
+def test_the_media_folder_keeps_each_video_once_within_its_room_and_marks_what_went(tmp_path):
+    """Uploads moved in by their bytes (the same bytes once), a poster each; the oldest go with their reels and
+    thumbnails when room is needed, their posters and analyses stay, and the library is told which have no video."""
+    library = Library.open(Settings(database_url=f"sqlite:///{tmp_path / 'library.db'}"))
+    folder = tmp_path / "media"
+    media = Media(folder, max_bytes=3000)
 
-    def upload(name: str, size: int) -> Path:
-        path = tmp_path / name
-        path.write_bytes(b"x" * size)
-        return path
+    def stored(name: str, size: int) -> tuple[dict, Path]:
+        path = tmp_path / f"{name}.upload"
+        path.write_bytes(name.encode() * size)
+        result = {"video": {"filename": name, "duration_s": 1.0}, "clips": [], "head": "kinetics-400",
+                  "actions": [], "segments": []}
+        return library.keep(result, sha256=name * 64, size=size, analysed={"n": name}), path
 
-    assert kept.keep("a", upload("a.upload", 1000)) and kept.keep("b", upload("b.upload", 1000))
-    (folder / "a.reel-1.copy.mp4").write_bytes(b"x" * 500)  # a's reel, and a lock and a half-made one
-    (folder / "a.reel-1.lock").touch()
-    (folder / ".a.reel-2.partial.x1").mkdir()
+    (a, a_path), (b, b_path) = stored("a", 1000), stored("b", 1000)
+    assert media.keep(a, a_path, library) and media.keep(b, b_path, library)
+    assert [v["has_video"] for v in library.videos()[1]] == [True, True]
+    (folder / f"{'a' * 64}.{a['video_id']}.reel-1.copy.mp4").write_bytes(b"x" * 500)  # a's reel, a lock, a half-made one
+    (folder / f"{'a' * 64}.{a['video_id']}.reel-1.lock").touch()
+    (folder / f".{'a' * 64}.{a['video_id']}.reel-2.partial.x1").mkdir()
+    (folder / f"{'a' * 64}.poster.jpg").write_bytes(b"jpeg")  # as made from a real video
     now = time.time()
-    os.utime(folder / "b.video", (now - 10, now - 10))
-    os.utime(folder / "a.video", (now - 20, now - 20))
-    assert not kept.keep("big", upload("big.upload", 3001))  # more than all the room: not kept, and deleted
-    assert kept.keep("c", upload("c.upload", 1000))  # a (the oldest, 1500 bytes with its reel) makes room
-    assert sorted(p.name for p in folder.iterdir()) == ["b.video", "c.video"]
-    assert [p.name for p in tmp_path.iterdir()] == ["kept"]  # every upload moved or deleted
-    assert kept.source("b") == folder / "b.video" and kept.source("a") is None
-    assert kept.sweep(now=now + 89) == 0 and kept.sweep(now=now + 101) == 2 and list(folder.iterdir()) == []
-    off = KeptVideos(tmp_path / "off", ttl_s=100, max_bytes=0)  # KEPT_VIDEOS_GB=0: none kept
-    assert not off.keep("d", upload("d.upload", 10)) and not (tmp_path / "d.upload").exists()
+    os.utime(folder / f"{'b' * 64}.video", (now - 10, now - 10))
+    os.utime(folder / f"{'a' * 64}.video", (now - 20, now - 20))
+    big, big_path = stored("z", 3001)
+    assert not media.keep(big, big_path, library)  # more than all the room: not kept, and deleted
+    c, c_path = stored("c", 1000)
+    assert media.keep(c, c_path, library)  # a (the oldest, 1500 bytes with its reel) makes room
+    assert sorted(p.name for p in folder.iterdir()) == sorted([".media.lock", f"{'a' * 64}.poster.jpg",
+                                                               f"{'b' * 64}.video", f"{'c' * 64}.video"])
+    assert list(tmp_path.glob("*.upload")) == []  # every upload moved or deleted
+    kept = {v["video_id"]: v["has_video"] for v in library.videos()[1]}
+    assert kept == {a["video_id"]: False, b["video_id"]: True, c["video_id"]: True, big["video_id"]: False}
+    assert media.source("b" * 64) == folder / f"{'b' * 64}.video" and media.source("a" * 64) is None
+    assert media.thumbnail("a" * 64, 3.0) == folder / f"{'a' * 64}.poster.jpg"  # the video gone: its poster
+
+    again, again_path = stored("b", 1000)  # the same bytes again: one copy, the newest now
+    assert media.keep(again, again_path, library) and not again_path.exists()
+    media.max_bytes = 1000
+    assert media.sweep(library) == 1 and media.source("c" * 64) is None and media.source("b" * 64) is not None
+    off = Media(tmp_path / "off", max_bytes=10**9, enabled=False)  # KEEP_VIDEOS=false: results only
+    d, d_path = stored("d", 10)
+    assert not off.keep(d, d_path, library) and not d_path.exists() and media.source("d" * 64) is None
+    library.close()
+
+
+def test_a_video_deleted_while_its_reel_is_cut_gives_410_and_leaves_nothing(games, tmp_path, monkeypatch):
+    """DELETE /videos/{id} as a reel of it is being cut, early (its pieces cannot be read) or late (the reel is
+    made but not yet in place): the reel is refused with 410, and no file of it is left."""
+    import common.reels
+    from service.refusals import Refused
+
+    folder, real_make_reel = tmp_path / "media", common.reels.make_reel
+    media = Media(folder, max_bytes=10**9)
+    result = {"video": {"duration_s": 30.0, "sha256": "g" * 64}, "video_id": "v1",
+              "segments": [{"label": "a", "start_s": 2.0, "end_s": 8.0, "confidence": 0.9},
+                           {"label": "b", "start_s": 12.0, "end_s": 18.0, "confidence": 0.8}]}
+    upload = tmp_path / "game.upload"
+    for label, when in (("a", "before"), ("b", "after")):
+        upload.write_bytes(games[30].read_bytes())
+        assert media.keep(result, upload)
+
+        def deleted_meanwhile(source, *args, when=when, **kwargs):
+            if when == "before":
+                media.forget("g" * 64, "v1", bytes_still_used=False)
+            mode = real_make_reel(source, *args, **kwargs)
+            if when == "after":
+                media.forget("g" * 64, "v1", bytes_still_used=False)
+            return mode
+
+        monkeypatch.setattr(common.reels, "make_reel", deleted_meanwhile)
+        with pytest.raises(Refused) as refused:
+            media.reel("g" * 64, "v1", result, [label], pad_s=1)
+        assert refused.value.status_code == 410 and "deleted" in str(refused.value), when
+        assert [p.name for p in folder.iterdir()] == [".media.lock"], when
 
 
 def test_the_pages_reels_of_its_own_upload_and_of_its_jobs(live_services, games):

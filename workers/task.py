@@ -19,7 +19,7 @@ from models.recognition.recognizer import ActionRecognizer, UnknownHeadError, wi
 from models.recognition.segments import SegmentSettings
 from models.recognition.windows import Deadline, ProcessingTimeout, Stopped
 from models.video import Timeline, VideoDecodeError
-from service.highlights import KeptVideos
+from service.library.media import Media
 from service.library.store import Library, analysis
 from service.queue import game
 from service.recognition import JOB_HINT, ROUTE_HINT, job_time_limit_s, recognize_shared
@@ -62,8 +62,7 @@ def run_job(recognizer: ActionRecognizer, settings: Settings, *, job_id: str, up
         except UnknownHeadError as exc:
             return {"worker": worker, "error": {"status_code": 422, "detail": (
                 f"unknown head {exc.args[0]!r}; loaded: {', '.join(recognizer.heads)}")}}
-        if not options.get("time_limit_s"):  # a job's (not a synchronous request's): kept for its highlight reels
-            KeptVideos.from_settings(settings).keep(job_id, path)
+        Media.from_settings(settings).keep(result, path, library)  # for playback and highlight reels
         return {"worker": worker, "result": result}
     finally:
         path.unlink(missing_ok=True)

@@ -15,7 +15,7 @@ from celery import Task, signals
 
 from common.logs import configure_logging
 from models.recognition.segments import SegmentSettings
-from service.highlights import KeptVideos
+from service.library.media import Media
 from service.library.store import Library, analysis
 from service.queue import registry
 from service.queue import game
@@ -78,7 +78,7 @@ def _end_part(job_id: str, number: int, plan: dict, error: dict | None, hostname
     client, ttl_s = _serving["redis"], int(settings.jobs_ttl_s)
     if game.finish_part(client, job_id, number, len(plan["parts"]), ttl_s, error):
         answer = game.merge(_serving["recognizer"], client, job_id, plan, upload_path(settings, plan["upload"]),
-                            ttl_s=ttl_s, kept=KeptVideos.from_settings(settings), library=_serving["library"],
+                            ttl_s=ttl_s, media=Media.from_settings(settings), library=_serving["library"],
                             analysed=analysis(settings, head=plan["options"].get("head"), sport=plan["options"].get("sport"),
                                               top_k=plan["options"]["top_k"],
                                               segments=SegmentSettings(**plan["options"].get("segments", {}))))

@@ -10,10 +10,9 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, JSONResponse
 
 from api.deps import RecognitionsDep, SegmentsDep, SettingsDep, SportQuery, accepting_work
+from api.routes.library import reel_name
 from api.routes.recognize import CSV_RESPONSE, REQUEST_BODY, Format, export_response
 from api.uploads import save_video
-from common.results import download_name
-from service.highlights import KeptVideos
 from service.jobs import Job
 from service.schemas import ErrorDetail, JobStatus, JobWindows
 
@@ -82,17 +81,15 @@ def _done(request: Request, job_id: str) -> dict:
 def get_highlights(
     job_id: str,
     request: Request,
-    settings: SettingsDep,
     label: Annotated[list[str], Query(min_length=1, description="an action with moments in the result; repeat it "
                                                                 "for several (their moments in time order)")],
     pad_s: Annotated[float, Query(ge=0, le=30, description="seconds shown before and after each moment; moments "
                                                            "whose padding meets are one piece")] = 2.0,
 ):
     result = _done(request, job_id)["result"]
-    reel, cut = KeptVideos.from_settings(settings).reel(job_id, result, label, pad_s)  # Refused: 410, 422, 503, 507
-    actions = "+".join("".join(c if c.isalnum() else "_" for c in action) for action in sorted(set(label)))
-    name = download_name(result, f".{actions[:80]}.highlights.mp4")
-    return FileResponse(reel, media_type="video/mp4", filename=name, headers={"X-Reel-Cut": cut})
+    media = request.app.state.media  # Refused: 410, 422, 503, 507
+    reel, cut = media.reel(result["video"]["sha256"], result["video_id"], result, label, pad_s)
+    return FileResponse(reel, media_type="video/mp4", filename=reel_name(result, label), headers={"X-Reel-Cut": cut})
 
 
 @router.get("/{job_id}/windows", response_model=JobWindows, responses={404: {"model": ErrorDetail}, 503: {"model": ErrorDetail}},

@@ -13,7 +13,7 @@ from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
 
-from sqlalchemy import Engine, delete, func, select
+from sqlalchemy import Engine, delete, func, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError, InterfaceError, DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -105,9 +105,9 @@ class Library:
         `cached: false`. One analysis of the same bytes asked the same way is kept: when there is one already
         (stored meanwhile by another process, or run again with REUSE_RESULTS off), `result` gets its id."""
         video_id = uuid.uuid4().hex
-        stored = {**result, "video_id": video_id}
+        info = {**result["video"], "sha256": sha256}
+        stored = {**result, "video": info, "video_id": video_id}
         stored.pop("cached", None)
-        info = result["video"]
         row = Video(id=video_id, sha256=sha256, settings_key=settings_key(analysed), size_bytes=size,
                     filename=(info.get("filename") or "video")[:255], duration_s=info.get("duration_s") or 0.0,
                     fps=info.get("fps") or 0.0, width=info.get("width") or 0, height=info.get("height") or 0,
@@ -138,10 +138,26 @@ class Library:
             return found
         return self.keep(run(), sha256=sha256, size=size, analysed=analysed)
 
+    def mark_kept(self, sha256s: list[str], kept: bool) -> None:
+        """Whether the media folder has these videos' bytes (every analysis of them)."""
+        with self._db(write=True) as db:
+            db.execute(update(Video).where(Video.sha256.in_(sha256s)).values(video_kept=kept))
+
+    def bytes_of(self, video_id: str) -> tuple[str, bool] | None:
+        """(sha256, whether its video is kept) of a stored analysis; None if there is none."""
+        with self._db() as db:
+            row = db.execute(select(Video.sha256, Video.video_kept).where(Video.id == video_id)).first()
+            return None if row is None else (row[0], row[1])
+
+    def analysed(self, sha256: str) -> bool:
+        """Whether any stored analysis is of these bytes."""
+        with self._db() as db:
+            return db.scalar(select(func.count()).where(Video.sha256 == sha256)) > 0
+
     def get(self, video_id: str) -> dict | None:
         with self._db() as db:
             video = db.get(Video, video_id)
-            return None if video is None else _result(video)
+            return None if video is None else {**_result(video), "has_video": video.video_kept}
 
     def delete(self, video_id: str) -> bool:
         with self._db(write=True) as db:
@@ -167,7 +183,7 @@ class Library:
                until: datetime | None = None, limit: int = 50, offset: int = 0) -> tuple[int, list[dict]]:
         """(how many match, a page of moments of `labels` across every stored video): newest videos first, each
         video's moments in time order."""
-        query = (select(Moment, Video.filename, Video.created_at).join(Video, Moment.video_id == Video.id)
+        query = (select(Moment, Video.filename, Video.created_at, Video.video_kept).join(Video, Moment.video_id == Video.id)
                  .where(Moment.label.in_(labels), Moment.confidence >= min_confidence))
         if since:
             query = query.where(Video.created_at >= since)
@@ -178,20 +194,53 @@ class Library:
             rows = db.execute(query.order_by(Video.created_at.desc(), Moment.video_id, Moment.start_s)
                               .limit(limit).offset(offset)).all()
             return total, [{"video_id": m.video_id, "filename": filename, "created_at": _iso(created), "label": m.label,
-                            "start_s": m.start_s, "end_s": m.end_s, "peak_s": m.peak_s, "confidence": m.confidence}
-                           for m, filename, created in rows]
+                            "start_s": m.start_s, "end_s": m.end_s, "peak_s": m.peak_s, "confidence": m.confidence,
+                            "has_video": bool(kept)}
+                           for m, filename, created, kept in rows]
+
+    def reel_moments(self, *, labels: list[str], min_confidence: float = 0.0, since: datetime | None = None,
+                     until: datetime | None = None, pad_s: float = 2.0, max_s: float = 120.0) -> list[dict]:
+        """The most confident moments of `labels` whose videos are kept, padded (within their videos; one longer
+        than `max_s` cut to that around its peak), as many as fit in `max_s` seconds: then in library order (newest
+        videos first, each in time order), with sha256."""
+        query = (select(Moment, Video.sha256, Video.duration_s, Video.created_at).join(Video, Moment.video_id == Video.id)
+                 .where(Moment.label.in_(labels), Moment.confidence >= min_confidence, Video.video_kept.is_(True)))
+        if since:
+            query = query.where(Video.created_at >= since)
+        if until:
+            query = query.where(Video.created_at < until)
+        chosen, used = [], 0.0
+        with self._db() as db:
+            for m, sha, duration, created in db.execute(query.order_by(Moment.confidence.desc(), Moment.id).limit(1000)):
+                start, end = max(0.0, m.start_s - pad_s), min(duration or m.end_s + pad_s, m.end_s + pad_s)
+                if end - start > max_s:  # longer than the whole reel: the stretch around its peak
+                    start = min(max(start, m.peak_s - max_s / 2), end - max_s)
+                    end = start + max_s
+                if end - start <= 0 or used + end - start > max_s + 1e-6:
+                    continue
+                used += end - start
+                chosen.append({"video_id": m.video_id, "sha256": sha, "label": m.label, "start_s": start, "end_s": end,
+                               "confidence": m.confidence, "created_at": created})
+        chosen.sort(key=lambda c: (-_iso_key(c["created_at"]), c["video_id"], c["start_s"]))
+        return [{**c, "created_at": _iso(c["created_at"])} for c in chosen]
 
 
 def _iso(moment: datetime) -> str:
     return (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).isoformat()
 
 
+def _iso_key(moment: datetime) -> float:
+    return (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).timestamp()
+
+
 def _result(video: Video) -> dict:
-    return json.loads(zlib.decompress(video.result))
+    result = json.loads(zlib.decompress(video.result))
+    result["video"] = {**result["video"], "sha256": video.sha256}  # analyses stored before it was in the result
+    return result
 
 
 def _summary(video: Video) -> dict:
     return {"video_id": video.id, "filename": video.filename, "created_at": _iso(video.created_at),
             "duration_s": video.duration_s, "width": video.width, "height": video.height, "fps": video.fps,
             "windows": video.windows, "head": video.head, "sport": video.sport, "size_bytes": video.size_bytes,
-            "sha256": video.sha256, "top_actions": video.top_actions}
+            "sha256": video.sha256, "top_actions": video.top_actions, "has_video": video.video_kept}

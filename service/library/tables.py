@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, BigInteger, DateTime, Float, ForeignKey, Index, Integer, LargeBinary, String, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Float, ForeignKey, Index, Integer, LargeBinary, String, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -33,6 +33,7 @@ class Video(Base):
     top_actions: Mapped[list] = mapped_column(JSON)  # the first few of `actions`, for lists
     result: Mapped[bytes] = mapped_column(LargeBinary)  # the whole result as zlib-compressed JSON
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    video_kept: Mapped[bool] = mapped_column(Boolean, default=False)  # its bytes in the media folder (by sha256)
     __table_args__ = (UniqueConstraint("sha256", "settings_key", name="videos_same_analysis"),
                       Index("videos_created", "created_at"))
 

@@ -30,8 +30,8 @@ from models.recognition.recognizer import ActionRecognizer, ClipRun, ClipSetting
 from models.recognition.segments import SegmentSettings
 from models.sports import UnknownSportError
 from models.video import StreamIndex, Timeline, VideoDecodeError, VideoInfo, index_stream
-from service.highlights import KeptVideos
 from service.jobs import JobState
+from service.library.media import Media
 from service.library.store import Library, fingerprint
 from service.queue.progress import PREFIX, cancel_requested
 from service.refusals import Refused
@@ -143,11 +143,11 @@ def finish_part(client: redis.Redis, job_id: str, number: int, parts: int, ttl_s
 
 
 def merge(recognizer: ActionRecognizer, client: redis.Redis, job_id: str, plan: dict, upload_path: Path,
-          *, ttl_s: int, kept: KeptVideos | None = None, library: Library | None = None,
+          *, ttl_s: int, media: Media | None = None, library: Library | None = None,
           analysed: dict | None = None) -> dict:
     """The job's answer, `{"result"}` as one process gives it (stored in `library` when given, asked `analysed`) or
-    `{"error"}` of its first failed part; the parts' files deleted, and the upload too unless `kept` keeps it for
-    the job's highlight reels."""
+    `{"error"}` of its first failed part; the parts' files deleted, and the upload too unless `media` keeps it
+    for playback and highlight reels."""
     started = time.perf_counter()
     try:
         errors = {int(k): json.loads(v) for k, v in client.hgetall(_key(job_id, "errors")).items()}
@@ -188,8 +188,8 @@ def merge(recognizer: ActionRecognizer, client: redis.Redis, job_id: str, plan: 
                 result = library.keep(result, sha256=sha256, size=size, analysed=analysed or {})
             except Refused as exc:  # the library away: the game is not done until it is stored
                 return {"error": exc.error()}
-        if kept is not None:
-            kept.keep(job_id, upload_path)
+        if media is not None:
+            media.keep(result, upload_path, library)
         return {"result": result}
     finally:
         for number in range(len(plan["parts"])):
