@@ -24,7 +24,7 @@ from api.uploads import save_video
 from models.recognition.segments import SegmentSettings
 from service import metrics
 from service.jobs import Job, JobState
-from service.library.media import Media
+from service.library.media import Media, answered_from_library
 from service.library.store import Library
 from service.queue import registry
 from service.queue.celery_app import make_celery
@@ -130,11 +130,11 @@ async def serving_gateway(app: FastAPI, settings: Settings) -> AsyncIterator[Non
     """The gateway's state for as long as the app serves. Redis may be down at start-up: requests say so."""
     settings.job_upload_dir.mkdir(parents=True, exist_ok=True)
     celery, redis_client = make_celery(settings), registry.client(settings.jobs_broker_url)
+    library = Library.open(settings)  # results are stored by the workers; listed and searched here
+    media = Media.from_settings(settings)  # and their videos kept in MEDIA_DIR, played and cut here
     jobs = QueuedJobs(celery, redis_client, lambda: settings.jobs_max_queued, ttl_s=settings.jobs_ttl_s,
-                      settings=settings)
-    app.state.jobs = jobs
-    app.state.library = Library.open(settings)  # results are stored by the workers; listed and searched here
-    app.state.media = Media.from_settings(settings)  # and their videos kept in MEDIA_DIR, played and cut here
+                      settings=settings, answered=answered_from_library(settings, library, media))
+    app.state.jobs, app.state.library, app.state.media = jobs, library, media
     app.state.recognitions = GatewayRecognitions(app, settings, jobs, redis_client)
     metrics.JOBS_QUEUED.set_function(jobs.queued)  # jobs waiting for a worker, in Redis
     log.info("ready as a gateway", extra={"broker": _safe_url(settings.jobs_broker_url),

@@ -17,10 +17,12 @@ from pathlib import Path
 
 import httpx
 import pytest
+import redis
 
-from benchmarks.cluster_process import running_cluster
+from benchmarks.cluster_process import RedisServer, running_cluster
+from benchmarks.postgres_process import PostgresServer
 from service.library.store import fingerprint
-from conftest import ARCHERY_AVI, DATA, ROOT, _free_port, assert_csv_matches, files_below, write_real_minute
+from conftest import ARCHERY_AVI, DATA, EXPECTED_TOP1, ROOT, _free_port, assert_csv_matches, files_below, write_real_minute
 
 CRICKET = DATA / "cricket__kinetics_i3d_v_CricketShot_g04_c01.mp4"  # 79 frames: 1 clip
 BASKETBALL = DATA / "basketball__mmaction2_shooting_drill.mp4"  # 300 frames at 29.97 fps: 251 at 25
@@ -47,9 +49,18 @@ def _started_parts(cluster) -> list[tuple[str, int]]:
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
+def postgres():
+    server = PostgresServer()
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory, postgres):
+    """Two workers and two gateway processes, storing in a real PostgreSQL (the way for workers on several
+    machines)."""
     env = {"JOBS_REDELIVER_AFTER_S": str(REDELIVER_AFTER_S), "JOBS_MAX_QUEUED": str(MAX_QUEUED), "LOG_LEVEL": "INFO",
-           "JOB_PART_S": str(GAME_PART_S)}
+           "JOB_PART_S": str(GAME_PART_S), "DATABASE_URL": postgres.url}
     with running_cluster(2, env=env, gateway_processes=2, logs=tmp_path_factory.mktemp("cluster-logs")) as cluster:
         yield cluster
 
@@ -194,6 +205,85 @@ def test_two_workers_both_take_jobs(cluster):
     assert {f["status"] for f in finals} == {"done"}
     assert {f["result"]["actions"][0]["label"] for f in finals} == {"playing cricket"}
     assert {f["worker"] for f in finals} == {w.hostname for w in cluster.workers}
+
+
+def test_two_workers_and_two_gateway_processes_writing_at_once_lose_nothing(cluster):
+    """Eight jobs at once (as many as the queue takes) through both gateway processes, run by both workers,
+    stored in PostgreSQL together:
+    five videos, one of them sent four times (one analysis kept, and every answer carries its id). Each is
+    listed, found by search and played back from the shared media folder."""
+    import concurrent.futures
+
+    clips = [DATA / name for name in ("taichi__stgcn_ta_chi.mp4", "weightlifting__stgcn_clean_and_jerk.mp4",
+                                      "yoga__uniformer_Tw2yXa6CzWE.mp4", "bassguitar__askanything_playing_guitar.mp4")]
+    sent = [*clips, *[CRICKET] * 4]
+
+    def submitted(clip: Path) -> str:  # as a client does: again after Retry-After while the queue is full
+        deadline = time.monotonic() + 300
+        while (answer := _submit(cluster.api, clip, top_k=2)).status_code == 503 and time.monotonic() < deadline:
+            time.sleep(min(float(answer.headers.get("Retry-After", 1)), 1.0))
+        assert answer.status_code == 202, answer.text
+        return answer.json()["id"]
+
+    with concurrent.futures.ThreadPoolExecutor(len(sent)) as pool:
+        ids = list(pool.map(submitted, sent))
+        finals = list(pool.map(lambda job_id: _follow(cluster.api, job_id, timeout_s=600)[-1], ids))
+    assert [f["status"] for f in finals] == ["done"] * len(sent), [f.get("error") for f in finals]
+    assert {f["worker"] for f in finals} == {w.hostname for w in cluster.workers}
+    results = [f["result"] for f in finals]
+    assert len({r["video_id"] for r in results[len(clips):]}) == 1  # the same bytes asked the same way: one
+    assert len({r["video_id"] for r in results}) == len(clips) + 1
+    for clip, result in zip(sent, results):
+        assert result["actions"][0]["label"] == EXPECTED_TOP1[clip.name], clip.name
+        stored = httpx.get(f"{cluster.api}/videos/{result['video_id']}", timeout=10).json()
+        assert stored["has_video"] and stored["clips"] == result["clips"]
+        played = httpx.get(f"{cluster.api}/videos/{result['video_id']}/video", timeout=30)
+        assert played.status_code == 200 and played.content == clip.read_bytes()
+        found = httpx.get(f"{cluster.api}/search", params={"label": result["segments"][0]["label"], "limit": 200},
+                          timeout=10).json()
+        assert result["video_id"] in {m["video_id"] for m in found["moments"]}
+
+
+def test_a_game_stored_before_is_answered_by_the_gateway_without_cutting_it_into_parts(tmp_path, game):
+    """The gateway looks a game up in the library before cutting it into parts (a worker asked for one video
+    looks it up itself): the same bytes asked the same way are done at once, no task sent, the upload kept."""
+    from models.recognition.segments import SegmentSettings
+    from service.jobs import Job
+    from service.library.media import Media, answered_from_library
+    from service.library.store import Library, analysis
+    from service.queue.celery_app import QUEUE, make_celery
+    from service.queue.executor import QueuedJobs
+    from service.settings import Settings
+
+    broker = RedisServer(tmp_path / "redis.log").start()
+    try:
+        settings = Settings(jobs_broker_url=broker.url, shared_upload_dir=tmp_path / "shared", job_part_s=GAME_PART_S,
+                            data_dir=tmp_path, reuse_results=True)
+        library, media = Library.open(settings), Media.from_settings(settings)
+        analysed = analysis(settings, head=None, sport=None, top_k=3, segments=SegmentSettings())
+        stored = library.keep({"video": {"filename": "earlier.mp4", "duration_s": 60.0}, "clips": [{"index": 0}],
+                               "head": "kinetics-400", "actions": [], "segments": []},
+                              sha256=fingerprint(game)[0], size=game.stat().st_size, analysed=analysed)
+        celery = make_celery(settings)
+        jobs = QueuedJobs(celery, redis.Redis.from_url(broker.url), lambda: 8, settings=settings,
+                          answered=answered_from_library(settings, library, media))
+        (tmp_path / "shared").mkdir()
+        for top_k, cached in ((3, True), (2, False)):
+            upload = tmp_path / "shared" / f"{top_k}.upload"
+            upload.write_bytes(game.read_bytes())
+            job = Job(id=f"job-{top_k}", video=upload, filename="again.mp4", top_k=top_k, head=None)
+            jobs.submit(job)
+            state = jobs.get(job.id)
+            if cached:
+                assert state.status == "done" and state.result["video_id"] == stored["video_id"]
+                assert state.result["cached"] is True and state.result["video"]["filename"] == "again.mp4"
+                assert redis.Redis.from_url(broker.url).llen(QUEUE) == 0 and not upload.exists()
+                assert media.source(fingerprint(game)[0]) is not None  # kept for playback and reels
+            else:  # asked another way: cut into parts for the workers
+                assert state.status == "queued" and redis.Redis.from_url(broker.url).llen(QUEUE) == 3
+        library.close()
+    finally:
+        broker.stop()
 
 
 def test_a_full_queue_answers_503_with_retry_after(cluster):

@@ -219,6 +219,8 @@ def test_the_api_keeps_every_result_answers_the_same_video_from_it_and_survives_
     client.__exit__(None, None, None)  # a restart: everything stored is still there
     client = serving()
     assert client.get("/videos").json()["total"] == 2
+    played = client.get(f"/videos/{first['video_id']}/video")  # and playable
+    assert played.status_code == 200 and played.content == CRICKET_MP4.read_bytes()
     assert client.delete(f"/videos/{first['video_id']}").status_code == 204
     assert client.get(f"/videos/{first['video_id']}").status_code == 404
     assert client.delete(f"/videos/{first['video_id']}").status_code == 404

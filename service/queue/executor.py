@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import redis
 from celery import Celery
@@ -32,9 +32,10 @@ class QueuedJobs:
     expired (JOBS_TTL_S), is unknown (404) rather than Celery's everlasting PENDING."""
 
     def __init__(self, celery: Celery, redis_client: redis.Redis, max_queued, *, ttl_s: int = 3600,
-                 settings: Settings | None = None):
+                 settings: Settings | None = None, answered: Callable[[Job], dict | None] | None = None):
         self._celery, self._redis, self._max_queued, self._ttl_s = celery, redis_client, max_queued, ttl_s
         self._settings = settings  # with them, a job on a video longer than JOB_PART_S runs in parts
+        self._answered = answered  # a game's stored answer (the library), looked up before it is cut into parts
         self._waiting = 0  # synchronous requests of this process waiting for their job (the drain waits for them)
         self._lock = threading.Lock()
 
@@ -45,6 +46,9 @@ class QueuedJobs:
                 raise QueueFullError(f"{waiting} jobs are already waiting for a worker")
             planned = (game.plan_job(self._settings, job.video)
                        if self._settings is not None and job.time_limit_s is None else None)
+            if planned is not None and self._answered is not None and (found := self._answered(job)) is not None:
+                self._celery.backend.store_result(job.id, {"result": found, "worker": "library"}, "SUCCESS")
+                return  # a worker asked for one video looks it up itself; a game's parts would not
             self._celery.backend.store_result(job.id, {"clips_done": 0, "clips_total": None}, "QUEUED")
             options = {"top_k": job.top_k, "head": job.head, "filename": job.filename, "time_limit_s": job.time_limit_s,
                        "segments": dataclasses.asdict(job.segments), "sport": job.sport}
