@@ -69,7 +69,8 @@ def _clip_settings(args: argparse.Namespace, device: str = "CPU"):
     return ClipSettings(clip_len=args.clip_length, stride=args.clip_stride,
                         batch_size=args.batch_size or default_batch_size(device), extraction=args.extraction,
                         recompute_below=args.recompute_below, sampling=Sampling.parse(args.model_fps),
-                        decode_workers=args.decode_workers or default_decode_workers())
+                        decode_workers=args.decode_workers or default_decode_workers(),
+                        tta=getattr(args, "tta", False))
 
 
 def _recognizer(args: argparse.Namespace):
@@ -186,7 +187,7 @@ def _train(args: argparse.Namespace) -> int:
     from models.training.trainer import TrainConfig, train
 
     config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size_train, lr=args.lr, patience=args.patience,
-                         units=args.units, dropout=args.dropout, seed=args.seed)
+                         units=args.units, dropout=args.dropout, seed=args.seed, augment=args.augment, views=args.views)
     train_samples = load_samples(args.data, split=args.split, subset="train")
     val_samples = load_samples(args.val, split=args.split, subset="test") if args.val else None
     extractor = _extractor(args)
@@ -204,7 +205,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     from models.training.trainer import evaluate
 
     samples = load_samples(args.data, split=args.split, subset="test")
-    results = evaluate(samples, Path(args.head), _extractor(args), cache_dir=Path(args.cache))
+    results = evaluate(samples, Path(args.head), _extractor(args), cache_dir=Path(args.cache), tta=args.tta)
     if args.json:
         print(json.dumps(results, indent=2))
     else:
@@ -294,6 +295,12 @@ def main(argv: list[str] | None = None) -> int:
     train.add_argument("--dropout", type=float, default=0.3)
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--name", help="head name shown in results (default: the --out folder name)")
+    train.add_argument("--augment", action=argparse.BooleanOptionalAction, default=True,
+                       help="train on several views of each video: mirrored, cropped at either end, 0.8-1.25x, "
+                            "shifted (validation sees the plain one)")
+    train.add_argument("--views", type=int, default=4, choices=range(1, 37), metavar="N",
+                       help="views per training video with --augment, the plain one included (each costs one more "
+                            "feature extraction; 1-36, default 4)")
     train.set_defaults(run=_train)
 
     evaluate = commands.add_parser("evaluate", help="top-1, top-5 and per-class figures of a head")
@@ -331,6 +338,10 @@ def main(argv: list[str] | None = None) -> int:
         command.add_argument("--batch-size" if command in (predict, live) else "--clip-batch", dest="batch_size", type=int,
                              default=int(os.environ.get("BATCH_SIZE") or 0) or None,
                              help="clips per I3D forward pass (default: 1 on CPU, 8 on GPU)")
+
+    for command in (predict, evaluate):
+        command.add_argument("--tta", action="store_true", default=os.environ.get("TTA", "off").lower() in ("on", "true", "1"),
+                             help="test-time views: average the three crops, mirrored and not (6x the work)")
 
     subset = commands.add_parser("subset", help="N classes, M videos each, stratified train/val/test CSVs")
     subset.add_argument("--data", required=True)

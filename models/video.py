@@ -66,6 +66,57 @@ class Sampling:
 
 SOURCE_RATE = Sampling(None)
 
+CROPS = ("centre", "start", "end")  # where the 224 crop sits along the long side: middle, left (top), right (bottom)
+
+
+@dataclass(frozen=True)
+class View:
+    """One way of looking at a video, for training on more than one: the 224 crop at the middle or either end of
+    the long side, mirrored or not, played faster or slower (`speed` 0.8-1.25, by sampling at the model rate
+    over `speed` times as much video), its windows shifted by `offset` model frames. The plain view (the
+    default) is what serving sees."""
+
+    crop: str = "centre"
+    flip: bool = False
+    speed: float = 1.0
+    offset: int = 0
+
+    def __post_init__(self):
+        if self.crop not in CROPS:
+            raise ValueError(f"a view's crop is one of {', '.join(CROPS)}; got {self.crop!r}")
+        if not 0.8 - 1e-9 <= self.speed <= 1.25 + 1e-9:
+            raise ValueError(f"a view's speed is 0.8 to 1.25; got {self.speed}")
+        if self.offset < 0:
+            raise ValueError(f"a view's offset is 0 or more model frames; got {self.offset}")
+
+    @property
+    def plain(self) -> bool:
+        return self == PLAIN_VIEW
+
+    @property
+    def id(self) -> str:
+        """"" for the plain view, else e.g. "start,flip,x1.25,+16": in feature cache keys beside `frames_id`."""
+        if self.plain:
+            return ""
+        parts = [self.crop] if self.crop != "centre" else []
+        parts += ["flip"] if self.flip else []
+        parts += [f"x{self.speed:g}"] if self.speed != 1 else []
+        parts += [f"+{self.offset}"] if self.offset else []
+        return ",".join(parts)
+
+    def sampling(self, base: Sampling) -> Sampling:
+        """The sampling that plays the video at `speed`: the model rate over `speed` times the source's time."""
+        if self.speed == 1:
+            return base
+        if base.fps is None:
+            raise ValueError("a view at another speed needs a model frame rate (MODEL_FPS), not source sampling")
+        return Sampling(base.fps / self.speed)
+
+
+PLAIN_VIEW = View()
+# test-time views: the three crops, mirrored and not (the same windows, so their outputs average window by window)
+TEST_TIME_VIEWS = tuple(View(crop, flip) for crop in CROPS for flip in (False, True))
+
 
 def frames_id(sampling: Sampling = Sampling()) -> str:
     """How frames are decoded and sampled, e.g. "pyav-swscale/25fps": in feature cache keys, trained heads'
@@ -234,24 +285,28 @@ class _Preparer:
     at 281 frames/s against 143 for scaling the whole frame and cropping after (2-core Xeon, decoding
     included). Its frames are within 1.2-1.8 grey levels on average of OpenCV's `prepare_frame`."""
 
-    def __init__(self):
+    def __init__(self, view: View = PLAIN_VIEW):
         self._graph = None
         self._key: tuple | None = None
+        self._view = view
 
     def __call__(self, frame: av.VideoFrame) -> np.ndarray:
         key = (frame.width, frame.height, frame.format.name)
         if key != self._key:  # the first frame, or a stream whose size changes midway
-            self._graph, self._key = _crop_scale_graph(*key), key
+            self._graph, self._key = _crop_scale_graph(*key, view=self._view), key
         self._graph.push(frame)
         return self._graph.pull().to_ndarray()
 
 
-def _crop_scale_graph(width: int, height: int, pixel_format: str):
+def _crop_scale_graph(width: int, height: int, pixel_format: str, *, view: View = PLAIN_VIEW):
     """Shrinking: the source rectangle the centre crop keeps (exact, not rounded to chroma's even pixels),
-    scaled to 224x224 by area averaging. Enlarging (frames under 256): scaled whole, then cropped, in RGB."""
+    scaled to 224x224 by area averaging. Enlarging (frames under 256): scaled whole, then cropped, in RGB.
+    A view's crop sits at either end of the long side instead, and a mirrored view is flipped last."""
     scale = RESIZE_SHORT_SIDE / min(width, height)
     new_w, new_h = max(CROP_SIZE, round(width * scale)), max(CROP_SIZE, round(height * scale))
-    left, top = (new_w - CROP_SIZE) // 2, (new_h - CROP_SIZE) // 2
+    place = {"centre": lambda room: room // 2, "start": lambda room: 0, "end": lambda room: room}[view.crop]
+    left, top = (place(new_w - CROP_SIZE), (new_h - CROP_SIZE) // 2) if new_w >= new_h else \
+        ((new_w - CROP_SIZE) // 2, place(new_h - CROP_SIZE))
     graph = av.filter.Graph()
     chain = [graph.add_buffer(width=width, height=height, format=pixel_format, time_base=Fraction(1, 1000))]
     if scale < 1:
@@ -262,6 +317,8 @@ def _crop_scale_graph(width: int, height: int, pixel_format: str):
     else:
         chain += [graph.add("scale", f"{new_w}:{new_h}:flags=bilinear"), graph.add("format", "rgb24"),
                   graph.add("crop", f"{CROP_SIZE}:{CROP_SIZE}:{left}:{top}")]
+    if view.flip:
+        chain.append(graph.add("hflip"))
     chain.append(graph.add("buffersink"))
     for upstream, downstream in zip(chain, chain[1:]):
         upstream.link_to(downstream)
@@ -292,12 +349,12 @@ def _timed_frames(container, stream, fps: float) -> Iterator[tuple[av.VideoFrame
 
 
 def _sampled(timed: Iterator[tuple[int, av.VideoFrame, float]], sampling: Sampling, fps: float, timeline: Timeline,
-             first: int = 0, end: int | None = None) -> Iterator[np.ndarray]:
+             first: int = 0, end: int | None = None, view: View = PLAIN_VIEW) -> Iterator[np.ndarray]:
     """The frames the model sees, prepared, noting each in `timeline`: those from model frame `first` to `end`
     (exclusive; None: the video's end) of `timed`, `(source index, frame, time)` in order. At a model rate F,
     frame i (time t_i) stands for every tick k/F in [t_i, t_i+1): none when the source is faster, several
     when slower; only the frames that stand for a tick are converted."""
-    prepare = _Preparer()
+    prepare = _Preparer(view)
     if sampling.fps is None:
         for index, frame, time_s in timed:
             if index >= first:
@@ -334,9 +391,9 @@ def _sampled(timed: Iterator[tuple[int, av.VideoFrame, float]], sampling: Sampli
 
 
 def iter_frames(path: str | Path, *, info: VideoInfo | None = None, limits: VideoLimits = VideoLimits(),
-                sampling: Sampling = Sampling()) -> Iterator[np.ndarray]:
+                sampling: Sampling = Sampling(), view: View = PLAIN_VIEW) -> Iterator[np.ndarray]:
     """Decode `path` and yield the frames the model sees, `(224, 224, 3) uint8 RGB`, sampled as `sampling`
-    says, checking `limits` as it goes.
+    says (seen as `view` says: training's other views), checking `limits` as it goes.
 
     Pass `info` to have it filled from the container (`model_frames` estimated), then corrected once the
     iterator is exhausted: `frames` to the frames decoded, `model_frames` to those yielded, `timeline` where
@@ -344,6 +401,7 @@ def iter_frames(path: str | Path, *, info: VideoInfo | None = None, limits: Vide
     VideoLimitError when it exceeds `limits`.
     """
     info = info if info is not None else VideoInfo(0, 0.0, 0, 0)
+    sampling = view.sampling(sampling)
     container, stream = _open(path)
     with container:
         opened = _info(container, stream)
@@ -363,7 +421,7 @@ def iter_frames(path: str | Path, *, info: VideoInfo | None = None, limits: Vide
                 yield decoded - 1, frame, time_s
 
         count = 0
-        for frame in _sampled(counted(), sampling, opened.fps, info.timeline):
+        for frame in _sampled(counted(), sampling, opened.fps, info.timeline, first=view.offset, view=view):
             count += 1
             yield frame
     if count == 0:
@@ -479,7 +537,7 @@ def loop_to_length(frames: list[np.ndarray], length: int) -> np.ndarray:
 
 def iter_clips(
     path: str | Path, *, clip_len: int = 64, stride: int = 32, info: VideoInfo | None = None,
-    limits: VideoLimits = VideoLimits(), sampling: Sampling = Sampling(),
+    limits: VideoLimits = VideoLimits(), sampling: Sampling = Sampling(), view: View = PLAIN_VIEW,
 ) -> Iterator[Clip]:
     """Decode `path` and yield its clips in order, as `clip_starts` places them over the frames the model sees,
     while decoding. A clip's `start_frame` and `end_frame` count those frames (`info.timeline` maps them to
@@ -490,7 +548,7 @@ def iter_clips(
     count = 0
     next_start = 0
     index = 0
-    with contextlib.closing(iter_frames(path, info=info, limits=limits, sampling=sampling)) as frames:
+    with contextlib.closing(iter_frames(path, info=info, limits=limits, sampling=sampling, view=view)) as frames:
         for frame in frames:
             window.append(frame)
             count += 1
@@ -504,10 +562,11 @@ def iter_clips(
         yield Clip(index, count - clip_len, count, np.stack(window))
 
 
-def read_frames(path: str | Path, *, max_frames: int | None = None, sampling: Sampling = Sampling()) -> np.ndarray:
+def read_frames(path: str | Path, *, max_frames: int | None = None, sampling: Sampling = Sampling(),
+                view: View = PLAIN_VIEW) -> np.ndarray:
     """The frames the model sees of a (short) video, `(T, 224, 224, 3) uint8`. For tools and tests, not serving."""
     frames = []
-    with contextlib.closing(iter_frames(path, sampling=sampling)) as stream:
+    with contextlib.closing(iter_frames(path, sampling=sampling, view=view)) as stream:
         for frame in stream:
             frames.append(frame)
             if max_frames is not None and len(frames) >= max_frames:

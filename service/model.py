@@ -25,7 +25,7 @@ def open_recognizer(settings: Settings) -> ActionRecognizer:
                          batch_size=settings.batch_size or default_batch_size(extractor.device),
                          extraction=settings.extraction, recompute_below=settings.recompute_below,
                          chunk_frames=settings.shared_chunk_frames, sampling=settings.sampling,
-                         decode_workers=settings.decode_workers or default_decode_workers())
+                         decode_workers=settings.decode_workers or default_decode_workers(), tta=settings.tta)
     if clips.extraction == "shared":
         check_shared_slicing(clips.clip_len, clips.stride, clips.chunk_frames, clips.context)
         extractor.logits_weights()

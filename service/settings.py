@@ -39,6 +39,8 @@ class Settings(BaseSettings):
     extraction: Literal["windows", "shared"] = Field(
         "windows", description="windows: each clip its own I3D pass; shared: clips pooled from one trunk pass over long "
                                "stretches (about 1.5x less compute, not identical: docs/performance.md)")
+    tta: bool = Field(False, description="test-time views: rank from the average of the three crops, mirrored and not "
+                                         "(6x the work a video; docs/training.md has its gain)")
     recompute_below: float = Field(0, ge=0, le=1, description="with EXTRACTION=shared, re-run clip by clip the clips "
                                                                "whose top-1 probability is under this")
     shared_chunk_frames: int = Field(384, ge=64, le=4096, description="with EXTRACTION=shared, frames per trunk pass "

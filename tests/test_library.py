@@ -313,6 +313,20 @@ def test_stored_videos_play_show_stills_make_reels_across_games_and_go_within_th
     assert list(media.glob(f"{sha}*")) == [] and client.get(drill["thumbnail_url"]).status_code == 404
 
 
+def test_test_time_views_are_another_analysis_of_the_same_bytes(serving):
+    """TTA=on changes the result, so the library answers it apart: recognized anew, the same action, stored
+    under its own id (and a TTA answer comes back cached to a TTA request only)."""
+    client = serving()
+    plain = _recognize(client)
+    client.__exit__(None, None, None)  # a restart with TTA=on
+    views = serving(tta=True)
+    tta = _recognize(views)
+    assert tta["cached"] is False and tta["video_id"] != plain["video_id"]
+    assert tta["actions"][0]["label"] == plain["actions"][0]["label"] == CRICKET
+    assert len(tta["clips"]) == len(plain["clips"]) and tta["actions"] != plain["actions"]
+    assert _recognize(views)["video_id"] == tta["video_id"]
+
+
 def test_a_database_that_goes_away_gives_503_and_the_next_request_after_it_returns_works(serving, postgres):
     client = serving(database_url=postgres.url)
     first = _recognize(client)

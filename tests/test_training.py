@@ -12,8 +12,9 @@ from conftest import DATA
 from models.recognition.heads import HeadMismatchError, LstmHead, build_lstm_head, save_head
 from models.recognition.recognizer import ActionRecognizer, ClipSettings
 from models.training.datasets import DatasetError, Sample, load_samples, write_csv
-from models.training.features import extract_all
+from models.training.features import augmentation_views, cache_key, extract_all
 from models.training.trainer import TrainConfig, evaluate, train
+from models.video import View, read_frames
 
 # class -> (training source, whole videos to recognise afterwards)
 CLASSES = {
@@ -83,6 +84,75 @@ def test_training_writes_the_head_and_its_record(trained):
     assert results["top1"] == 1.0 and config["metrics"]["top1"] == 1.0
     assert set(results["per_class"]) == set(CLASSES)
     assert len(json.loads((head / "history.json").read_text())["loss"]) == config["training"]["epochs_run"]
+    assert config["training"]["augment"] and config["training"]["view_ids"] == ["plain", "flip", "start", "end,flip"]
+
+
+def test_views_see_other_frames_and_have_their_own_cache_keys(tmp_path):
+    """A mirrored view is the plain frames mirrored, to the pixel; crops at either end differ from the centre's;
+    1.25x plays the video in 1/1.25 the frames, 0.8x in 1/0.8; a shift starts that many frames in. Through
+    the enlarging path (a 240-line video) and the shrinking one (its 720-line copy)."""
+    import subprocess
+
+    import imageio_ffmpeg
+
+    small = DATA / "basketball__mmaction2_shooting_drill.mp4"  # 426x240 at 29.97 fps: 251 model frames
+    large = tmp_path / "large.mp4"
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-loglevel", "error", "-i", str(small), "-vf", "scale=1280:720",
+                    "-c:v", "libx264", "-preset", "ultrafast", str(large)], check=True)
+    for video in (small, large):
+        plain = read_frames(video)
+        assert np.array_equal(read_frames(video, view=View(flip=True)), plain[:, :, ::-1])
+        for crop in ("start", "end"):
+            other = read_frames(video, max_frames=8, view=View(crop=crop))
+            assert np.abs(other.astype(int) - plain[:8]).mean() > 10, crop
+        assert len(read_frames(video, view=View(speed=1.25))) == pytest.approx(len(plain) / 1.25, abs=2)
+        assert len(read_frames(video, view=View(speed=0.8))) == pytest.approx(len(plain) / 0.8, abs=2)
+        assert np.array_equal(read_frames(video, max_frames=4, view=View(offset=16)), plain[16:20])
+    keys = {cache_key(small, extractor_id="x", clips=ClipSettings(view=view)) for view in augmentation_views(36)}
+    assert len(keys) == 36  # every view its own features
+    assert cache_key(small, extractor_id="x", clips=ClipSettings()) == \
+        cache_key(small, extractor_id="x", clips=ClipSettings(view=View()))  # plain keys as they always were
+    with pytest.raises(ValueError, match="speed is 0.8 to 1.25"):
+        View(speed=2)
+
+
+def test_test_time_views_average_the_six_views_window_by_window(trained, extractor, recognizer):
+    """TTA: each window's logits and features are the mean over the three crops, mirrored and not; the windows
+    are the plain run's; the action stays; a head evaluated with them too."""
+    import dataclasses
+
+    from models.recognition.recognizer import run_video
+    from models.video import TEST_TIME_VIEWS
+
+    video = DATA / "cricket__kinetics_i3d_v_CricketShot_g04_c01.mp4"
+    batcher, clips = recognizer.batcher, recognizer.clips
+    told = []
+    tta = run_video(batcher, video, dataclasses.replace(clips, tta=True), on_window=lambda *w: told.append(w[2]))
+    each = [run_video(batcher, video, dataclasses.replace(clips, view=view)) for view in TEST_TIME_VIEWS]
+    assert tta.spans == each[0].spans and len(told) == len(tta.spans)
+    assert np.allclose(tta.logits, np.mean([run.logits for run in each], axis=0), atol=1e-4)
+    assert np.allclose(tta.features, np.mean([run.features for run in each], axis=0), atol=1e-4)
+    assert np.allclose(np.stack(told), tta.logits)
+    assert not np.allclose(tta.logits, each[0].logits, atol=1e-3)  # not just the plain view
+    ranked = recognizer.result(tta, head=None, top_k_actions=3, filename="c.mp4", total_s=0)
+    assert ranked["actions"][0]["label"] == "playing cricket"
+    results = evaluate(load_samples(trained["root"] / "train.csv"), trained["head"], extractor,
+                       cache_dir=trained["root"] / "cache", progress=False, tta=True)
+    assert results["tta"] and results["top1"] == 1.0
+
+
+def test_every_view_is_extracted_once_and_cached(trained, extractor):
+    """The training run cached four views of each video: asked again, none is computed; their features differ
+    from the plain view's, and the model still sees the same action in them."""
+    paths = [s.path for s in trained["samples"]][:2]
+    again = extract_all(paths, extractor, clips=ClipSettings(), cache_dir=trained["root"] / "cache", progress=False,
+                        views=augmentation_views(4))
+    assert again.computed == 0 and again.reused == 8
+    plain, *others = again.views[paths[0]]
+    assert np.array_equal(again.features[paths[0]], plain)
+    for other in others:
+        cosine = float((plain * other).sum() / (np.linalg.norm(plain) * np.linalg.norm(other)))
+        assert 0.5 < cosine < 0.9999, cosine  # other frames, the same video
 
 
 def test_trained_head_recognises_whole_videos(trained, extractor):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import tempfile
 import threading
@@ -22,7 +23,7 @@ from models.recognition.windows import (Cancelled, ClipRun, ClipSettings, Proces
                                         run_clips)
 from models.runtimes.extractor import Extractor
 from models.sports import UnknownSportError
-from models.video import Timeline, VideoLimits, write_grey_ramp
+from models.video import TEST_TIME_VIEWS, Timeline, VideoLimits, write_grey_ramp
 
 __all__ = ["ActionRecognizer", "Cancelled", "ClipRun", "ClipSettings", "ProcessingTimeout", "Progress",
            "UnknownHeadError", "run_clips", "run_video"]
@@ -35,14 +36,39 @@ def run_video(batcher: ClipBatcher, path: str | Path, clips: ClipSettings, on_pr
               cancel: threading.Event | None = None, on_window: WindowDone | None = None) -> ClipRun:
     """I3D's logits and features for every window of `path`, computed as `clips.extraction` says, each told to
     `on_window` once done. Stops with ProcessingTimeout past `deadline`, Cancelled once `cancel` is set."""
+    if clips.tta:
+        return run_views(batcher, path, clips, on_progress, limits=limits, deadline=deadline, cancel=cancel,
+                         on_window=on_window)
     if clips.extraction == "shared":
         return run_shared(batcher, path, clips, on_progress, limits=limits, deadline=deadline, cancel=cancel,
                           on_window=on_window)
-    if clips.decode_workers > 1:
+    if clips.decode_workers > 1 and clips.view.plain:  # parts seek in the source; a view is decoded in one pass
         return run_parts(batcher, path, clips, on_progress, limits=limits, deadline=deadline, cancel=cancel,
                          on_window=on_window, workers=clips.decode_workers)
     return run_clips(batcher, path, clips, on_progress, limits=limits, deadline=deadline, cancel=cancel,
                      on_window=on_window)
+
+
+def run_views(batcher: ClipBatcher, path: str | Path, clips: ClipSettings, on_progress: Progress | None = None, *,
+              limits: VideoLimits = VideoLimits(), deadline: float | None = None,
+              cancel: threading.Event | None = None, on_window: WindowDone | None = None) -> ClipRun:
+    """Test-time views: the video run through each of `TEST_TIME_VIEWS` (the same windows), every window's
+    logits and features averaged over them; windows are told to `on_window` once all views are done."""
+    runs: list[ClipRun] = []
+    count = len(TEST_TIME_VIEWS)
+    for number, view in enumerate(TEST_TIME_VIEWS):
+        progress = (lambda done, total, number=number: on_progress(number * total + done, count * total)) \
+            if on_progress else None
+        runs.append(run_video(batcher, path, dataclasses.replace(clips, tta=False, view=view), progress,
+                              limits=limits, deadline=deadline, cancel=cancel))
+    first, windows = runs[0], min(len(run.spans) for run in runs)
+    logits = np.mean([run.logits[:windows] for run in runs], axis=0)
+    features = np.mean([run.features[:windows] for run in runs], axis=0)
+    if on_window:
+        for index, span in enumerate(first.spans[:windows]):
+            on_window(index, span, logits[index], first.info.timeline)
+    return ClipRun(first.info, first.spans[:windows], logits, features, sum(run.decode_s for run in runs),
+                   sum(run.infer_s for run in runs))
 
 
 def window_entry(index: int, span: tuple[int, int], logits: np.ndarray, timeline: Timeline) -> dict:

@@ -158,7 +158,7 @@ def run_shared(
 
     buffer: list[np.ndarray] = []
     buffer_start = keep_start = 0
-    stream = TimedStream(iter_frames(path, info=info, limits=limits, sampling=clips.sampling))
+    stream = TimedStream(iter_frames(path, info=info, limits=limits, sampling=clips.sampling, view=clips.view))
     try:
         while (frame := stream.next()) is not None:
             limit.left(len(windows))  # after the first frame is decoded, so that a stop knows the video's length

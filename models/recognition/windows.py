@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from models.recognition.batching import ClipBatcher, ClipResult
-from models.video import Sampling, Timeline, VideoInfo, VideoLimits, clip_starts, frames_id, iter_clips
+from models.video import PLAIN_VIEW, Sampling, Timeline, VideoInfo, VideoLimits, View, clip_starts, frames_id, iter_clips
 
 
 @dataclass(frozen=True)
@@ -33,6 +33,8 @@ class ClipSettings:
     recompute_below: float = 0.0
     sampling: Sampling = Sampling()
     decode_workers: int = 1  # parts of a long video decoded at once (`models.recognition.parts`); same windows
+    view: View = PLAIN_VIEW  # training's other views of a video (`models.video.View`); serving sees the plain one
+    tta: bool = False  # rank from the average of the test-time views (three crops, mirrored and not): 6x the work
 
     @property
     def extraction_id(self) -> str:
@@ -165,7 +167,7 @@ def run_clips(
             on_progress(len(spans), max(expected, len(spans) + len(pending)))
 
     stream = TimedStream(iter_clips(path, clip_len=clips.clip_len, stride=clips.stride, info=info, limits=limits,
-                                    sampling=clips.sampling))
+                                    sampling=clips.sampling, view=clips.view))
     try:
         while (clip := stream.next()) is not None:
             limit.left(len(results))  # after the first clip is decoded, so that a stop knows the video's length

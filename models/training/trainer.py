@@ -1,7 +1,8 @@
 """Train and evaluate an LSTM head on I3D feature sequences.
 
-`train` extracts (or reuses cached) features for every video, fits the head with early stopping on a
-validation set, a plateau learning-rate schedule and class weights, and writes the head directory plus
+`train` extracts (or reuses cached) features for every video, several views of each training video (augmented:
+`models.training.features.augmentation_views`, one drawn per video per epoch), fits the head with early stopping on
+a validation set (plain views), a plateau learning-rate schedule and class weights, and writes the head directory plus
 its experiment record: `config.json`, `history.json`, `results.json`, `training_curves.png`,
 `confusion_matrix.png`.
 """
@@ -22,8 +23,8 @@ from models.recognition.recognizer import ClipSettings
 from models.runtimes.extractor import Extractor
 from models.tensorflow_env import import_keras
 from models.training.datasets import DatasetError, Sample, split_by_group
-from models.training.features import FeatureSet, extract_all
-from models.video import Sampling
+from models.training.features import FeatureSet, augmentation_views, extract_all
+from models.video import PLAIN_VIEW, TEST_TIME_VIEWS, Sampling
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,8 @@ class TrainConfig:
     dropout: float = 0.3
     seed: int = 0
     val_fraction: float = 0.15  # held out of the training data when no validation set is given
+    augment: bool = True  # several views of each training video (validation always sees the plain one)
+    views: int = 4  # how many, the plain one included: each costs one more feature extraction of the video
 
 
 def pad_sequences(sequences: list[np.ndarray], feature_dim: int) -> np.ndarray:
@@ -127,6 +130,38 @@ def plot_confusion(confusion: list[list[int]], labels: list[str], path: Path) ->
     plt.close(fig)
 
 
+def averaged(views: list[np.ndarray]) -> np.ndarray:
+    """Features of the same windows seen several ways, averaged window by window."""
+    windows = min(len(view) for view in views)
+    return np.mean([view[:windows] for view in views], axis=0)
+
+
+def _one_view_each(views: list[list[np.ndarray]], y: np.ndarray, weights: np.ndarray, batch_size: int, dim: int,
+                   seed: int):
+    """Batches of the training videos, shuffled, each video seen through one of its views drawn anew every epoch."""
+    keras = import_keras()
+
+    class OneViewEach(keras.utils.PyDataset):
+        def __init__(self):
+            super().__init__()
+            self.rng = np.random.default_rng(seed)
+            self.on_epoch_end()
+
+        def __len__(self) -> int:
+            return -(-len(views) // batch_size)
+
+        def __getitem__(self, index: int):
+            chosen = self.order[index * batch_size:(index + 1) * batch_size]
+            x = pad_sequences([views[i][self.view[i]] for i in chosen], dim)
+            return x, y[chosen], weights[chosen]
+
+        def on_epoch_end(self) -> None:
+            self.order = self.rng.permutation(len(views))
+            self.view = [int(self.rng.integers(len(each))) for each in views]
+
+    return OneViewEach()
+
+
 def _seed_everything(seed: int) -> None:
     keras = import_keras()
 
@@ -164,8 +199,13 @@ def train(
         raise DatasetError(f"training needs at least 2 classes, got {labels}")
     val_samples = [s for s in val_samples if s.label in labels]
 
-    features = extract_all([s.path for s in train_samples + val_samples], extractor, clips=clips,
-                           cache_dir=cache_dir, progress=progress)
+    views = augmentation_views(config.views if config.augment else 1, clips.stride)
+    features = extract_all([s.path for s in train_samples], extractor, clips=clips, cache_dir=cache_dir,
+                           progress=progress, views=views)
+    held_out = extract_all([s.path for s in val_samples], extractor, clips=clips, cache_dir=cache_dir,
+                           progress=progress, views=(PLAIN_VIEW,))
+    features.features.update(held_out.features)
+    features.failed.update(held_out.failed)
     for path, why in features.failed.items():
         log.warning("skipped %s: %s", path, why)
     dim = extractor.feature_dim
@@ -176,6 +216,12 @@ def train(
 
     counts = np.bincount(y_train, minlength=len(labels))
     class_weight = {i: float(len(y_train) / (len(labels) * c)) for i, c in enumerate(counts) if c}
+    training = {"x": x_train, "y": y_train, "batch_size": config.batch_size, "class_weight": class_weight,
+                "shuffle": True}
+    if len(views) > 1:  # a view of each video drawn per epoch; the class weights go in as sample weights
+        training = {"x": _one_view_each([features.views[s.path] for s in kept_train], y_train,
+                                        np.array([class_weight[c] for c in y_train], np.float32),
+                                        config.batch_size, dim, config.seed)}
     model = build_lstm_head(num_classes=len(labels), feature_dim=dim, units=config.units, dropout=config.dropout)
     model.compile(optimizer=keras.optimizers.Adam(config.lr), loss="sparse_categorical_crossentropy",
                   metrics=["accuracy"])
@@ -187,8 +233,7 @@ def train(
     ]
     started = time.perf_counter()
     fit = model.fit(
-        x_train, y_train, validation_data=(x_val, y_val) if x_val is not None else None,
-        epochs=config.epochs, batch_size=config.batch_size, class_weight=class_weight, shuffle=True,
+        **training, validation_data=(x_val, y_val) if x_val is not None else None, epochs=config.epochs,
         callbacks=callbacks, verbose=2 if progress else 0,
     )
     history = {k: [float(v) for v in values] for k, values in fit.history.items()}
@@ -207,7 +252,8 @@ def train(
         "frames": clips.frames_id,
         "units": config.units,
         "dropout": config.dropout,
-        "training": {**asdict(config), "train_videos": len(kept_train), "val_videos": len(kept_val),
+        "training": {**asdict(config), "view_ids": [view.id or "plain" for view in views],
+                     "train_videos": len(kept_train), "val_videos": len(kept_val),
                      "skipped_videos": {str(p): why for p, why in features.failed.items()},
                      "epochs_run": len(history["loss"]), "seconds": round(time.perf_counter() - started, 1)},
         "metrics": {k: results[k] for k in results if k.startswith("top")},
@@ -221,8 +267,9 @@ def train(
 
 
 def evaluate(samples: list[Sample], head_dir: Path, extractor: Extractor, *, cache_dir: Path,
-             progress: bool = True) -> dict:
-    """Results of the head at `head_dir` on `samples`; writes `confusion_matrix_eval.png` beside it."""
+             progress: bool = True, tta: bool = False) -> dict:
+    """Results of the head at `head_dir` on `samples` (with `tta`, each video's features averaged over the
+    test-time views, window by window); writes `confusion_matrix_eval.png` beside it."""
     from models.recognition.heads import LstmHead
 
     config = json.loads((Path(head_dir) / CONFIG_FILE).read_text())
@@ -233,12 +280,16 @@ def evaluate(samples: list[Sample], head_dir: Path, extractor: Extractor, *, cac
     unknown = sorted({s.label for s in samples} - set(labels))
     if unknown:
         raise DatasetError(f"the head does not know the labels {unknown}")
-    features = extract_all([s.path for s in samples], extractor, clips=clips, cache_dir=cache_dir, progress=progress)
+    features = extract_all([s.path for s in samples], extractor, clips=clips, cache_dir=cache_dir, progress=progress,
+                           views=TEST_TIME_VIEWS if tta else (PLAIN_VIEW,))
+    if tta:
+        features.features = {path: averaged(views) for path, views in features.views.items()}
     kept = [s for s in samples if s.path in features.features]
     if not kept:
         raise DatasetError("no video could be read")
     probabilities = np.stack([head.video_probabilities(None, features.features[s.path]) for s in kept])
     results = classification_report(np.array([labels.index(s.label) for s in kept]), probabilities, labels)
     results["skipped_videos"] = {str(p): why for p, why in features.failed.items()}
+    results["tta"] = tta
     plot_confusion(results["confusion_matrix"], labels, Path(head_dir) / "confusion_matrix_eval.png")
     return results

@@ -47,7 +47,8 @@ def analysis(settings: Settings, *, head: str | None, sport: str | None, top_k: 
     return {"head": head or (str(settings.head_path) if settings.head_path else None), "sport": sport, "top_k": top_k,
             "segments": asdict(segments), "clip_length": settings.clip_length, "clip_stride": settings.clip_stride,
             "model_fps": settings.model_fps, "extraction": settings.extraction,
-            "recompute_below": settings.recompute_below, "model": settings.model_handle}
+            "recompute_below": settings.recompute_below, "model": settings.model_handle,
+            **({"tta": True} if settings.tta else {})}  # keys of analyses without it stay as they were
 
 
 def settings_key(analysed: dict) -> str:

@@ -50,8 +50,9 @@ def _key(job_id: str, name: str) -> str:
 
 def plan_job(settings: Settings, path: Path) -> tuple[StreamIndex, list[Part]] | None:
     """The parts of a job on the video at `path`, or None to run it whole: a video no longer than JOB_PART_S,
-    EXTRACTION=shared (its windows depend on its chunks), or one that cannot be indexed (AVI)."""
-    if settings.extraction != "windows":
+    EXTRACTION=shared (its windows depend on its chunks), TTA (its views are decoded whole), or one that cannot be
+    indexed (AVI)."""
+    if settings.extraction != "windows" or settings.tta:
         return None
     try:
         index = index_stream(path)
