@@ -14,7 +14,7 @@ CELERY_WORKER := $(BIN)/celery -A workers.worker worker --pool=solo --concurrenc
 # Two malloc arenas keep the API's memory flat from request to request (scripts/soak.py measures it).
 export MALLOC_ARENA_MAX ?= 2
 
-.PHONY: setup int8 browser redis postgres run api frontend worker cluster test soak load bench bench-avx2 bench-cluster bench-live bench-gpu bench-game bench-moments bench-reels bench-library clean
+.PHONY: setup int8 browser redis postgres run api frontend worker cluster test soak load bench bench-avx2 bench-cluster bench-live bench-gpu bench-game bench-moments bench-reels bench-library bench-train clean
 
 setup: $(INSTALLED) $(SAVED_MODEL) int8
 
@@ -125,6 +125,10 @@ bench-reels: setup
 # The library with 1,000 stored games of 4,000 windows: search latency and size per game, SQLite and PostgreSQL.
 bench-library: setup postgres
 	$(BIN)/python -m benchmarks.library
+
+# Heads from few videos: frozen features, augmentation, test-time views; held-out top-1 and minutes, in one run.
+bench-train: setup
+	$(BIN)/python -m benchmarks.training
 
 # I3D on a CUDA GPU: clips/s per precision at batch 1-32, the accuracy rule, GPU memory over 50 requests;
 # writes bench/gpu.md and bench/gpu.json (exits 2 without a GPU).

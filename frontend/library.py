@@ -4,16 +4,14 @@ videos, stills and reels are passed on as they arrive (byte ranges too, so the p
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from urllib.parse import quote
 
 from flask import Blueprint, Response, abort, current_app, redirect, render_template, request, url_for
 
-from common.exports import chapters_vtt, edit_decision_list
-from common.results import clips_csv, download_name
 from frontend.api_client import ApiError, labels, library_delete, library_get, stream
+from frontend.exports import KINDS, export_response
 from frontend.security import csrf_ok
 
 bp = Blueprint("library", __name__, url_prefix="/library")
@@ -99,7 +97,7 @@ def result(video_id: str):
     video_url = url_for("library.video_file", video_id=video_id) if stored.get("has_video") else ""
     if video_url and at:
         video_url += f"#t={at:.2f}"
-    downloads = {kind: url_for(f"library.download_{kind}", video_id=video_id) for kind in ("json", "csv", "vtt", "edl")}
+    downloads = {kind: url_for("library.download", video_id=video_id, kind=kind) for kind in KINDS}
     if stored.get("has_video"):
         downloads["highlights"] = url_for("library.highlights", video_id=video_id)
     note = None if stored.get("has_video") else ("The video is no longer kept in the library (the oldest go when "
@@ -115,30 +113,10 @@ def _download(video_id: str, make):
         return _page_error(exc)
 
 
-def _attachment(body: str, mimetype: str, name: str) -> Response:
-    return Response(body, mimetype=mimetype, headers={"Content-Disposition": f'attachment; filename="{name}"'})
-
-
-@bp.get("/<video_id>.json")
-def download_json(video_id: str):
-    return _download(video_id, lambda r: _attachment(json.dumps(r, indent=2), "application/json",
-                                                     download_name(r, ".result.json")))
-
-
-@bp.get("/<video_id>.csv")
-def download_csv(video_id: str):
-    return _download(video_id, lambda r: _attachment(clips_csv(r), "text/csv", download_name(r, ".clips.csv")))
-
-
-@bp.get("/<video_id>.vtt")
-def download_vtt(video_id: str):
-    return _download(video_id, lambda r: Response(chapters_vtt(r), mimetype="text/vtt"))
-
-
-@bp.get("/<video_id>.edl")
-def download_edl(video_id: str):
-    return _download(video_id, lambda r: _attachment(edit_decision_list(r), "text/plain",
-                                                     download_name(r, ".moments.edl")))
+@bp.get("/<video_id>.<any(json, csv, vtt, edl):kind>")
+def download(video_id: str, kind: str):
+    """The stored result as JSON, its clips as CSV, its moments as WebVTT chapters or an EDL."""
+    return _download(video_id, lambda result: export_response(kind, result))
 
 
 def _passed_on(path: str, *, params=None, timeout_s: float = 60):

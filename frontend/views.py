@@ -9,14 +9,14 @@ import uuid
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from flask import Blueprint, Response, abort, current_app, jsonify, render_template, request, send_file, \
+from flask import Blueprint, abort, current_app, jsonify, render_template, request, send_file, \
     send_from_directory, url_for
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.utils import secure_filename
 
-from common.exports import chapters_vtt, edit_decision_list
 from common.reels import ReelError, ReelTooSlow, find_reel, kept_reel, labels_without_moments, reel_name
-from common.results import clips_csv, download_name
+from common.results import download_name
+from frontend.exports import export_response
 from frontend.api_client import (ApiError, cancel_job, highlights, job_status, live_session, recognize, sports,
                                  submit_job, upload_token)
 from frontend.housekeeping import prune_uploads
@@ -280,32 +280,25 @@ def _download(stem: str, make):
         return _form(exc.message, exc.status_code)
 
 
-def _attachment(body: str, mimetype: str, name: str) -> Response:
-    return Response(body, mimetype=mimetype, headers={"Content-Disposition": f'attachment; filename="{name}"'})
-
-
 @bp.get("/results/<stem>.json")
 def download_json(stem: str):
-    return _download(stem, lambda result: _attachment(json.dumps(result, indent=2), "application/json",
-                                                      download_name(result, ".result.json")))
+    return _download(stem, lambda result: export_response("json", result))
 
 
 @bp.get("/results/<stem>.csv")
 def download_csv(stem: str):
-    return _download(stem, lambda result: _attachment(clips_csv(result), "text/csv",
-                                                      download_name(result, ".clips.csv")))
+    return _download(stem, lambda result: export_response("csv", result))
 
 
 @bp.get("/results/<stem>.vtt")
 def download_vtt(stem: str):
     """The moments as WebVTT chapters: the player's chapters track, and a download."""
-    return _download(stem, lambda result: Response(chapters_vtt(result), mimetype="text/vtt"))
+    return _download(stem, lambda result: export_response("vtt", result))
 
 
 @bp.get("/results/<stem>.edl")
 def download_edl(stem: str):
-    return _download(stem, lambda result: _attachment(edit_decision_list(result), "text/plain",
-                                                      download_name(result, ".moments.edl")))
+    return _download(stem, lambda result: export_response("edl", result))
 
 
 @bp.get("/results/<stem>.mp4")

@@ -14,7 +14,7 @@ from models.recognition.recognizer import ActionRecognizer, ClipSettings
 from models.training.datasets import DatasetError, Sample, load_samples, write_csv
 from models.training.features import augmentation_views, cache_key, extract_all
 from models.training.trainer import TrainConfig, evaluate, train
-from models.video import View, read_frames
+from models.video import View, probe, read_frames
 
 # class -> (training source, whole videos to recognise afterwards)
 CLASSES = {
@@ -318,3 +318,24 @@ def test_a_head_trained_on_windows_is_refused_under_shared_extraction(trained, s
                 pass
     finally:
         app.dependency_overrides.clear()
+
+
+def test_the_few_videos_benchmark_holds_out_what_it_never_trains_on(tmp_path):
+    """`make bench-train`'s dataset: at least 8 classes; no held-out segment shares a frame with a training one
+    of its video, and the second yoga video is only held out."""
+    from benchmarks.training import HELD_OUT_WHOLE, SEGMENT_S, build_dataset
+
+    train_samples, held_out = build_dataset(DATA, tmp_path)
+    assert len({s.label for s in train_samples}) >= 8 and {s.label for s in held_out} <= {s.label for s in train_samples}
+
+    def stretch(sample):  # (source video, start, end) from "<source>_<start>.mp4"
+        source, _, start = sample.path.stem.rpartition("_")
+        return source, float(start), float(start) + SEGMENT_S
+
+    trained = [stretch(s) for s in train_samples]
+    for sample in held_out:
+        source, start, end = stretch(sample)
+        assert all(s != source or e <= start or b >= end for s, b, e in trained), sample.path.name
+    assert any(stretch(s)[0] == HELD_OUT_WHOLE.removesuffix(".mp4") for s in held_out)
+    assert not any(s == HELD_OUT_WHOLE.removesuffix(".mp4") for s, _, _ in trained)
+    assert all(abs(probe(s.path).duration_s - SEGMENT_S) < 0.1 for s in held_out[:3])
