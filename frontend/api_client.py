@@ -166,6 +166,11 @@ def library_get(api_url: str, path: str, *, timeout_s: float = 30, api_key: str 
                  params={k: v for k, v in params.items() if v is not None}).json()
 
 
+def fetch(url: str, into: Path, *, timeout_s: float, api_key: str | None = None) -> None:
+    """GET `url` (an API video) whole into the file `into`."""
+    _call("GET", url, timeout_s=timeout_s, api_key=api_key, into=into)
+
+
 def library_delete(api_url: str, video_id: str, *, timeout_s: float = 30, api_key: str | None = None) -> None:
     """DELETE `{api_url}/videos/{id}`: its result, moments and files."""
     _call("DELETE", f"{api_url.rstrip('/')}/videos/{quote(video_id, safe='')}", timeout_s=timeout_s, api_key=api_key)

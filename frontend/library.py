@@ -6,12 +6,16 @@ from __future__ import annotations
 
 import re
 import time
+import uuid
+from pathlib import Path
 from urllib.parse import quote
 
-from flask import Blueprint, Response, abort, current_app, redirect, render_template, request, url_for
+from flask import Blueprint, Response, abort, current_app, redirect, render_template, request, send_file, url_for
 
-from frontend.api_client import ApiError, labels, library_delete, library_get, stream
+from frontend.api_client import ApiError, fetch, labels, library_delete, library_get, stream
 from frontend.exports import KINDS, export_response
+from frontend.housekeeping import prune_uploads
+from frontend.playback import transcode_for_browser
 from frontend.security import csrf_ok
 
 bp = Blueprint("library", __name__, url_prefix="/library")
@@ -20,6 +24,7 @@ PAGE = 24  # videos on a page of the library
 MOMENTS = 48  # moments a search shows
 LABELS_KEPT_S = 600
 VIDEO_ID = re.compile(r"[0-9a-f]{32}")
+BROWSER_PLAYS = {"video/mp4", "video/webm", "video/quicktime"}  # containers browsers open (H.264 or VP9 inside)
 PASSED_ON = ("Content-Type", "Content-Length", "Content-Range", "Accept-Ranges", "Content-Disposition",
              "Last-Modified", "ETag", "Cache-Control", "X-Reel-Cut", "X-Reel-Moments")
 
@@ -142,7 +147,40 @@ def _passed_on(path: str, *, params=None, timeout_s: float = 60):
 
 @bp.get("/<video_id>/video")
 def video_file(video_id: str):
-    return _passed_on(f"/videos/{_video_id(video_id)}/video")
+    """The stored video as it was uploaded when browsers play its kind (MP4, WebM, MOV), else a copy transcoded
+    here once (AVI, MKV: H.264 MP4, a keyframe a second) and kept with the page's other copies."""
+    copy = _copies() / f"{_video_id(video_id)}.play.mp4"
+    if copy.is_file():
+        return send_file(copy, mimetype="video/mp4", conditional=True)
+    passed = _passed_on(f"/videos/{video_id}/video")
+    if not isinstance(passed, Response) or passed.status_code >= 300 or passed.mimetype in BROWSER_PLAYS:
+        return passed
+    passed.close()  # a kind browsers do not play: fetched whole, transcoded once
+    api_url, api_key = _api()
+    work = f".{video_id}.{uuid.uuid4().hex}"
+    original, partial = copy.with_name(f"{work}.original"), copy.with_name(f"{work}.mp4")
+    try:
+        fetch(f"{api_url}/videos/{video_id}/video", original, timeout_s=current_app.config["API_TIMEOUT_S"],
+              api_key=api_key)
+        if not transcode_for_browser(original, partial):
+            return _page_error(ApiError("This video could not be converted for playback in the browser; download "
+                                        "its result instead.", 500))
+        partial.replace(copy)
+    except ApiError as exc:
+        return _page_error(exc)
+    finally:
+        original.unlink(missing_ok=True)
+        partial.unlink(missing_ok=True)
+    return send_file(copy, mimetype="video/mp4", conditional=True)
+
+
+def _copies() -> Path:
+    """Playable copies of stored videos, pruned like the page's uploads."""
+    folder = Path(current_app.config["DATA_DIR"]) / "library"
+    folder.mkdir(parents=True, exist_ok=True)
+    prune_uploads(folder, max_age_s=current_app.config["UPLOAD_MAX_AGE_S"],
+                  max_files=current_app.config["UPLOAD_MAX_FILES"])
+    return folder
 
 
 @bp.get("/<video_id>/thumbnail")
@@ -176,4 +214,5 @@ def delete(video_id: str):
         library_delete(api_url, _video_id(video_id), api_key=api_key)
     except ApiError as exc:
         return _page_error(exc)
+    (_copies() / f"{video_id}.play.mp4").unlink(missing_ok=True)
     return redirect(url_for("library.index"), 303)

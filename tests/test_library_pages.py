@@ -13,7 +13,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import ARTIFACTS, CRICKET_MP4, DATA
+from conftest import ARCHERY_AVI, ARTIFACTS, CRICKET_MP4, DATA
+from models.video import probe
 
 SHOOTING = "shooting basketball"
 BASKETBALL = DATA / "basketball__mmaction2_shooting_drill.mp4"  # 300 frames at 29.97 fps: 10 s
@@ -119,6 +120,13 @@ def test_the_library_pages_without_javascript(live_services, tmp_path):
         assert table.status_code == 200 and table.headers["content-disposition"].endswith('.clips.csv"')
         reel = browser.get("/library/search/highlights", params={"label": SHOOTING, "max_s": 10})
         assert reel.status_code == 200 and reel.headers["content-type"] == "video/mp4" and len(reel.content) > 10_000
+        avi = _recognized(api, _fresh_copy(ARCHERY_AVI, tmp_path), f"plain-{tag}.avi")  # a kind browsers do not play
+        played = browser.get(f"/library/{avi['video_id']}/video", headers={"Range": "bytes=0-"})
+        assert played.status_code == 206 and played.headers["content-type"] == "video/mp4"  # transcoded here, once
+        (tmp_path / "played.mp4").write_bytes(played.content)
+        assert probe(tmp_path / "played.mp4").duration_s == pytest.approx(131 / 25, abs=0.1)
+        again = browser.get(f"/library/{avi['video_id']}/video", headers={"Range": "bytes=0-99"})
+        assert again.status_code == 206 and again.content == played.content[:100]
         missing = browser.get(f"/library/{'0' * 32}")
         assert missing.status_code == 404 and "Not found" in missing.text
         assert browser.get("/library/not-an-id").status_code == 404
