@@ -49,7 +49,7 @@ def _with_links(video: dict) -> dict:
             "video_url": f"{base}/video" if video["has_video"] else None}
 
 
-async def _bytes_of(request: Request, video_id: str) -> tuple[str, bool]:
+async def _bytes_of(request: Request, video_id: str) -> tuple[str, str]:
     found = await run_in_threadpool(_library(request).bytes_of, video_id)
     if found is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no such video in the library")
@@ -97,16 +97,14 @@ async def delete_video(video_id: str, request: Request):
 @router.get("/videos/{video_id}/video", response_class=FileResponse, responses=REEL_ERRORS,
             summary="The stored video itself, for playback (byte ranges) or download")
 async def get_video_file(video_id: str, request: Request):
-    sha, _ = await _bytes_of(request, video_id)
+    sha, name = await _bytes_of(request, video_id)
     source = _media(request).source(sha)
     if source is None:
         raise HTTPException(status.HTTP_410_GONE, "the video is no longer kept in the library (KEEP_VIDEOS, and "
                                                   "MEDIA_MAX_GB lets the oldest go); its analysis stays")
-    result = await run_in_threadpool(_library(request).get, video_id)
-    name = (result or {}).get("video", {}).get("filename") or "video.mp4"
-    kind = mimetypes.guess_type(name)[0] or "application/octet-stream"
-    return FileResponse(source, media_type=kind, filename=download_name(result or {}, "." + name.rpartition(".")[2]),
-                        content_disposition_type="inline")
+    kind = mimetypes.guess_type(name)[0] or "application/octet-stream"  # the stored name, not the whole result
+    return FileResponse(source, media_type=kind, content_disposition_type="inline",
+                        filename=download_name({"video": {"filename": name}}, "." + name.rpartition(".")[2]))
 
 
 @router.get("/videos/{video_id}/thumbnail", response_class=FileResponse, responses=ERRORS,

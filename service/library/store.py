@@ -144,10 +144,11 @@ class Library:
         with self._db(write=True) as db:
             db.execute(update(Video).where(Video.sha256.in_(sha256s)).values(video_kept=kept))
 
-    def bytes_of(self, video_id: str) -> tuple[str, bool] | None:
-        """(sha256, whether its video is kept) of a stored analysis; None if there is none."""
+    def bytes_of(self, video_id: str) -> tuple[str, str] | None:
+        """(sha256, the file name it was stored with) of a stored analysis, without reading its result; None if
+        there is none."""
         with self._db() as db:
-            row = db.execute(select(Video.sha256, Video.video_kept).where(Video.id == video_id)).first()
+            row = db.execute(select(Video.sha256, Video.filename).where(Video.id == video_id)).first()
             return None if row is None else (row[0], row[1])
 
     def analysed(self, sha256: str) -> bool:
