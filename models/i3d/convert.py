@@ -5,7 +5,9 @@ The SavedModel opens with `tensorflow_hub.load(path)` (or `tf.saved_model.load`)
 `{"logits": (N, 400), "features": (N, 1024)}`. `assets/labels.txt` holds the label order. Its `trunk`
 signature maps `clips: (N, T, 224, 224, 3)` (T a multiple of 8) to `positions: (N, T/8, 1024)`, Mixed_5c
 averaged over space, and `logits_kernel`/`logits_bias` are the logits layer's weights: with them one pass of
-the trunk over a long stretch of frames serves every window in it (`models.recognition.shared_trunk`).
+the trunk over a long stretch of frames serves every window in it (`models.recognition.shared_trunk`). Its
+`top_input` signature maps clips to `top_input: (N, T/8, 7, 7, 832)`, Mixed_4f max-pooled, what fine-tuning the
+top of I3D trains on (`models.training.finetune`).
 The same graph built in reduced precisions is written under `variants/<precision>/` (see
 `models.hardware`), and with the space-to-depth stem under `variants/space_to_depth/`; each has the same
 signature, float32 in and out. `openvino/` holds the OpenVINO IRs of the plain and space-to-depth graphs
@@ -18,6 +20,7 @@ import contextlib
 import json
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -30,8 +33,9 @@ from models.tensorflow_env import import_tensorflow
 tf = import_tensorflow()
 import keras  # noqa: E402  (after TensorFlow's quiet import)
 
-from models.i3d.network import FEATURE_DIM, LOGITS_LAYER, TRUNK_END, build_i3d  # noqa: E402
-from models.labels import KINETICS_LABELS_FILE  # noqa: E402
+from models.i3d.network import (FEATURE_DIM, LOGITS_LAYER, NUM_KINETICS_CLASSES, TOP_INPUT, TRUNK_END,  # noqa: E402
+                                build_i3d, copy_weights)
+from models.labels import KINETICS_LABELS_FILE, LOGITS_NAME_FILE  # noqa: E402
 from models.i3d.trunk import pool_windows  # noqa: E402
 
 EXTRACTOR_ID = "i3d-kinetics400-rgb"
@@ -42,14 +46,15 @@ _VERIFY_TOLERANCE = 1e-3  # max |logit difference| between the Keras model and a
 class I3DModule(tf.Module):
     """What the SavedModel holds: the Keras I3D behind one fixed-rank input signature."""
 
-    def __init__(self, model, precision: str = "float32"):
+    def __init__(self, model, precision: str = "float32", extractor_id: str = EXTRACTOR_ID):
         super().__init__(name="i3d_kinetics400")
         self.model = model
         # Variables, not constants, so that they are saved and readable after loading.
-        self.extractor_id = tf.Variable(EXTRACTOR_ID, trainable=False, name="extractor_id")
+        self.extractor_id = tf.Variable(extractor_id, trainable=False, name="extractor_id")
         self.feature_dim = tf.Variable(FEATURE_DIM, trainable=False, name="feature_dim")
         self.precision = tf.Variable(precision, trainable=False, name="precision")
         self.trunk_model = keras.Model(model.inputs, model.get_layer(TRUNK_END).output, name="i3d_trunk")
+        self.top_input_model = keras.Model(model.inputs, model.get_layer(TOP_INPUT).output, name="i3d_top_input")
         logits_layer = model.get_layer(LOGITS_LAYER)
         self.logits_kernel, self.logits_bias = logits_layer.kernel, logits_layer.bias
 
@@ -63,6 +68,10 @@ class I3DModule(tf.Module):
         mixed_5c = self.trunk_model(clips, training=False)  # (N, T/8, 7, 7, 1024)
         return {"positions": tf.reduce_mean(tf.cast(mixed_5c, tf.float32), axis=[2, 3])}
 
+    @tf.function(input_signature=[tf.TensorSpec([None, None, 224, 224, 3], tf.float32, name="clips")])
+    def top_input(self, clips):
+        return {"top_input": tf.cast(self.top_input_model(clips, training=False), tf.float32)}  # (N, T/8, 7, 7, 832)
+
 
 def build_converted_model():
     """The Keras I3D with the checkpoint's weights (sha256-checked)."""
@@ -71,10 +80,18 @@ def build_converted_model():
     return model
 
 
-def _save(module: I3DModule, directory: Path) -> None:
-    tf.saved_model.save(module, str(directory), signatures={"serving_default": module.__call__, "trunk": module.trunk})
+def _save(module: I3DModule, directory: Path, labels: list[str] | None = None, name: str | None = None) -> None:
+    """The SavedModel, with its logits' labels in `assets/labels.txt` (Kinetics-400's by default) and, for an extractor
+    of its own labels, the name its ranking goes by in `assets/name.txt` (`models.labels.logits_vocabulary`)."""
+    tf.saved_model.save(module, str(directory), signatures={"serving_default": module.__call__, "trunk": module.trunk,
+                                                            "top_input": module.top_input})
     (directory / "assets").mkdir(exist_ok=True)
-    shutil.copyfile(KINETICS_LABELS_FILE, directory / "assets" / "labels.txt")
+    if labels is None:
+        shutil.copyfile(KINETICS_LABELS_FILE, directory / "assets" / "labels.txt")
+    else:
+        (directory / "assets" / "labels.txt").write_text("".join(f"{label}\n" for label in labels))
+    if name is not None:
+        (directory / "assets" / LOGITS_NAME_FILE).write_text(f"{name}\n")
 
 
 def _max_abs_diff(a: np.ndarray, b: np.ndarray) -> float:
@@ -132,29 +149,41 @@ def _staged(out_dir: Path):
 
 def convert(out_dir: Path = DEFAULT_SAVED_MODEL, *, seed: int = 0,
             variants: tuple[str, ...] = ("bfloat16", "float16")) -> dict:
-    """Write the SavedModel to `out_dir` (replacing it atomically) and return the verification record.
+    """Write the SavedModel to `out_dir` (replacing it atomically) and return the verification record
+    (`write_extractor`). Usage: `python -m models convert [--out DIR]`
+    """
+    arrays = read_checkpoint()
+    return write_extractor(out_dir, lambda model: assign_weights(model, arrays), seed=seed, variants=variants,
+                           record={"checkpoint_sha256": CHECKPOINT_SHA256})
 
-    Verification runs one random clip through the Keras model and through the reloaded SavedModel, the
-    space-to-depth variant and the OpenVINO IRs, comparing logits by max absolute difference. The
-    reduced-precision `variants` are checked against float32 on real clips by the tests (a random clip
-    says little about them).
-    Usage: `python -m models convert [--out DIR]`
+
+def write_extractor(out_dir: Path, set_weights: Callable[[keras.Model], None], *, labels: list[str] | None = None,
+                    name: str | None = None, extractor_id: str = EXTRACTOR_ID, seed: int = 0,
+                    variants: tuple[str, ...] = ("bfloat16", "float16"), record: dict | None = None) -> dict:
+    """Write I3D, its weights set by `set_weights` on a fresh `build_i3d(num_classes=len(labels))` (Kinetics-400
+    without `labels`), as a SavedModel in `out_dir` (replacing it atomically) with its reduced-precision `variants`,
+    the space-to-depth variant and the OpenVINO IRs, and return the verification record (`conversion.json`, with
+    `record`'s entries). The base model and fine-tuned ones (`models.training.finetune`) are written alike.
+
+    Verification runs one random clip through the Keras model and through the reloaded SavedModel, its trunk
+    signature, the space-to-depth variant and the OpenVINO IRs, comparing logits by max absolute difference. The
+    reduced-precision `variants` are checked against float32 on real clips by the tests (a random clip says little
+    about them).
     """
     out_dir = Path(out_dir)
-    arrays = read_checkpoint()
-    model = build_i3d()
-    assign_weights(model, arrays)
-    module = I3DModule(model)
+    num_classes = len(labels) if labels is not None else NUM_KINETICS_CLASSES
+    model = build_i3d(num_classes=num_classes)
+    set_weights(model)
     with _staged(out_dir) as staging:
-        _save(module, staging)
+        _save(I3DModule(model, extractor_id=extractor_id), staging, labels, name)
         weights = model.get_weights()
         for precision in variants:
-            variant = build_i3d(dtype_policy=KERAS_POLICY[precision])
+            variant = build_i3d(num_classes=num_classes, dtype_policy=KERAS_POLICY[precision])
             variant.set_weights(weights)  # cast to the variant's variable dtype
-            _save(I3DModule(variant, precision), variant_dir(staging, precision))
-        stem_variant = build_i3d(stem=STEM_VARIANT)
-        assign_weights(stem_variant, arrays)
-        _save(I3DModule(stem_variant), staging / "variants" / STEM_VARIANT)
+            _save(I3DModule(variant, precision, extractor_id), variant_dir(staging, precision), labels, name)
+        stem_variant = build_i3d(num_classes=num_classes, stem=STEM_VARIANT)
+        copy_weights(model, stem_variant)
+        _save(I3DModule(stem_variant, extractor_id=extractor_id), staging / "variants" / STEM_VARIANT, labels, name)
 
         clip = np.random.default_rng(seed).uniform(-1, 1, (1, 64, 224, 224, 3)).astype(np.float32)
         expected = model(clip, training=False)["logits"].numpy()
@@ -173,9 +202,9 @@ def convert(out_dir: Path = DEFAULT_SAVED_MODEL, *, seed: int = 0,
             raise RuntimeError(f"the space-to-depth stem changes logits by {stem_diff}")
         openvino = convert_openvino(staging, openvino_dir(staging), check_clip=clip, expected_logits=expected)
         record = {
-            "extractor_id": EXTRACTOR_ID,
+            "extractor_id": extractor_id,
             "feature_dim": FEATURE_DIM,
-            "checkpoint_sha256": CHECKPOINT_SHA256,
+            **(record or {}),
             "verify_max_abs_diff": max_abs_diff,
             "space_to_depth_max_abs_diff": stem_diff,
             "trunk_max_abs_diff": trunk_diff,

@@ -15,6 +15,9 @@ FEATURE_DIM = 1024
 NUM_KINETICS_CLASSES = 400
 TRUNK_END = "Mixed_5c.concat"  # the last layer before pooling: convolutional in time, stride 8 frames
 LOGITS_LAYER = "Logits.Conv3d_0c_1x1"
+TOP_INPUT = "MaxPool3d_5a_2x2"  # Mixed_4f max-pooled: what Mixed_5b reads, (N, T/8, 7, 7, 832)
+TOP_CHANNELS = 832
+TOP_BLOCKS = ("Mixed_5b", "Mixed_5c")  # what `python -m models finetune` trains by default, with the logits
 
 # (name, [branch_0, branch_1a, branch_1b, branch_2a, branch_2b, branch_3]) output channels.
 _INCEPTION_BLOCKS = {
@@ -88,8 +91,22 @@ def _inception(x, channels, *, name: str):
     return layers.Concatenate(axis=-1, name=f"{name}.concat")([b0, b1, b2, b3])
 
 
+def _top(x, num_classes: int, dropout: float):
+    """Mixed_4f max-pooled (`TOP_INPUT`'s output) -> Mixed_5b, Mixed_5c, the head: `(features, logits)`."""
+    x = _inception(x, _INCEPTION_BLOCKS["Mixed_5b"], name="Mixed_5b")
+    x = _inception(x, _INCEPTION_BLOCKS["Mixed_5c"], name="Mixed_5c")
+    x = layers.AveragePooling3D((2, 7, 7), strides=(1, 1, 1), padding="valid", name="Logits.AvgPool")(x)
+    # (N, T', 1, 1, 1024) -> (N, 1024): mean over time, in float32 whatever the compute dtype.
+    features = layers.Lambda(
+        lambda t: ops.mean(ops.cast(t, "float32"), axis=(1, 2, 3)), name="features", dtype="float32"
+    )(x)
+    dropped = layers.Dropout(dropout, name="Logits.Dropout")(features) if dropout else features
+    logits = layers.Dense(num_classes, name=LOGITS_LAYER, dtype="float32")(dropped)
+    return features, logits
+
+
 def build_i3d(*, num_classes: int = NUM_KINETICS_CLASSES, dtype_policy: str = "float32",
-              stem: str = "plain") -> keras.Model:
+              stem: str = "plain", dropout: float = 0.0) -> keras.Model:
     """Build I3D RGB for inference.
 
     Input `clips: (N, T, 224, 224, 3)` RGB in [-1, 1] (T >= 9; 64 in this project; even T with the
@@ -97,6 +114,7 @@ def build_i3d(*, num_classes: int = NUM_KINETICS_CLASSES, dtype_policy: str = "f
     Outputs a dict: `logits: (N, num_classes)` averaged over time, and `features: (N, 1024)`,
     the 2x7x7-average-pooled Mixed_5c activations averaged over time. The reference applies the
     1x1x1 logits conv before the temporal mean; both are affine, so applying it after is the same.
+    `dropout` (training only) drops features before the logits layer, as I3D was trained.
     """
     policy = keras.DTypePolicy(dtype_policy)
     previous = keras.config.dtype_policy()
@@ -115,15 +133,38 @@ def build_i3d(*, num_classes: int = NUM_KINETICS_CLASSES, dtype_policy: str = "f
         x = _max_pool(x, (3, 3, 3), (2, 2, 2), name="MaxPool3d_4a_3x3")
         for block in ("Mixed_4b", "Mixed_4c", "Mixed_4d", "Mixed_4e", "Mixed_4f"):
             x = _inception(x, _INCEPTION_BLOCKS[block], name=block)
-        x = _max_pool(x, (2, 2, 2), (2, 2, 2), name="MaxPool3d_5a_2x2")
-        x = _inception(x, _INCEPTION_BLOCKS["Mixed_5b"], name="Mixed_5b")
-        x = _inception(x, _INCEPTION_BLOCKS["Mixed_5c"], name="Mixed_5c")
-        x = layers.AveragePooling3D((2, 7, 7), strides=(1, 1, 1), padding="valid", name="Logits.AvgPool")(x)
-        # (N, T', 1, 1, 1024) -> (N, 1024): mean over time, in float32 whatever the compute dtype.
-        features = layers.Lambda(
-            lambda t: ops.mean(ops.cast(t, "float32"), axis=(1, 2, 3)), name="features", dtype="float32"
-        )(x)
-        logits = layers.Dense(num_classes, name=LOGITS_LAYER, dtype="float32")(features)
+        x = _max_pool(x, (2, 2, 2), (2, 2, 2), name=TOP_INPUT)
+        features, logits = _top(x, num_classes, dropout)
         return keras.Model(clips, {"logits": logits, "features": features}, name="i3d_rgb")
     finally:
         keras.config.set_dtype_policy(previous)
+
+
+def build_i3d_top(*, num_classes: int, dropout: float = 0.0) -> keras.Model:
+    """The top of I3D alone, as fine-tuning trains it: `activations: (N, T/8, 7, 7, 832)`, Mixed_4f max-pooled as
+    Mixed_5b reads it, -> the same `logits` and `features` as `build_i3d`. Its layers are named as there, so its
+    weights go into the whole network by name."""
+    activations = keras.Input(shape=(None, 7, 7, TOP_CHANNELS), name="activations", dtype="float32")
+    features, logits = _top(activations, num_classes, dropout)
+    return keras.Model(activations, {"logits": logits, "features": features}, name="i3d_top")
+
+
+def copy_weights(source: keras.Model, target: keras.Model, *, strict: bool = True, skip: tuple[str, ...] = ()) -> int:
+    """Copy the weights of `source`'s layers into `target`'s layers of the same names (the stem kernel folded where
+    `target` has the space-to-depth stem), but those named in `skip`; returns how many layers were copied. `strict`:
+    every other `target` layer with weights must have its namesake in `source` (else only those both have are copied)."""
+    names = {layer.name for layer in source.layers}
+    copied = 0
+    for layer in target.layers:
+        if not layer.weights or layer.name in skip:
+            continue
+        if layer.name not in names:
+            if strict:
+                raise ValueError(f"{source.name} has no layer {layer.name}")
+            continue
+        weights = source.get_layer(layer.name).get_weights()
+        if isinstance(layer, layers.Conv3D) and tuple(layer.kernel.shape) != weights[0].shape:
+            weights = [space_to_depth_stem_kernel(weights[0])]
+        layer.set_weights(weights)
+        copied += 1
+    return copied

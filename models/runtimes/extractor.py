@@ -2,7 +2,7 @@
 
 `extractor(clips)` maps `clips: (N, T, 224, 224, 3) uint8 RGB` to `logits: (N, 400)` and
 `features: (N, 1024)`, as numpy. `extractor.trunk_positions(frames)` and `extractor.logits_weights()` serve
-`EXTRACTION=shared` (`models.recognition.shared_trunk`). The batcher, the recognizer, training and the benchmark call this
+`EXTRACTION=shared` (`models.recognition.shared_trunk`), `extractor.top_input(clips)` fine-tuning. The batcher, the recognizer, training and the benchmark call this
 interface and never know which runtime runs. `models.runtimes.factory.open_extractor` picks the runtime and
 precision.
 """
@@ -40,6 +40,10 @@ class Extractor(Protocol):
 
     def trunk_positions(self, frames: np.ndarray) -> np.ndarray:
         """`frames: (N, T, 224, 224, 3) uint8`, T a multiple of 8 -> `(N, T/8, 1024)` Mixed_5c averaged over space."""
+
+    def top_input(self, clips: np.ndarray) -> np.ndarray:
+        """`clips: (N, T, 224, 224, 3) uint8` -> `(N, T/8, 7, 7, 832)`: Mixed_4f max-pooled, what fine-tuning trains
+        the top of I3D on (`models.training.finetune`)."""
 
     def logits_weights(self) -> tuple[np.ndarray, np.ndarray]:
         """The logits layer: `kernel: (1024, 400)`, `bias: (400,)` (logits = features @ kernel + bias)."""

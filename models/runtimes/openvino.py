@@ -31,6 +31,7 @@ from models.video import INPUT_OFFSET, INPUT_SCALE
 log = logging.getLogger(__name__)
 
 INFERENCE_PRECISION = {"float32": "f32", "bfloat16": "bf16", "int8": "f32"}  # int8 IR: unquantized layers in f32
+TOP_CHANNELS = 832  # Mixed_4f's, what the top of I3D reads (models.i3d.network.TOP_CHANNELS, without Keras here)
 COMPILED_SHAPES = 4  # compiled models kept (IR, trunk or not, shape); one more evicts the least recently used
 
 
@@ -71,7 +72,7 @@ class OpenVINOI3D:
         if threads:
             self._config["INFERENCE_NUM_THREADS"] = threads
         self._lock = threading.Lock()
-        self._compiled: OrderedDict[tuple[str, bool, tuple[int, ...]], object] = OrderedDict()  # (IR, trunk, shape)
+        self._compiled: OrderedDict[tuple[str, str | None, tuple[int, ...]], object] = OrderedDict()  # (IR, cut, shape)
         self._clip_shape: tuple[int, ...] = (1, 64, 224, 224, 3)  # what `load` compiles: the last clip shape run
         self._logits_weights: tuple[np.ndarray, np.ndarray] | None = None
         self.load()
@@ -82,16 +83,16 @@ class OpenVINOI3D:
             return int8_ir_name(stem)
         return stem  # float, or an odd-length clip where only the space-to-depth int8 IR was made
 
-    def _compiled_model(self, name: str, shape: tuple[int, ...], *, trunk: bool = False):
-        """IR `name` (cut to its trunk with `trunk`) compiled for uint8 input of static `shape`; the least recently
-        used of more than COMPILED_SHAPES compiled models is dropped."""
-        key = (name, trunk, tuple(shape))
+    def _compiled_model(self, name: str, shape: tuple[int, ...], *, cut: str | None = None):
+        """IR `name` (cut to its trunk or its top's input with `cut` "trunk" or "top_input") compiled for uint8 input
+        of static `shape`; the least recently used of more than COMPILED_SHAPES compiled models is dropped."""
+        key = (name, cut, tuple(shape))
         if key in self._compiled:
             self._compiled.move_to_end(key)
             return self._compiled[key]
         model = self._core.read_model(self._dir / f"{name}.xml")
-        if trunk:
-            model = _trunk_of(model)
+        if cut:
+            model = {"trunk": _trunk_of, "top_input": _top_input_of}[cut](model)
         model.reshape(list(shape))
         self._compiled[key] = self._core.compile_model(_uint8_input(model), "CPU", self._config)
         while len(self._compiled) > COMPILED_SHAPES:
@@ -125,12 +126,18 @@ class OpenVINOI3D:
     def trunk_positions(self, frames: np.ndarray) -> np.ndarray:
         """`frames: (N, T, 224, 224, 3) uint8`, T a multiple of 8 -> `(N, T/8, 1024)` Mixed_5c averaged over space."""
         with self._lock:
-            compiled = self._compiled_model(self._ir(even_frames=True), frames.shape, trunk=True)
+            compiled = self._compiled_model(self._ir(even_frames=True), frames.shape, cut="trunk")
             positions = np.array(compiled(np.ascontiguousarray(frames, np.uint8))[compiled.output("positions")])
             # a long stretch's activations are hundreds of MB: not held between passes (the 2-minute video's
             # peak RSS in EXTRACTION=shared went from 1,257-1,365 to 852-1,013 MB, no slower)
             compiled.release_memory()
             return positions
+
+    def top_input(self, clips: np.ndarray) -> np.ndarray:
+        """`clips: (N, T, 224, 224, 3) uint8` -> `(N, T/8, 7, 7, 832)`: Mixed_4f max-pooled, what Mixed_5b reads."""
+        with self._lock:
+            compiled = self._compiled_model(self._ir(clips.shape[1] % 2 == 0), clips.shape, cut="top_input")
+            return np.array(compiled(np.ascontiguousarray(clips, np.uint8))[compiled.output("top_input")])
 
     def logits_weights(self) -> tuple[np.ndarray, np.ndarray]:
         """`kernel: (1024, 400)`, `bias: (400,)`, read from the IR's logits layer."""
@@ -178,6 +185,27 @@ def _trunk_of(model):
         means = ops.transpose(means, ops.constant(np.array([0, 2, 1], np.int64)))
     means.output(0).get_tensor().set_names({"positions"})
     return ov.Model([means.output(0)], model.get_parameters(), "i3d_trunk")
+
+
+def _top_input_of(model):
+    """The IR cut after the max pool Mixed_5b reads (`models.i3d.network.TOP_INPUT`, the one max pool of Mixed_4f's
+    832 channels at 14x14): `clips` -> `top_input: (N, T/8, 7, 7, 832)`, channels last."""
+    import openvino as ov
+    import openvino.opset13 as ops
+
+    def reads_mixed_4f(op) -> bool:
+        shape = op.input_value(0).get_partial_shape()
+        dims = [shape[i].get_length() if shape[i].is_static else None for i in range(5)]
+        return (dims[1] == TOP_CHANNELS and dims[3:] == [14, 14]) or (dims[4] == TOP_CHANNELS and dims[2:4] == [14, 14])
+
+    pools = [op for op in model.get_ordered_ops() if op.get_type_name() == "MaxPool" and reads_mixed_4f(op)]
+    if len(pools) != 1:
+        raise ValueError(f"expected one max pool of Mixed_4f in the I3D IR, found {len(pools)}")
+    pooled = pools[0].output(0)
+    if pooled.get_partial_shape()[1].is_static and pooled.get_partial_shape()[1].get_length() == TOP_CHANNELS:
+        pooled = ops.transpose(pooled, ops.constant(np.array([0, 2, 3, 4, 1], np.int64))).output(0)
+    pooled.get_tensor().set_names({"top_input"})
+    return ov.Model([pooled], model.get_parameters(), "i3d_top_input")
 
 
 def _logits_weights_of(model) -> tuple[np.ndarray, np.ndarray]:

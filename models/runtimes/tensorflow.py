@@ -127,6 +127,14 @@ class TensorFlowI3D:
                              "`python -m models convert` (a TF Hub handle runs shared windows on RUNTIME=openvino)")
         return model.signatures["trunk"](clips=_scaled(tf.constant(frames)))["positions"].numpy()
 
+    def top_input(self, clips: np.ndarray) -> np.ndarray:
+        """`clips: (N, T, 224, 224, 3) uint8` -> `(N, T/8, 7, 7, 832)`: Mixed_4f max-pooled, what Mixed_5b reads."""
+        self.load()
+        if "top_input" not in self._model.signatures:
+            raise ValueError(f"{self._variant} has no top_input signature, which fine-tuning needs: convert it again "
+                             "with `python -m models convert` (make setup)")
+        return self._model.signatures["top_input"](clips=_scaled(tf.constant(clips)))["top_input"].numpy()
+
     def logits_weights(self) -> tuple[np.ndarray, np.ndarray]:
         """`kernel: (1024, 400)`, `bias: (400,)`, the SavedModel's logits layer."""
         self.load()
