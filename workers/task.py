@@ -90,7 +90,8 @@ def run_part(recognizer: ActionRecognizer, settings: Settings, *, plan: dict, nu
     def on_result(start: int, result) -> None:
         results[start] = result
         on_progress(len(results), len(part.starts))
-        on_window(window_entry(order[start], (start, start + clips.clip_len), result.logits, timeline))
+        on_window(window_entry(order[start], (start, start + clips.clip_len), result.logits, timeline,
+                               recognizer.logits_labels))
 
     seconds = (part.end - part.first) / (clips.sampling.fps or index.fps)
     limit = Deadline(time.monotonic() + settings.job_time_limit_s(seconds), cancel)

@@ -2,8 +2,9 @@
 
 A head is anything with `name`, `labels`, `video_probabilities(logits, features)` (the video's ranking) and
 `window_probabilities(logits, features)` (each window's, for segments). Three exist:
-- `KineticsHead`: the Kinetics-400 logits, the clips' softmax probabilities averaged; `SportHead`, the same narrowed
-  to one sport's labels (models/sports.py).
+- `KineticsHead`: the extractor's own logits, the clips' softmax probabilities averaged: Kinetics-400's for the base
+  I3D, a fine-tuned I3D's own labels (`models.training.finetune`); `SportHead`, Kinetics-400 narrowed to one
+  sport's labels (models/sports.py).
 - `LstmHead`: a trained LSTM over the sequence of per-clip 1024-d features, saved as a directory
   (`head.weights.h5`, `labels.json`, `config.json`), chosen by the `HEAD_PATH` setting.
 """
@@ -16,7 +17,7 @@ from typing import Protocol
 
 import numpy as np
 
-from models.labels import kinetics_labels, softmax
+from models.labels import KINETICS, kinetics_labels, softmax
 from models.sports import Sport
 
 WEIGHTS_FILE = "head.weights.h5"
@@ -45,12 +46,15 @@ class VideoHead(Protocol):
 
 
 class KineticsHead:
-    """Kinetics-400 ranking: the clips' softmax probabilities averaged over the video."""
+    """The logits' ranking: the clips' softmax probabilities averaged over the video. Kinetics-400 by default; an
+    extractor with labels of its own (a fine-tuned I3D) ranks those, under its own `name`."""
 
-    name = "kinetics400"
+    name = KINETICS  # the class's: the Kinetics-400 ranking
 
-    def __init__(self):
-        self.labels = kinetics_labels()
+    def __init__(self, name: str = KINETICS, labels: tuple[str, ...] | None = None):
+        self.name = name
+        self.labels = tuple(labels) if labels is not None else kinetics_labels()
+        self.per_window = True  # ranks each window alone (live, and the per-window timeline)
 
     def video_probabilities(self, logits: np.ndarray, features: np.ndarray) -> np.ndarray:
         return softmax(logits).mean(axis=0)

@@ -125,13 +125,13 @@ class LatestWindow:
 
 
 class LiveRanker:
-    """I3D's outputs for successive windows -> the ranking to show for the newest. The Kinetics-400 head ranks
-    each window alone (as the per-clip timeline of an upload does); a trained head ranks the last `context`
+    """I3D's outputs for successive windows -> the ranking to show for the newest. The logits' head (Kinetics-400)
+    ranks each window alone (as the per-clip timeline of an upload does); a trained head ranks the last `context`
     windows as one sequence, the way it saw whole videos in training."""
 
     def __init__(self, head: VideoHead, *, context: int = 4, top: int = LIVE_TOP_K):
         self.head, self.top = head, top
-        self.context = 1 if head.name == "kinetics400" else max(1, context)
+        self.context = 1 if getattr(head, "per_window", False) else max(1, context)
         self._logits: deque[np.ndarray] = deque(maxlen=self.context)
         self._features: deque[np.ndarray] = deque(maxlen=self.context)
         self.moments = LiveMoments(head.labels)  # the segments of the stream, as they close

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from models.labels import kinetics_labels, softmax, top_k
+from models.labels import KINETICS, kinetics_labels, logits_vocabulary, softmax, top_k
 from models.recognition.batching import ClipBatcher
 from models import sports
 from models.recognition.heads import KineticsHead, SportHead, VideoHead
@@ -71,11 +71,13 @@ def run_views(batcher: ClipBatcher, path: str | Path, clips: ClipSettings, on_pr
                    sum(run.infer_s for run in runs))
 
 
-def window_entry(index: int, span: tuple[int, int], logits: np.ndarray, timeline: Timeline) -> dict:
-    """One window of a result: where it is in the source (frames and seconds) and its top Kinetics-400 actions."""
+def window_entry(index: int, span: tuple[int, int], logits: np.ndarray, timeline: Timeline,
+                 labels: tuple[str, ...] | None = None) -> dict:
+    """One window of a result: where it is in the source (frames and seconds) and its top actions by the logits'
+    `labels` (Kinetics-400's by default; a fine-tuned I3D's own)."""
     start_frame, end_frame, start_s, end_s = timeline.span(*span)
     return {"index": index, "start_s": round(start_s, 3), "end_s": round(end_s, 3), "start_frame": start_frame,
-            "end_frame": end_frame, "actions": top_k(softmax(logits), kinetics_labels(), CLIP_TOP_K)}
+            "end_frame": end_frame, "actions": top_k(softmax(logits), labels or kinetics_labels(), CLIP_TOP_K)}
 
 
 class UnknownHeadError(KeyError):
@@ -85,8 +87,9 @@ class UnknownHeadError(KeyError):
 class ActionRecognizer:
     """One loaded extractor and its heads; `recognize(path)` returns the API's JSON-ready result.
 
-    The Kinetics-400 head is always there; a trained head, if given, is the default. `recognize` is
-    safe to call from many threads at once: their clips share one batcher. `close()` stops it.
+    The logits' head (Kinetics-400, or a fine-tuned I3D's own labels) is always there; a trained head, if given, is
+    the default. `recognize` is safe to call from many threads at once: their clips share one batcher. `close()`
+    stops it.
     """
 
     def __init__(self, extractor: Extractor, *, head: VideoHead | None = None, clips: ClipSettings = ClipSettings(),
@@ -94,13 +97,14 @@ class ActionRecognizer:
         self.extractor = extractor
         self.batcher = ClipBatcher(extractor, clips.batch_size, max_wait_s=batch_wait_s, idle_unload_s=idle_unload_s)
         self.limits = limits
-        kinetics = KineticsHead()
-        self.heads: dict[str, VideoHead] = {kinetics.name: kinetics}
+        logits_head = KineticsHead(*logits_vocabulary(extractor.handle))
+        self.heads: dict[str, VideoHead] = {logits_head.name: logits_head}
         if head is not None:
             if head.name in self.heads:
                 raise ValueError(f"a trained head cannot be named {head.name!r}")
             self.heads[head.name] = head
-        self.head = head or kinetics
+        self.head = head or logits_head
+        self.logits_labels = logits_head.labels
         self.clips = clips
 
     def recognize(
@@ -125,7 +129,7 @@ class ActionRecognizer:
         """
         self.ranking_head(head, sport)  # a head or sport that cannot be is refused before any work
         started = time.perf_counter()
-        told = (lambda *window: on_window(window_entry(*window))) if on_window else None
+        told = (lambda *window: on_window(window_entry(*window, self.logits_labels))) if on_window else None
         run = run_video(self.batcher, path, self.clips, on_progress, limits=self.limits, deadline=deadline,
                         cancel=cancel, on_window=told)
         return self.result(run, head=head, top_k_actions=top_k_actions,
@@ -140,7 +144,7 @@ class ActionRecognizer:
         chosen = self.heads[head] if head else self.head
         if sport is None:
             return chosen
-        if chosen.name != KineticsHead.name:
+        if chosen.name != KINETICS:
             raise UnknownSportError(f"a sport narrows the Kinetics-400 labels, and the head {chosen.name!r} has its "
                                     "own: ask with head=kinetics400")
         return SportHead(sports.sport(sport))
@@ -152,7 +156,8 @@ class ActionRecognizer:
         recognized in parts on several workers is put together here too."""
         ranking_head, info = self.ranking_head(head, sport), run.info
         video_probs = ranking_head.video_probabilities(run.logits, run.features)
-        clips = [window_entry(i, span, logits, info.timeline) for i, (span, logits) in enumerate(zip(run.spans, run.logits))]
+        clips = [window_entry(i, span, logits, info.timeline, self.logits_labels)
+                 for i, (span, logits) in enumerate(zip(run.spans, run.logits))]
         return {
             "actions": top_k(video_probs, ranking_head.labels, top_k_actions),
             "head": ranking_head.name,
