@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from models.evaluation.logits import reference_logits, window_logits
+from models.evaluation.logits import reference_logits, video_names, window_logits
 from models.hardware import cpu_kind, int8_ir_name
 from models.i3d.accuracy import compare
 from models.i3d.irs import IR_RECORD, ensure_irs
@@ -15,16 +15,17 @@ from models.runtimes.openvino import OpenVINOI3D
 from models.video import frames_id
 
 
-def validate_int8(handle: str, data: Path, *, flags: frozenset[str] | None = None) -> dict:
-    """Run the int8 model this kind of CPU runs over every window of the videos in `data`, compare with
-    float32 TensorFlow (cached beside the SavedModel), and record the verdict for this kind of CPU."""
+def validate_int8(handle: str, data: Path | list[Path], *, flags: frozenset[str] | None = None) -> dict:
+    """Run the int8 model this kind of CPU runs over every window of the videos in `data` (a folder, or a list of
+    videos: a fine-tuned I3D's validation set), compare with float32 TensorFlow (cached beside the SavedModel), and
+    record the verdict for this kind of CPU."""
     directory = ensure_irs(handle)
-    paths = [p for p in video_paths(data)]
+    paths = video_paths(data) if isinstance(data, (str, Path)) else list(dict.fromkeys(data))
     reference = reference_logits(handle, paths, cache=Path(handle) / "reference" / "tensorflow-float32-windows.npz"
                                  if Path(handle).is_dir() else None)
     int8 = OpenVINOI3D(handle, precision="int8", cpu_flags=flags)
     try:
-        report = compare(reference, window_logits(int8, [p for p in paths if p.name in reference]))
+        report = compare(reference, window_logits(int8, [p for name, p in video_names(paths).items() if name in reference]))
     finally:
         int8.close()
     record_path = directory / IR_RECORD

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +22,7 @@ def reference_logits(handle: str, paths: list[Path], *, cache: Path | None = Non
     reused while the videos, the SavedModel's conversion record and the clip settings are unchanged."""
     conversion = Path(handle) / "conversion.json"
     key = hashlib.sha256(json.dumps({
-        "videos": {Path(p).name: sha256_of(Path(p)) for p in paths},
+        "videos": {name: sha256_of(Path(p)) for name, p in video_names(paths).items()},
         "conversion": conversion.read_text() if conversion.is_file() else handle, "clip": [64, 32],
         "frames": frames_id(),
     }, sort_keys=True).encode()).hexdigest()
@@ -48,7 +49,14 @@ def window_logits(extractor, paths: list[Path], *, clip_len: int = 64, stride: i
     or with `extraction` "shared" (or "shared:recompute<P") pooled from shared trunk passes (`models.recognition.shared_trunk`)."""
     clips = ClipSettings.for_extraction(extraction, clip_len=clip_len, stride=stride)
     with ClipBatcher(extractor, batch_size) as batcher:
-        return {Path(path).name: run_video(batcher, path, clips).logits for path in paths}
+        return {name: run_video(batcher, path, clips).logits for name, path in video_names(paths).items()}
+
+
+def video_names(paths: list[Path]) -> dict[str, Path]:
+    """`{name: path}`: each video by its file name, or with its folder's where two share one (class folders)."""
+    paths = [Path(p) for p in paths]
+    counts = Counter(p.name for p in paths)
+    return {(p.name if counts[p.name] == 1 else f"{p.parent.name}__{p.name}"): p for p in paths}
 
 
 def write_derived_clips(paths: list[Path], out_dir: Path) -> list[Path]:

@@ -2,7 +2,8 @@
 
 Against float32 TensorFlow (the source of truth), over every 64-frame window (stride 32) of real clips:
 - the same whole-video top-1 on every clip (whole video = the windows' softmax probabilities averaged);
-- whole-video top-5 sharing at least 4 of 5 labels on every clip;
+- whole-video top-5 sharing at least 4 of 5 labels on every clip (top-k sharing k-1 with k < 5 labels: a fine-tuned
+  I3D's own);
 - per-window top-1 agreement of at least 95% over all windows;
 - the largest logit difference, reported (not a pass mark: it depends on the precision).
 """
@@ -27,6 +28,7 @@ class VideoAgreement:
     top5_overlap: int
     window_top1_agreement: float
     max_logit_diff: float
+    top_k: int = 5  # fewer with fewer labels
 
 
 @dataclass
@@ -54,8 +56,8 @@ class AccuracyReport:
     def failures(self) -> list[str]:
         """What breaks the rule, in words (empty when it passes)."""
         out = [f"{v.video}: whole-video top-1 differs" for v in self.videos if not v.same_top1]
-        out += [f"{v.video}: whole-video top-5 shares {v.top5_overlap} of 5" for v in self.videos
-                if v.top5_overlap < MIN_TOP5_OVERLAP]
+        out += [f"{v.video}: whole-video top-{v.top_k} shares {v.top5_overlap} of {v.top_k}" for v in self.videos
+                if v.top5_overlap < MIN_TOP5_OVERLAP - (5 - v.top_k)]
         if self.window_top1_agreement < MIN_WINDOW_AGREEMENT:
             out.append(f"per-window top-1 agreement {self.window_top1_agreement:.1%} < {MIN_WINDOW_AGREEMENT:.0%}")
         return out
@@ -77,9 +79,10 @@ def compare(reference: dict[str, np.ndarray], candidate: dict[str, np.ndarray]) 
     for video, expected in reference.items():
         got = candidate[video]
         a, b = softmax(expected).mean(axis=0), softmax(got).mean(axis=0)
+        k = min(5, len(a))
         report.videos.append(VideoAgreement(
-            video=video, windows=len(expected), same_top1=bool(a.argmax() == b.argmax()),
-            top5_overlap=len(set(np.argsort(-a)[:5]) & set(np.argsort(-b)[:5])),
+            video=video, windows=len(expected), same_top1=bool(a.argmax() == b.argmax()), top_k=k,
+            top5_overlap=len(set(np.argsort(-a)[:k]) & set(np.argsort(-b)[:k])),
             window_top1_agreement=float(np.mean(expected.argmax(axis=1) == got.argmax(axis=1))),
             max_logit_diff=float(np.abs(expected - got).max()),
         ))

@@ -35,10 +35,11 @@ def video_paths(data: Path) -> list[Path]:
     return sorted(p for p in Path(data).rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES)
 
 
-def calibration_windows(data: Path, *, max_windows: int | None = None) -> tuple[list[np.ndarray], int]:
-    """`(64, 224, 224, 3) uint8` windows of every readable video under `data`, and how many videos gave some."""
+def calibration_windows(data: Path | list[Path], *, max_windows: int | None = None) -> tuple[list[np.ndarray], int]:
+    """`(64, 224, 224, 3) uint8` windows of every readable video under `data` (a folder, or a list of videos), and
+    how many videos gave some."""
     windows, videos = [], 0
-    for path in video_paths(data):
+    for path in (video_paths(data) if isinstance(data, (str, Path)) else data):
         try:
             clips = [clip.frames for clip in iter_clips(path)]
         except VideoDecodeError:
@@ -56,7 +57,7 @@ def int8_ir_of(handle: str, flags: frozenset[str] | None = None) -> tuple[str, s
     return int8_ir_for(json.loads((ensure_irs(handle) / IR_RECORD).read_text()), flags)
 
 
-def quantize_int8(handle: str, data: Path, *, max_windows: int | None = None, stem: str | None = None) -> dict:
+def quantize_int8(handle: str, data: Path | list[Path], *, max_windows: int | None = None, stem: str | None = None) -> dict:
     """Write the int8 IR of `stem` (default: the one this kind of CPU runs) beside the float IRs of `handle`,
     and record how it was made in the IR record."""
     import openvino as ov
@@ -89,7 +90,7 @@ def quantize_int8(handle: str, data: Path, *, max_windows: int | None = None, st
     record_path = directory / IR_RECORD
     record = json.loads(record_path.read_text())
     entry = {"stem": stem, "recipe": RECIPES[stem], "calibration_windows": len(windows), "calibration_videos": videos,
-             "calibration_data": str(data), "kept_float": keep_float, "seconds": round(seconds, 1)}
+             "calibration_data": str(data) if isinstance(data, (str, Path)) else f"{len(data)} videos", "kept_float": keep_float, "seconds": round(seconds, 1)}
     record["irs"][name] = entry
     for verdicts in record.get("validated", {}).values():  # verdicts on the previous model of this name
         if verdicts.get("int8", {}).get("ir", "int8") == name:
