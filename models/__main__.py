@@ -1,5 +1,5 @@
-"""Command line: `python -m models {convert,quantize,predict,live,train,evaluate,evaluate-segments,subset} ...` (see
-`--help` of each).
+"""Command line: `python -m models {convert,quantize,predict,live,train,finetune,evaluate,evaluate-segments,subset} ...`
+(see `--help` of each).
 
 Nothing heavy is imported until a command runs, so `--help` answers at once.
 """
@@ -199,13 +199,40 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _finetune(args: argparse.Namespace) -> int:
+    """python -m models finetune --data videos/ --out models/saved/i3d-sports [--val val.csv] [--blocks top] ..."""
+    from models.training.datasets import load_samples
+    from models.training.finetune import FinetuneConfig, finetune
+
+    config = FinetuneConfig(blocks=args.blocks, epochs=args.epochs, batch_size=args.batch_size_train, lr=args.lr,
+                            patience=args.patience, dropout=args.dropout, seed=args.seed, augment=args.augment,
+                            views=args.views, int8=args.int8, calibration_windows=args.calibration_windows)
+    train_samples = load_samples(args.data, split=args.split, subset="train")
+    val_samples = load_samples(args.val, split=args.split, subset="test") if args.val else None
+    extractor = _extractor(args)
+    results = finetune(train_samples, Path(args.out), extractor, val_samples=val_samples,
+                       clips=_clip_settings(args, extractor.device), config=config, cache_dir=Path(args.cache),
+                       name=args.name)
+    _print_results(results)
+    int8 = results["int8"]
+    if int8:
+        print(f"int8 on this CPU, {int8['videos']} validation videos: top-1 same on {int8['same_top1']}, windows "
+              f"{int8['window_top1_agreement']:.1%}: " + ("passes the accuracy rule; PRECISION=auto uses it"
+                                                          if int8["passes"] else "fails the accuracy rule ("
+                                                          + "; ".join(int8["failures"]) + "); PRECISION=auto will not use it"))
+    print(f"extractor {results['extractor_id']} written to {args.out}; serve it with MODEL_HANDLE={args.out} make run, "
+          f"or train a head on it with python -m models train --model {args.out} ...")
+    return 0
+
+
 def _evaluate(args: argparse.Namespace) -> int:
-    """python -m models evaluate --data test.csv --head heads/sports [--json]"""
+    """python -m models evaluate --data test.csv [--head heads/sports] [--json]"""
     from models.training.datasets import load_samples
     from models.training.trainer import evaluate
 
     samples = load_samples(args.data, split=args.split, subset="test")
-    results = evaluate(samples, Path(args.head), _extractor(args), cache_dir=Path(args.cache), tta=args.tta)
+    results = evaluate(samples, Path(args.head) if args.head else None, _extractor(args), cache_dir=Path(args.cache),
+                       tta=args.tta)
     if args.json:
         print(json.dumps(results, indent=2))
     else:
@@ -295,28 +322,51 @@ def main(argv: list[str] | None = None) -> int:
     train.add_argument("--dropout", type=float, default=0.3)
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--name", help="head name shown in results (default: the --out folder name)")
-    train.add_argument("--augment", action=argparse.BooleanOptionalAction, default=True,
-                       help="train on several views of each video: mirrored, cropped at either end, 0.8-1.25x, "
-                            "shifted (validation sees the plain one)")
-    train.add_argument("--views", type=int, default=4, choices=range(1, 37), metavar="N",
-                       help="views per training video with --augment, the plain one included (each costs one more "
-                            "feature extraction; 1-36, default 4)")
     train.set_defaults(run=_train)
+
+    finetune = commands.add_parser("finetune", help="fine-tune the top of I3D on your labelled videos: a new extractor "
+                                                     "of your labels, served with MODEL_HANDLE")
+    finetune.add_argument("--data", required=True, help="class-folder tree, CSV (video,label) or UCF101 root with --split")
+    finetune.add_argument("--out", required=True, help="folder of the new extractor (a SavedModel and its OpenVINO IRs)")
+    finetune.add_argument("--val", help="validation data (default: 15%% of --data, whole source groups); int8 is "
+                                        "checked on it")
+    finetune.add_argument("--blocks", default="top", choices=("top", "all"),
+                          help="top: Mixed_5b, Mixed_5c and a new classifier, on cached Mixed_4f activations (CPU); "
+                               "all: every block, on the frames (a GPU's job)")
+    finetune.add_argument("--epochs", type=int, default=15)
+    finetune.add_argument("--batch-size", dest="batch_size_train", type=int, default=8, help="windows per step")
+    finetune.add_argument("--lr", type=float, default=1e-4, help="fine-tuning's (the linear probe before it: 10x)")
+    finetune.add_argument("--patience", type=int, default=4)
+    finetune.add_argument("--dropout", type=float, default=0.5)
+    finetune.add_argument("--seed", type=int, default=0)
+    finetune.add_argument("--name", help="the name its ranking goes by (default: the --out folder name)")
+    finetune.add_argument("--int8", action=argparse.BooleanOptionalAction, default=True,
+                          help="make its int8 model and check it on --val on this kind of CPU")
+    finetune.add_argument("--calibration-windows", type=int, default=300, help="windows that calibrate int8, at most")
+    finetune.set_defaults(run=_finetune)
 
     evaluate = commands.add_parser("evaluate", help="top-1, top-5 and per-class figures of a head")
     evaluate.add_argument("--data", required=True)
-    evaluate.add_argument("--head", required=True)
+    evaluate.add_argument("--head", help="trained head directory (default: the extractor's own labels, a fine-tuned "
+                                         "I3D's)")
     evaluate.add_argument("--json", action="store_true")
     evaluate.set_defaults(run=_evaluate)
 
-    for command in (train, evaluate):
+    for command in (train, finetune):
+        command.add_argument("--augment", action=argparse.BooleanOptionalAction, default=True,
+                             help="train on several views of each video: mirrored, cropped at either end, 0.8-1.25x, "
+                                  "shifted (validation sees the plain one)")
+        command.add_argument("--views", type=int, default=4, choices=range(1, 37), metavar="N",
+                             help="views per training video with --augment, the plain one included (each costs one "
+                                  "more extraction; 1-36, default 4)")
+    for command in (train, finetune, evaluate):
         command.add_argument("--split", type=int, help="UCF101 split number (1-3) when --data is a UCF101 root")
         command.add_argument("--cache", default=os.environ.get("FEATURE_CACHE", str(DEFAULT_FEATURE_CACHE)),
                              help="feature cache folder")
     for command in (predict, live):
         command.add_argument("--sport", help="rank only this sport's labels (basketball, soccer, ...: GET /sports, "
                                              "or models/data/sports.json)")
-    for command in (predict, live, train, evaluate):
+    for command in (predict, live, train, finetune, evaluate):
         command.add_argument("--model", default=os.environ.get("MODEL_HANDLE", str(DEFAULT_SAVED_MODEL)))
         command.add_argument("--runtime", default=os.environ.get("RUNTIME", "auto"),
                              choices=("auto", "tensorflow", "openvino"), help="auto: OpenVINO on a CPU, TensorFlow on a GPU")

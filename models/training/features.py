@@ -74,7 +74,7 @@ class FeatureSet:
     views: dict[Path, list[np.ndarray]] = field(default_factory=dict)  # every view's, in the order asked
 
 
-def _progress(iterable, total: int, description: str, enabled: bool, unit: str = "video"):
+def progress_bar(iterable, total: int, description: str, enabled: bool, unit: str = "video"):
     if not enabled:
         return iterable
     from tqdm import tqdm
@@ -94,7 +94,7 @@ def extract_all(
     work = [(path, view) for path in unique for view in views]
     label = "I3D features" if len(views) == 1 else f"I3D features, {len(views)} views"
     with ClipBatcher(extractor, clips.batch_size) as batcher:
-        for path, view in _progress(work, len(work), label, progress, unit="video" if len(views) == 1 else "view"):
+        for path, view in progress_bar(work, len(work), label, progress, unit="video" if len(views) == 1 else "view"):
             if path in result.failed:
                 continue
             one = FeatureSet()

@@ -87,7 +87,7 @@ def classification_report(y_true: np.ndarray, probabilities: np.ndarray, labels:
     }
 
 
-def _plot_curves(history: dict, path: Path) -> None:
+def plot_curves(history: dict, path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -162,7 +162,7 @@ def _one_view_each(views: list[list[np.ndarray]], y: np.ndarray, weights: np.nda
     return OneViewEach()
 
 
-def _seed_everything(seed: int) -> None:
+def seed_everything(seed: int) -> None:
     keras = import_keras()
 
     random.seed(seed)
@@ -188,7 +188,7 @@ def train(
     """
     keras = import_keras()
 
-    _seed_everything(config.seed)
+    seed_everything(config.seed)
     out_dir = Path(out_dir)
     if val_samples is None:
         train_samples, val_samples, _ = split_by_group(
@@ -261,21 +261,27 @@ def train(
     save_head(out_dir, model, labels, head_config)
     (out_dir / "history.json").write_text(json.dumps(history, indent=2) + "\n")
     (out_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n")
-    _plot_curves(history, out_dir / "training_curves.png")
+    plot_curves(history, out_dir / "training_curves.png")
     plot_confusion(results["confusion_matrix"], labels, out_dir / "confusion_matrix.png")
     return results
 
 
-def evaluate(samples: list[Sample], head_dir: Path, extractor: Extractor, *, cache_dir: Path,
+def evaluate(samples: list[Sample], head_dir: Path | None, extractor: Extractor, *, cache_dir: Path,
              progress: bool = True, tta: bool = False) -> dict:
     """Results of the head at `head_dir` on `samples` (with `tta`, each video's features averaged over the
-    test-time views, window by window); writes `confusion_matrix_eval.png` beside it."""
-    from models.recognition.heads import LstmHead
+    test-time views, window by window); writes `confusion_matrix_eval.png` beside it. Without `head_dir`, of the
+    extractor's own logits (a fine-tuned I3D's labels), computed from the cached features by its logits layer."""
+    from models.labels import logits_vocabulary
+    from models.recognition.heads import KineticsHead, LstmHead
 
-    config = json.loads((Path(head_dir) / CONFIG_FILE).read_text())
-    clips = ClipSettings.for_extraction(config.get("extraction", "windows"), clip_len=config["clip_len"],
-                                        stride=config["stride"], sampling=Sampling.of_frames(config.get("frames")))
-    head = LstmHead(head_dir, extractor_id=extractor.extractor_id, feature_dim=extractor.feature_dim)
+    if head_dir is None:
+        clips, head = ClipSettings(), KineticsHead(*logits_vocabulary(extractor.handle))
+        kernel, bias = extractor.logits_weights()
+    else:
+        config = json.loads((Path(head_dir) / CONFIG_FILE).read_text())
+        clips = ClipSettings.for_extraction(config.get("extraction", "windows"), clip_len=config["clip_len"],
+                                            stride=config["stride"], sampling=Sampling.of_frames(config.get("frames")))
+        head = LstmHead(head_dir, extractor_id=extractor.extractor_id, feature_dim=extractor.feature_dim)
     labels = list(head.labels)
     unknown = sorted({s.label for s in samples} - set(labels))
     if unknown:
@@ -287,9 +293,11 @@ def evaluate(samples: list[Sample], head_dir: Path, extractor: Extractor, *, cac
     kept = [s for s in samples if s.path in features.features]
     if not kept:
         raise DatasetError("no video could be read")
-    probabilities = np.stack([head.video_probabilities(None, features.features[s.path]) for s in kept])
+    probabilities = np.stack([head.video_probabilities(
+        None if head_dir else features.features[s.path] @ kernel + bias, features.features[s.path]) for s in kept])
     results = classification_report(np.array([labels.index(s.label) for s in kept]), probabilities, labels)
     results["skipped_videos"] = {str(p): why for p, why in features.failed.items()}
     results["tta"] = tta
-    plot_confusion(results["confusion_matrix"], labels, Path(head_dir) / "confusion_matrix_eval.png")
+    if head_dir is not None:
+        plot_confusion(results["confusion_matrix"], labels, Path(head_dir) / "confusion_matrix_eval.png")
     return results

@@ -17,6 +17,7 @@ from sqlalchemy import Engine, delete, func, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError, InterfaceError, DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
+from models.paths import finetuned_extractor_id
 from models.recognition.segments import SegmentSettings
 from service.library.database import migrate, open_engine, sqlite_url
 from service.library.tables import Moment, Video
@@ -48,7 +49,9 @@ def analysis(settings: Settings, *, head: str | None, sport: str | None, top_k: 
             "segments": asdict(segments), "clip_length": settings.clip_length, "clip_stride": settings.clip_stride,
             "model_fps": settings.model_fps, "extraction": settings.extraction,
             "recompute_below": settings.recompute_below, "model": settings.model_handle,
-            **({"tta": True} if settings.tta else {})}  # keys of analyses without it stay as they were
+            **({"tta": True} if settings.tta else {}),  # keys of analyses without it stay as they were
+            # a fine-tuned I3D fine-tuned again into the same folder is another model
+            **({"extractor": tuned} if (tuned := finetuned_extractor_id(settings.model_handle)) else {})}
 
 
 def settings_key(analysed: dict) -> str:
