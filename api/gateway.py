@@ -64,11 +64,12 @@ class GatewayRecognitions:
 
     def check_sport(self, sport: str | None, head: str | None) -> None:
         """The sport is checked here; whether the head ranks Kinetics-400 labels, once a worker says its default."""
-        default = KINETICS_HEAD
+        default, heads = KINETICS_HEAD, None
         with contextlib.suppress(BrokerUnavailable):
             if workers := self._workers():
-                default = next(iter(workers.values()))["model"]["head"]
-        check_sport(sport, head, default)
+                model = next(iter(workers.values()))["model"]
+                default, heads = model["head"], model["heads"]
+        check_sport(sport, head, default, heads)
 
     def model(self) -> ModelInfo:
         return ModelInfo(**self._served()["model"])

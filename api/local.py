@@ -38,7 +38,7 @@ class LocalRecognitions:
         check_head(list(self.recognizer.heads), head)
 
     def check_sport(self, sport: str | None, head: str | None) -> None:
-        check_sport(sport, head, self.recognizer.head.name)
+        check_sport(sport, head, self.recognizer.head.name, list(self.recognizer.heads))
 
     def model(self) -> ModelInfo:
         return describe(self.recognizer)

@@ -102,7 +102,7 @@ def _finetuned_rows(train_samples, held_out, extractor, out: Path, seeds: int) -
         own.append(evaluate(held_out, None, tuned, cache_dir=cache, progress=False)["top1"])
         own_min.append((time.perf_counter() - started) / 60)
         started = time.perf_counter()
-        head = out / "heads" / f"finetuned-{seed}"
+        head = out / "heads" / f"finetuned-{seed}-head"  # not the extractor's name: its own ranking has that
         train(train_samples, head, tuned, cache_dir=cache, progress=False, config=TrainConfig(seed=seed, views=4))
         headed.append(evaluate(held_out, head, tuned, cache_dir=cache, progress=False)["top1"])
         headed_min.append(own_min[-1] + (time.perf_counter() - started) / 60)

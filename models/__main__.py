@@ -14,6 +14,8 @@ from pathlib import Path
 
 from models.paths import DEFAULT_FEATURE_CACHE, DEFAULT_SAVED_MODEL
 
+TESTS_DATA = Path(__file__).resolve().parent.parent / "tests" / "data"  # real clips: the base model's int8 calibration
+
 
 def _convert(args: argparse.Namespace) -> int:
     """python -m models convert [--out models/saved/i3d-kinetics-400] [--if-missing]"""
@@ -35,16 +37,22 @@ def _quantize(args: argparse.Namespace) -> int:
     from models.evaluation.int8 import validate_int8
     from models.i3d.quantize import int8_ir_is_current, int8_ir_of, int8_is_current, quantize_int8
     from models.hardware import cpu_kind
+    from models.training.finetune import recorded_videos
 
     stem, name = int8_ir_of(args.model)
     if args.if_needed and int8_is_current(args.model):
         print(f"int8 model ({name}) already made and checked on this kind of CPU ({cpu_kind()})")
         return 0
+    calibration = validation = Path(args.data) if args.data else TESTS_DATA
+    if not args.data and (recorded := recorded_videos(args.model)):  # a fine-tuned I3D: its own videos
+        calibration, validation = recorded
+        print(f"a fine-tuned I3D: calibrating on its {len(calibration)} training videos, judging on its "
+              f"{len(validation)} validation videos")
     if not (args.if_needed and int8_ir_is_current(args.model)):
-        record = quantize_int8(args.model, Path(args.data), max_windows=args.windows or None, stem=stem)
+        record = quantize_int8(args.model, calibration, max_windows=args.windows or None, stem=stem)
         print(f"wrote {record['path']} ({record['calibration_windows']} calibration windows from "
               f"{record['calibration_videos']} videos, {record['seconds']:.0f} s)")
-    verdict = validate_int8(args.model, Path(args.data))
+    verdict = validate_int8(args.model, validation)
     print(f"int8 ({name}) on this {cpu_kind()} CPU against float32 TensorFlow, {verdict['videos']} videos: "
           f"top-1 same on {verdict['same_top1']}, top-5 overlap at least {verdict['min_top5_overlap']}, "
           f"windows {verdict['window_top1_agreement']:.1%}, max logit difference {verdict['max_logit_diff']:.2f}: "
@@ -181,19 +189,24 @@ def _live(args: argparse.Namespace) -> int:
     return 0
 
 
+def _training_run(args: argparse.Namespace) -> dict:
+    """What `train` and `finetune` take from the command line alike: data, output, extractor, clips, cache, name."""
+    from models.training.datasets import load_samples
+
+    extractor = _extractor(args)
+    return {"train_samples": load_samples(args.data, split=args.split, subset="train"), "out_dir": Path(args.out),
+            "extractor": extractor, "clips": _clip_settings(args, extractor.device), "cache_dir": Path(args.cache),
+            "val_samples": load_samples(args.val, split=args.split, subset="test") if args.val else None,
+            "name": args.name}
+
+
 def _train(args: argparse.Namespace) -> int:
     """python -m models train --data videos/ --out heads/sports [--val val.csv] [--epochs 60] ..."""
-    from models.training.datasets import load_samples
     from models.training.trainer import TrainConfig, train
 
     config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size_train, lr=args.lr, patience=args.patience,
                          units=args.units, dropout=args.dropout, seed=args.seed, augment=args.augment, views=args.views)
-    train_samples = load_samples(args.data, split=args.split, subset="train")
-    val_samples = load_samples(args.val, split=args.split, subset="test") if args.val else None
-    extractor = _extractor(args)
-    results = train(train_samples, Path(args.out), extractor, val_samples=val_samples,
-                    clips=_clip_settings(args, extractor.device), config=config, cache_dir=Path(args.cache),
-                    name=args.name)
+    results = train(**_training_run(args), config=config)
     _print_results(results)
     print(f"head written to {args.out}; serve it with HEAD_PATH={args.out} make run")
     return 0
@@ -201,18 +214,12 @@ def _train(args: argparse.Namespace) -> int:
 
 def _finetune(args: argparse.Namespace) -> int:
     """python -m models finetune --data videos/ --out models/saved/i3d-sports [--val val.csv] [--blocks top] ..."""
-    from models.training.datasets import load_samples
     from models.training.finetune import FinetuneConfig, finetune
 
     config = FinetuneConfig(blocks=args.blocks, epochs=args.epochs, batch_size=args.batch_size_train, lr=args.lr,
                             patience=args.patience, dropout=args.dropout, seed=args.seed, augment=args.augment,
                             views=args.views, int8=args.int8, calibration_windows=args.calibration_windows)
-    train_samples = load_samples(args.data, split=args.split, subset="train")
-    val_samples = load_samples(args.val, split=args.split, subset="test") if args.val else None
-    extractor = _extractor(args)
-    results = finetune(train_samples, Path(args.out), extractor, val_samples=val_samples,
-                       clips=_clip_settings(args, extractor.device), config=config, cache_dir=Path(args.cache),
-                       name=args.name)
+    results = finetune(**_training_run(args), config=config)
     _print_results(results)
     int8 = results["int8"]
     if int8:
@@ -273,8 +280,8 @@ def main(argv: list[str] | None = None) -> int:
 
     quantize = commands.add_parser("quantize", help="make the int8 OpenVINO model (NNCF, calibrated on real clips)")
     quantize.add_argument("--model", default=os.environ.get("MODEL_HANDLE", str(DEFAULT_SAVED_MODEL)))
-    quantize.add_argument("--data", default=str(Path(__file__).resolve().parent.parent / "tests" / "data"),
-                          help="folder of videos whose 64-frame windows calibrate it")
+    quantize.add_argument("--data", help="folder of videos whose 64-frame windows calibrate and judge it (default: "
+                                         "tests/data; a fine-tuned I3D's own training and validation videos)")
     quantize.add_argument("--windows", type=int, default=0, help="at most this many windows (default: all)")
     quantize.add_argument("--if-needed", action="store_true",
                           help="only what is missing: the int8 model, or its check on this kind of CPU")

@@ -31,8 +31,9 @@ def check_head(heads: list[str], head: str | None) -> None:
         raise Refused(f"unknown head {head!r}; loaded: {', '.join(heads)}", status_code=422)
 
 
-def check_sport(sport: str | None, head: str | None, default_head: str) -> None:
-    """422 for a sport that is not known (the message lists them), or one asked of a head with its own labels."""
+def check_sport(sport: str | None, head: str | None, default_head: str, heads: list[str] | None = None) -> None:
+    """422 for a sport that is not known (the message lists them), or one asked of a head with its own labels (of
+    `heads` loaded, when known: a fine-tuned I3D ranks no Kinetics-400 labels at all)."""
     if sport is None:
         return
     try:
@@ -40,8 +41,14 @@ def check_sport(sport: str | None, head: str | None, default_head: str) -> None:
     except UnknownSportError as exc:
         raise Refused(str(exc), status_code=422) from None
     if (head or default_head) != KINETICS_HEAD:
-        raise Refused(f"a sport narrows the Kinetics-400 labels, and the head {head or default_head!r} has its own: "
-                      f"ask with head={KINETICS_HEAD}", status_code=422)
+        raise Refused(sport_refusal(head or default_head, heads), status_code=422)
+
+
+def sport_refusal(head: str, heads: list[str] | None) -> str:
+    if heads is not None and KINETICS_HEAD not in heads:
+        return (f"a sport narrows the Kinetics-400 labels, and this service's I3D ranks its own ({head!r}, "
+                "fine-tuned): serve the base I3D for sports")
+    return f"a sport narrows the Kinetics-400 labels, and the head {head!r} has its own: ask with head={KINETICS_HEAD}"
 
 
 def expected_clips(path: Path, clips: ClipSettings) -> int:

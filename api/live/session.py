@@ -95,7 +95,7 @@ class LiveService:
         if sport is None:
             return chosen
         try:
-            check_sport(sport, name, self.default_head.name)
+            check_sport(sport, name, self.default_head.name, list(self.heads))
         except Refused as exc:
             raise Close(BAD_REQUEST, exc.detail[:120]) from None
         return SportHead(sports.sport(sport))

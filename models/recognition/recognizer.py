@@ -101,7 +101,8 @@ class ActionRecognizer:
         self.heads: dict[str, VideoHead] = {logits_head.name: logits_head}
         if head is not None:
             if head.name in self.heads:
-                raise ValueError(f"a trained head cannot be named {head.name!r}")
+                raise ValueError(f"the trained head and the I3D's own ranking are both named {head.name!r}: give one "
+                                 "another name (python -m models train --name, or finetune --name)")
             self.heads[head.name] = head
         self.head = head or logits_head
         self.logits_labels = logits_head.labels
@@ -146,7 +147,8 @@ class ActionRecognizer:
             return chosen
         if chosen.name != KINETICS:
             raise UnknownSportError(f"a sport narrows the Kinetics-400 labels, and the head {chosen.name!r} has its "
-                                    "own: ask with head=kinetics400")
+                                    + ("own: ask with head=kinetics400" if KINETICS in self.heads
+                                       else "own (this I3D is fine-tuned): serve the base I3D for sports"))
         return SportHead(sports.sport(sport))
 
     def result(self, run: ClipRun, *, head: str | None, top_k_actions: int, filename: str, total_s: float,

@@ -28,6 +28,7 @@ import hashlib
 import json
 import logging
 import os
+import sys
 import tempfile
 import time
 from dataclasses import asdict, dataclass
@@ -204,8 +205,8 @@ def _probe(model, train_set, val_set, num_classes: int, config: FinetuneConfig, 
     model.get_layer(LOGITS_LAYER).set_weights(probe.get_layer(LOGITS_LAYER).get_weights())
     history = {k: [float(v) for v in values] for k, values in fit.history.items()}
     if progress:
-        best = min(history[monitor])
-        log.info("linear probe: %d epochs, best %s %.4f", len(history["loss"]), monitor, best)
+        print(f"linear probe of the new classifier: {len(history['loss'])} epochs, best {monitor} "
+              f"{min(history[monitor]):.4f}", file=sys.stderr)
     return history
 
 
@@ -316,8 +317,10 @@ def finetune(
 
     conversion = write_extractor(out_dir, set_weights, labels=labels, name=name, extractor_id=extractor_id,
                                  seed=config.seed, record={"base": EXTRACTOR_ID, "blocks": config.blocks})
+    written_s = time.perf_counter() - started - inputs_s - trained_s
     int8 = _int8(out_dir, [v.sample.path for v in train_videos], [v.sample.path for v in evaluated], config) \
         if config.int8 else None
+    int8_s = time.perf_counter() - started - inputs_s - trained_s - written_s
     record = {
         "name": name, "extractor_id": extractor_id, "base": {"extractor_id": EXTRACTOR_ID, "handle": extractor.handle,
                                                                "runtime": extractor.runtime,
@@ -327,8 +330,11 @@ def finetune(
                      "train_videos": len(train_videos), "val_videos": len(val_videos),
                      "train_windows": int(windows_of.sum()), "skipped_videos": {str(p): why for p, why in failed.items()},
                      "probe_epochs_run": len(probe_history["loss"]), "epochs_run": len(history["loss"]),
-                     "inputs_seconds": round(inputs_s, 1), "training_seconds": round(trained_s, 1)},
+                     "inputs_seconds": round(inputs_s, 1), "training_seconds": round(trained_s, 1),
+                     "writing_seconds": round(written_s, 1), "int8_seconds": round(int8_s, 1) if int8 else None},
         "metrics": {k: results[k] for k in results if k.startswith("top")},
+        "videos": {"training": [str(v.sample.path) for v in train_videos],  # int8's calibration and judges
+                   "validation": [str(v.sample.path) for v in evaluated]},
         "conversion": {k: conversion[k] for k in ("verify_max_abs_diff", "space_to_depth_max_abs_diff")},
         "int8": int8,
     }
@@ -338,6 +344,17 @@ def finetune(
     plot_curves(history, out_dir / "training_curves.png")
     plot_confusion(results["confusion_matrix"], labels, out_dir / "confusion_matrix.png")
     return {**results, "extractor_id": extractor_id, "int8": int8}
+
+
+def recorded_videos(handle: str | Path) -> tuple[list[Path], list[Path]] | None:
+    """(training, validation) videos of the fine-tuned I3D at `handle` that are still there, from its record: what
+    `python -m models quantize` calibrates and judges its int8 model on by default. None for any other handle."""
+    record = Path(handle) / FINETUNE_RECORD
+    if not record.is_file():
+        return None
+    videos = json.loads(record.read_text()).get("videos", {})
+    kept = [[Path(p) for p in videos.get(side, []) if Path(p).is_file()] for side in ("training", "validation")]
+    return (kept[0], kept[1]) if all(kept) else None
 
 
 def _int8(handle: Path, calibration: list[Path], validation: list[Path], config: FinetuneConfig) -> dict:
