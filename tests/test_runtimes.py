@@ -49,14 +49,14 @@ def test_openvino_compiles_every_shape_static_and_keeps_the_most_recent(saved_mo
         alone = model(real_clip)  # the shape `load` compiled
         pair = model(np.concatenate([real_clip, real_clip]))
         assert np.abs(pair.logits - alone.logits).max() < 1e-3
-        assert [(trunk, shape) for _, trunk, shape in model._compiled] == [(False, clip_shape), (False, pair_shape)]
+        assert [(cut, shape) for _, cut, shape in model._compiled] == [(None, clip_shape), (None, pair_shape)]
         model(real_clip)  # now the most recent: the trunk's compile drops the pair's
         positions = model.trunk_positions(real_clip)
         assert positions.shape == (1, real_clip.shape[1] // 8, 1024)
-        assert [(trunk, shape) for _, trunk, shape in model._compiled] == [(False, clip_shape), (True, clip_shape)]
+        assert [(cut, shape) for _, cut, shape in model._compiled] == [(None, clip_shape), ("trunk", clip_shape)]
         again = model(np.concatenate([real_clip, real_clip]))  # compiled again, dropping the oldest
         assert np.array_equal(again.logits, pair.logits)
-        assert [(trunk, shape) for _, trunk, shape in model._compiled] == [(True, clip_shape), (False, pair_shape)]
+        assert [(cut, shape) for _, cut, shape in model._compiled] == [("trunk", clip_shape), (None, pair_shape)]
     finally:
         model.close()
 
