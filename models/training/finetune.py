@@ -67,10 +67,25 @@ class FinetuneConfig:
     calibration_windows: int = 300
 
 
+class _CachedWindows:
+    """One video's cached inputs seen one way, `(windows, ...)`, read window by window from the file (a memory map
+    held open per file would run out of file descriptors with hundreds of videos and their views)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.count = len(np.load(path, mmap_mode="r"))
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __getitem__(self, index) -> np.ndarray:
+        return np.array(np.load(self.path, mmap_mode="r")[index])
+
+
 @dataclass
 class _Video:
     sample: Sample
-    views: list[np.ndarray]  # each view's windows' inputs, (windows, ...) read from the cache
+    views: list[_CachedWindows]  # each view's windows' inputs
 
 
 def _inputs_file(path: Path, view: View, extractor: Extractor, clips: ClipSettings, blocks: str,
@@ -97,7 +112,7 @@ def _inputs_file(path: Path, view: View, extractor: Extractor, clips: ClipSettin
 
 def cache_inputs(samples: list[Sample], views: list[View], extractor: Extractor, *, clips: ClipSettings, blocks: str,
                  cache_dir: Path, progress: bool = True) -> tuple[list[_Video], dict[Path, str]]:
-    """Every readable video's inputs for each of `views` (memory-mapped from the cache), and the unreadable ones."""
+    """Every readable video's inputs for each of `views` (read from the cache as needed), and the unreadable ones."""
     cache_dir = Path(cache_dir)
     cache_dir.mkdir(parents=True, exist_ok=True)
     videos: dict[Path, _Video] = {}
@@ -113,7 +128,7 @@ def cache_inputs(samples: list[Sample], views: list[View], extractor: Extractor,
             failed[sample.path] = str(exc)
             videos.pop(sample.path, None)
             continue
-        videos.setdefault(sample.path, _Video(sample, [])).views.append(np.load(cached, mmap_mode="r"))
+        videos.setdefault(sample.path, _Video(sample, [])).views.append(_CachedWindows(cached))
     return list(videos.values()), failed
 
 
