@@ -149,7 +149,7 @@ def i3d_throughput(handle: str, clip: np.ndarray) -> list[dict]:
     """Clips/s of I3D alone (median of several passes) for each runtime and precision this machine offers."""
     from models.runtimes.factory import default_batch_size, open_extractor
     from models.runtimes.openvino import OpenVINOI3D
-    from models.hardware import has_bf16_units, isa_cap, variant_dir
+    from models.hardware import bfloat16_unavailable, has_bf16_units, variant_dir
     from models.runtimes.tensorflow import configure_devices
 
     device = configure_devices()
@@ -158,16 +158,13 @@ def i3d_throughput(handle: str, clip: np.ndarray) -> list[dict]:
     for precision in ["float32", "bfloat16"] + (["float16"] if device.gpu_capability else []):
         if not (variant_dir(Path(handle), precision) / "saved_model.pb").is_file():
             continue
-        native = precision == "float32" or device.gpu_capability is not None or bf16
-        if not native and isa_cap():  # TensorFlow routes bfloat16 by the CPU flags, to a oneDNN the cap refuses
-            log(f"I3D tensorflow {precision}: not measured with oneDNN capped to {isa_cap()}")
+        if precision == "bfloat16" and device.gpu_capability is None and not bf16:
+            log(f"I3D tensorflow bfloat16: refused on this CPU ({bfloat16_unavailable()})")
             continue
         extractor = open_extractor(handle, runtime="tensorflow", precision=precision)
         for batch in sorted({1, default_batch_size(extractor.device)}):
-            row = _clips_per_s(extractor, clip if native else clip[:16], batch, 5 if native else 1)
-            if not native:  # emulated: one short pass, scaled to 64 frames
-                row = {"batch": batch, "clips_per_s": round(row["clips_per_s"] / 4, 3), "s_per_clip": row["s_per_clip"] * 4}
-            rows.append({"runtime": "tensorflow", "precision": precision, "stem": "plain", "native": native,
+            row = _clips_per_s(extractor, clip, batch, 5)
+            rows.append({"runtime": "tensorflow", "precision": precision, "stem": "plain", "native": True,
                          "xla": extractor.xla, **row})
             log(f"I3D {rows[-1]}")
         extractor.close()

@@ -76,6 +76,19 @@ def bfloat16_capped_off() -> str | None:
     return None
 
 
+def bfloat16_unavailable(flags: frozenset[str] | None = None) -> str | None:
+    """Why a CPU cannot run bfloat16 (`flags` stand in for this one's), None where it can. Without AMX or
+    AVX512-BF16, TensorFlow emulates it (Eigen): about 12x slower than float32 on an AVX2 CPU, and not
+    rank-preserving there (a real clip's top-1 changed, logits moved by 1.4), so it is refused, not emulated."""
+    capped = bfloat16_capped_off()
+    if capped:
+        return capped
+    if not has_bf16_units(flags):
+        return ("this CPU has no bfloat16 units (AMX or AVX512-BF16), and emulating them is slower than float32 and "
+                "does not keep its rankings")
+    return None
+
+
 def cuda_gpu_present() -> bool:
     """A CUDA GPU visible to this process, judged without importing a framework (the NVIDIA driver's
     /proc entry, and CUDA_VISIBLE_DEVICES not hiding every device)."""

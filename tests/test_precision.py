@@ -1,7 +1,8 @@
 """Runtime, precision and stem by hardware, and TensorFlow's bfloat16 graph against float32 on real clips.
 
 The choices are tested for both kinds of CPU on any machine by injecting their flags. TensorFlow's bfloat16
-graph runs everywhere too: natively with AMX or AVX512-BF16, emulated (slowly, on three clips) without.
+graph keeps float32's top-1 where it runs (natively, with AMX or AVX512-BF16), and is refused on a CPU without
+them, where TensorFlow would emulate it slowly and not keep the rankings.
 What "auto" picks on this machine is held to the accuracy rule in `test_accuracy.py`."""
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from models.hardware import (
     choose_stem,
     cpu_flags,
     cpu_kind,
+    has_bf16_units,
     int8_ir_name,
     openvino_auto_precision,
     variant_dir,
@@ -226,10 +228,10 @@ def _middle_clip(name: str) -> np.ndarray:
 @pytest.fixture(scope="module")
 def bf16_extractor(saved_model_dir):
     from models.runtimes.factory import open_extractor
-    from models.hardware import bfloat16_capped_off
+    from models.hardware import bfloat16_unavailable
 
-    if bfloat16_capped_off():  # refused, as test_bfloat16_refused_under_an_isa_cap checks
-        pytest.skip(bfloat16_capped_off())
+    if bfloat16_unavailable():  # refused, as the two tests above check
+        pytest.skip(f"bfloat16 is refused here: {bfloat16_unavailable()}")
     extractor = open_extractor(str(saved_model_dir), runtime="tensorflow", precision="bfloat16")
     assert extractor.precision == "bfloat16"
     yield extractor
@@ -251,8 +253,25 @@ def test_bfloat16_refused_under_an_isa_cap(saved_model_dir, monkeypatch, runtime
         open_extractor(str(saved_model_dir), runtime=runtime, precision="bfloat16")
 
 
-# bfloat16 without bfloat16 units is emulated (about 50 s a clip on an AVX2 CPU), so three clips, chosen
-# for the smallest float32 margins, show the bfloat16 graph is right everywhere.
+def test_bfloat16_refused_without_bfloat16_units(saved_model_dir, extractor):
+    """A CPU without AMX or AVX512-BF16 (an AVX2-only EPYC's flags stand in here) promises no bfloat16: TensorFlow
+    would emulate it, about 12x slower than float32, and on such a CPU the emulated graph ranked the yoga clip's
+    middle window differently from float32 (label 183 against 398) and moved the makeup clip's logits by 1.43.
+    Both runtimes refuse it with the reason, before loading anything; "auto" never picks it there."""
+    from models.runtimes.factory import open_extractor
+
+    if extractor.device != "CPU":
+        pytest.skip("a GPU runs bfloat16 by its compute capability")
+    for runtime in ("tensorflow", "openvino"):
+        if runtime == "openvino" and has_bf16_units():
+            continue  # OpenVINO asks the CPU itself, not flags: it refuses on the AVX2 CPU only
+        with pytest.raises(ValueError, match="no bfloat16 units|needs a CPU with AMX or AVX512-BF16|oneDNN is capped"):
+            open_extractor(str(saved_model_dir), runtime=runtime, precision="bfloat16", cpu_flags=AVX2_ONLY_FLAGS)
+    assert choose_precision(flags=AVX2_ONLY_FLAGS) == "float32"
+
+
+# Where bfloat16 runs (natively, with AMX or AVX512-BF16), three clips chosen for the smallest float32 margins
+# show the bfloat16 graph keeps float32's top-1.
 @pytest.mark.parametrize("name", ["yoga__uniformer_Tw2yXa6CzWE.mp4", "makeup__mmaction2_test_ApplyEyeMakeup.avi",
                                   "cricket__kinetics_i3d_v_CricketShot_g04_c01.mp4"])
 def test_bfloat16_graph_top1_matches_float32(bf16_extractor, float32_extractor, name):

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from models.runtimes.extractor import ClipOutputs
-from models.hardware import bfloat16_capped_off, choose_precision, variant_dir
+from models.hardware import bfloat16_unavailable, choose_precision, isa_cap, variant_dir
 from models.tensorflow_env import import_tensorflow
 from models.video import INPUT_OFFSET, INPUT_SCALE
 
@@ -77,9 +77,10 @@ class TensorFlowI3D:
         self.device = self.device_info.name
         wanted = choose_precision(precision, runtime=self.runtime, gpu_capability=self.device_info.gpu_capability,
                                   flags=cpu_flags)
-        capped = bfloat16_capped_off() if wanted == "bfloat16" and self.device_info.gpu_capability is None else None
-        if capped:
-            raise ValueError(f"bfloat16 cannot run: {capped}; use float32 or lift the cap")
+        refused = (bfloat16_unavailable(cpu_flags) if wanted == "bfloat16" and self.device_info.gpu_capability is None
+                   else None)
+        if refused:
+            raise ValueError(f"bfloat16 cannot run: {refused}; use float32{' or lift the cap' if isa_cap() else ''}")
         variant = variant_dir(Path(handle), wanted)
         if wanted != "float32" and not (variant / "saved_model.pb").is_file():
             log.warning("no %s graph at %s; running float32 (run `make setup` to convert it)", wanted, variant)
