@@ -7,7 +7,7 @@ from typing import Annotated, Protocol
 
 from fastapi import Depends, Header, HTTPException, Query, Request, status
 
-from models.recognition.segments import SegmentSettings
+from service.analysis import SegmentSettings
 from service.schemas import Health, Labels, ModelInfo
 from service.settings import Settings, get_settings
 

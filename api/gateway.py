@@ -21,10 +21,10 @@ from fastapi.concurrency import run_in_threadpool
 
 from api.connection import cancelled_on_disconnect, stopped_instead
 from api.uploads import save_video
-from models.recognition.segments import SegmentSettings
 from service import metrics
+from service.analysis import Analyses, Asked, SegmentSettings
 from service.jobs import Job, JobState
-from service.library.media import Media, answered_from_library
+from service.library.media import Media
 from service.library.store import Library
 from service.queue import registry
 from service.queue.celery_app import make_celery
@@ -133,9 +133,10 @@ async def serving_gateway(app: FastAPI, settings: Settings) -> AsyncIterator[Non
     celery, redis_client = make_celery(settings), registry.client(settings.jobs_broker_url)
     library = Library.open(settings)  # results are stored by the workers; listed and searched here
     media = Media.from_settings(settings)  # and their videos kept in MEDIA_DIR, played and cut here
+    analyses = Analyses(settings, library, media)  # no model: it looks games up, the workers recognize
     jobs = QueuedJobs(celery, redis_client, lambda: settings.jobs_max_queued, ttl_s=settings.jobs_ttl_s,
-                      settings=settings, answered=answered_from_library(settings, library, media))
-    app.state.jobs, app.state.library, app.state.media = jobs, library, media
+                      settings=settings, answered=lambda job: analyses.stored_answer(job.video, Asked.of(job)))
+    app.state.jobs, app.state.library, app.state.media, app.state.analyses = jobs, library, media, analyses
     app.state.recognitions = GatewayRecognitions(app, settings, jobs, redis_client)
     metrics.JOBS_QUEUED.set_function(jobs.queued)  # jobs waiting for a worker, in Redis
     log.info("ready as a gateway", extra={"broker": _safe_url(settings.jobs_broker_url),

@@ -11,11 +11,9 @@ from fastapi.concurrency import run_in_threadpool
 
 from api.connection import run_while_connected
 from api.uploads import saved_upload
-from models.recognition.recognizer import ActionRecognizer
-from models.recognition.segments import SegmentSettings
-from service.library.store import analysis, fingerprint
-from service.model import describe
-from service.recognition import ROUTE_HINT, check_container, check_head, check_sport, expected_clips, recognize_shared
+from service.analysis import ROUTE_HINT, Analyses, Asked, SegmentSettings
+from service.model import ActionRecognizer, describe
+from service.recognition import check_container, check_head, check_sport, expected_clips
 from service.refusals import Busy
 from service.schemas import Health, Labels, ModelInfo
 from service.settings import Settings
@@ -63,14 +61,14 @@ class LocalRecognitions:
         async with admission.admit(timeout_s) as ticket, \
                 saved_upload(request, settings.upload_dir, settings.upload_limits) as upload:
             check_container(upload.path)
-            library, top_k = self.app.state.library, top_k or settings.default_top_k
-            analysed = analysis(settings, head=head, sport=sport, top_k=top_k, segments=segments)
-            sha256, size = await run_in_threadpool(fingerprint, upload.path)
-            if settings.reuse_results and (found := await run_in_threadpool(library.answer, sha256, analysed, upload.filename)):
+            analyses: Analyses = self.app.state.analyses
+            asked = Asked(top_k=top_k or settings.default_top_k, filename=upload.filename, head=head, sport=sport,
+                          segments=segments)
+            looked = await run_in_threadpool(analyses.look_up, upload.path, asked)
+            if looked.found is not None:
                 log.info("answered from the library", extra={"request_id": request.state.request_id,
-                                                             "video_id": found["video_id"]})
-                await run_in_threadpool(self.app.state.media.keep, found, upload.path, library)  # kept again if it went
-                return found
+                                                             "video_id": looked.found["video_id"]})
+                return looked.found
             ticket.clips_left = (await run_in_threadpool(expected_clips, upload.path, recognizer.clips)
                                  or ticket.clips_left)
             if admission.rate.clips_per_s and ticket.clips_left / admission.rate.clips_per_s > timeout_s:
@@ -80,13 +78,10 @@ class LocalRecognitions:
                 await admission.turn(ticket, deadline)
             except TimeoutError:
                 raise Busy(f"waited in line past the {timeout_s:g} s time limit; try again later") from None
-            result = await run_while_connected(request, lambda cancel: recognize_shared(
-                recognizer, upload.path, top_k=top_k, filename=upload.filename,
-                head=head, timeout_s=timeout_s, deadline=deadline, on_progress=ticket.progress, cancel=cancel,
-                segments=segments, sport=sport),
-                self.app.state.drain)
-            result = await run_in_threadpool(lambda: library.keep(result, sha256=sha256, size=size, analysed=analysed))
-            await run_in_threadpool(self.app.state.media.keep, result, upload.path, library)
+            result = await run_while_connected(request, lambda cancel: analyses.recognize(
+                upload.path, asked, timeout_s=timeout_s, hint=ROUTE_HINT, deadline=deadline,
+                on_progress=ticket.progress, cancel=cancel), self.app.state.drain)
+            result = await run_in_threadpool(analyses.store, upload.path, looked, result)
         admission.rate.record(len(result["clips"]), result["timings_ms"]["inference"] / 1000)
         top = result["actions"][0]["label"] if result["actions"] else None
         log.info("recognized", extra={"request_id": request.state.request_id, "bytes": upload.size,

@@ -14,7 +14,7 @@ from api.cors import CORSByPath
 from api.deps import require_api_key
 from api.drain import Drain
 from api.header_limit import HeaderLimit
-from api.live.session import LiveService, LiveSettings
+from api.live.session import LiveService
 from api.live.tokens import LiveTokens
 from api.local import LocalRecognitions
 from api.refusals import install_refusals
@@ -26,9 +26,10 @@ from common.logs import configure_logging
 from service import metrics
 from service.jobs import InProcessJobs, Job
 from service.library.media import Media
-from service.library.store import Library, analysis
+from service.analysis import Analyses, Asked
+from service.library.store import Library
+from service.live import LiveRecognition, LiveSettings
 from service.model import open_recognizer
-from service.recognition import JOB_HINT, job_time_limit_s, recognize_shared
 from service.refusals import Refused
 from service.settings import Settings, get_settings
 
@@ -68,22 +69,18 @@ async def _serving(app: FastAPI, settings: Settings):
     library = Library.open(settings)
     media = Media.from_settings(settings)
     media.sweep(library)  # MEDIA_MAX_GB may have been lowered
+    analyses = Analyses(settings, library, media, recognizer)
 
     def run_job(job: Job) -> dict:
-        analysed = analysis(settings, head=job.head, sport=job.sport, top_k=job.top_k, segments=job.segments)
         try:
             with app.state.drain.cancellable(job.cancel):  # DELETE /jobs/{id} sets it too
-                result = library.recognized(job.video, analysed, lambda: recognize_shared(
-                    recognizer, job.video, top_k=job.top_k, filename=job.filename, head=job.head,
-                    segments=job.segments, sport=job.sport, timeout_s=job_time_limit_s(settings, job.video),
-                    on_progress=job.progress, on_window=job.windows.append, cancel=job.cancel, hint=JOB_HINT),
-                    reuse=settings.reuse_results, filename=job.filename)  # done only once stored
+                return analyses.analyse(job.video, Asked.of(job), on_progress=job.progress,
+                                        on_window=job.windows.append, cancel=job.cancel)
         except Refused as exc:
             raise stopped_instead(exc, app.state.drain) from None
-        media.keep(result, job.video, library)  # for playback and highlight reels
-        return result
 
     app.state.recognizer = recognizer
+    app.state.analyses = analyses
     app.state.library = library
     app.state.media = media
     app.state.admission = admission
@@ -91,12 +88,8 @@ async def _serving(app: FastAPI, settings: Settings):
                                    workers=settings.jobs_workers)
     app.state.recognitions = LocalRecognitions(app)
     app.state.live = LiveService(
-        recognizer.batcher, recognizer.heads, recognizer.head, LiveSettings(
-            fps=settings.live_fps, clip_len=clips.clip_len, hop=settings.live_hop or clips.stride,
-            max_frame_bytes=settings.live_max_frame_kib * 1024, max_pixels=settings.max_video_pixels,
-            idle_timeout_s=settings.live_idle_timeout_s, head_context=settings.live_head_context),
-        tokens=LiveTokens(ttl_s=settings.live_token_ttl_s, secret=settings.live_token_secret),
-        max_sessions=settings.live_max_sessions, drain=app.state.drain)
+        LiveRecognition(recognizer, LiveSettings.of(settings, recognizer), max_sessions=settings.live_max_sessions),
+        tokens=LiveTokens(ttl_s=settings.live_token_ttl_s, secret=settings.live_token_secret), drain=app.state.drain)
     metrics.JOBS_QUEUED.set_function(app.state.jobs.queued)
     metrics.CLIPS_QUEUED.set_function(recognizer.batcher.queued)
     metrics.CLIPS_CANCELLED.set_function(lambda: recognizer.batcher.stats.cancelled)

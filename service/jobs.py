@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Protocol
 
 from models.recognition.segments import SegmentSettings
-from service.refusals import Busy, Refused
+from service.refusals import INTERNAL_ERROR, Busy, JobCancelled, Refused
 
 log = logging.getLogger("service.jobs")
 
@@ -157,7 +157,7 @@ class InProcessJobs:
             except queue.Empty:
                 break
             if job is not None:
-                self._finish(job, error={"status_code": 503, "detail": "the service stopped before this job ran"})
+                self._finish(job, error=Busy("the service stopped before this job ran").error())
         for worker in self._workers:
             self._queue.put(None)
         for worker in self._workers:
@@ -176,13 +176,13 @@ class InProcessJobs:
                 self._finish(job, error=exc.error(), cancelled=job.cancelled)
             except Exception:
                 log.exception("job failed", extra={"job_id": job.id})
-                self._finish(job, error={"status_code": 500, "detail": "internal error while recognizing"})
+                self._finish(job, error=INTERNAL_ERROR.error())
 
     def _finish(self, job: Job, *, result: dict | None = None, error: dict | None = None,
                 cancelled: bool = False) -> None:
         job.video.unlink(missing_ok=True)
         if cancelled:
-            job.status, job.error = "cancelled", {"status_code": 499, "detail": "cancelled (DELETE /jobs/{id})"}
+            job.status, job.error = "cancelled", JobCancelled().error()
         else:
             job.result, job.error = result, error
             job.status = "done" if error is None else "failed"

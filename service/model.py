@@ -1,4 +1,5 @@
-"""The model as the settings describe it: opened the same way by the API process and by a queue worker."""
+"""The model as the settings describe it: opened the same way by the API process and by a queue worker. The doors
+name its type from here (`ActionRecognizer`), never from models/."""
 
 from __future__ import annotations
 

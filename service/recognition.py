@@ -11,12 +11,14 @@ from pathlib import Path
 from models import sports
 from models.containers import SUPPORTED, sniff_container
 from models.recognition.heads import KineticsHead
-from models.recognition.recognizer import ActionRecognizer, Cancelled, ClipSettings, ProcessingTimeout, Progress
+from models.recognition.recognizer import (ActionRecognizer, Cancelled, ClipSettings, ProcessingTimeout, Progress,
+                                          UnknownHeadError)
 from models.recognition.segments import SegmentSettings
 from models.sports import UnknownSportError
 from models.video import VideoDecodeError, VideoLimitError, clip_starts, probe
 from service.metrics import CLIPS, RUNNING
 from service.refusals import CLIENT_GONE, Busy, Refused
+from service.schemas import SportInfo, Sports
 from service.settings import Settings
 
 
@@ -42,6 +44,19 @@ def check_sport(sport: str | None, head: str | None, default_head: str, heads: l
         raise Refused(str(exc), status_code=422) from None
     if (head or default_head) != KINETICS_HEAD:
         raise Refused(sport_refusal(head or default_head, heads), status_code=422)
+
+
+def known_sports() -> Sports:
+    """Every sport `?sport=` narrows a ranking to, with its Kinetics-400 labels."""
+    return Sports(sports=[SportInfo(id=s.id, name=s.name, labels=list(s.labels)) for s in sports.sports().values()])
+
+
+def sport_labels(sport: str) -> list[str]:
+    """The Kinetics-400 labels of `sport`; 422 for a sport that is not known (the message lists them)."""
+    try:
+        return list(sports.sport(sport).labels)
+    except UnknownSportError as exc:
+        raise Refused(str(exc), status_code=422) from None
 
 
 def sport_refusal(head: str, heads: list[str] | None) -> str:
@@ -85,7 +100,8 @@ def recognize_shared(
     """A recognition on the shared model (its clips are batched with those of concurrent requests),
     stopped at `deadline` (default: `timeout_s` from now), waiting for the model included, or once `cancel` is set.
 
-    Raises Refused (422 not a video or over a limit, 503 past the time limit, 499 cancelled).
+    Raises Refused (422 not a video, over a limit or an unknown head or sport, 503 past the time limit, 499
+    cancelled).
     """
     deadline = time.monotonic() + timeout_s if deadline is None else deadline
     with RUNNING.track_inprogress():
@@ -99,6 +115,8 @@ def recognize_shared(
             raise Refused(f"video over a limit: {exc}", status_code=422) from None
         except UnknownSportError as exc:
             raise Refused(str(exc), status_code=422) from None
+        except UnknownHeadError as exc:  # a queue worker serving other heads than the gateway believed
+            raise Refused(f"unknown head {exc.args[0]!r}; loaded: {', '.join(recognizer.heads)}", status_code=422) from None
         except ProcessingTimeout as exc:
             raise Busy(f"{exc} ({timeout_s:g} s); {hint}") from None
         except Cancelled as exc:

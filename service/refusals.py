@@ -22,8 +22,31 @@ class Refused(Exception):
         """The error object of a failed job (`GET /jobs/{id}`)."""
         return {"status_code": self.status_code, "detail": self.detail}
 
+    @classmethod
+    def from_error(cls, error: dict) -> Refused:
+        """The refusal an error object (`error()`, as a job or a queue task carries it) stands for."""
+        return cls(error["detail"], status_code=int(error["status_code"]))
+
 
 class Busy(Refused):
     """No room for this work now: try again after a while."""
 
     status_code = 503
+
+
+class JobCancelled(Refused):
+    """A job cancelled by DELETE /jobs/{id} (or its part of a game)."""
+
+    status_code = CLIENT_GONE
+
+    def __init__(self, detail: str = "cancelled (DELETE /jobs/{id})"):
+        super().__init__(detail)
+
+
+class Misconfigured(Refused):
+    """A worker set up unlike the API: a person must fix the deployment, a retry will not help."""
+
+    status_code = 500
+
+
+INTERNAL_ERROR = Refused("internal error while recognizing")  # what a job that crashed says (logged in full)

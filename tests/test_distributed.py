@@ -247,10 +247,10 @@ def test_two_workers_and_two_gateway_processes_writing_at_once_lose_nothing(clus
 def test_a_game_stored_before_is_answered_by_the_gateway_without_cutting_it_into_parts(tmp_path, game):
     """The gateway looks a game up in the library before cutting it into parts (a worker asked for one video
     looks it up itself): the same bytes asked the same way are done at once, no task sent, the upload kept."""
-    from models.recognition.segments import SegmentSettings
+    from service.analysis import Analyses, Asked
     from service.jobs import Job
-    from service.library.media import Media, answered_from_library
-    from service.library.store import Library, analysis
+    from service.library.media import Media
+    from service.library.store import Library
     from service.queue.celery_app import QUEUE, make_celery
     from service.queue.executor import QueuedJobs
     from service.settings import Settings
@@ -260,13 +260,14 @@ def test_a_game_stored_before_is_answered_by_the_gateway_without_cutting_it_into
         settings = Settings(jobs_broker_url=broker.url, shared_upload_dir=tmp_path / "shared", job_part_s=GAME_PART_S,
                             data_dir=tmp_path, reuse_results=True)
         library, media = Library.open(settings), Media.from_settings(settings)
-        analysed = analysis(settings, head=None, sport=None, top_k=3, segments=SegmentSettings())
+        analyses = Analyses(settings, library, media)  # the gateway's: no model
+        analysed = analyses.analysed(Asked(top_k=3, filename="earlier.mp4"))
         stored = library.keep({"video": {"filename": "earlier.mp4", "duration_s": 60.0}, "clips": [{"index": 0}],
                                "head": "kinetics-400", "actions": [], "segments": []},
                               sha256=fingerprint(game)[0], size=game.stat().st_size, analysed=analysed)
         celery = make_celery(settings)
         jobs = QueuedJobs(celery, redis.Redis.from_url(broker.url), lambda: 8, settings=settings,
-                          answered=answered_from_library(settings, library, media))
+                          answered=lambda job: analyses.stored_answer(job.video, Asked.of(job)))
         (tmp_path / "shared").mkdir()
         for top_k, cached in ((3, True), (2, False)):
             upload = tmp_path / "shared" / f"{top_k}.upload"

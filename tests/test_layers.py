@@ -45,6 +45,8 @@ def copy_of_the_code(tmp_path_factory) -> Path:
      "models.i3d is not allowed to import models.recognition"),
     ("frontend/views.py", "import models.labels", "over HTTP only", "frontend is not allowed to import models"),
     ("api/admission.py", "from api.main import app", "No two siblings", "No cycles are allowed in api"),
+    ("api/routes/meta.py", "import models.video", "through the service layer", "api is not allowed to import models"),
+    ("workers/task.py", "import models.video", "through the service layer", "workers is not allowed to import models"),
 ])
 def test_a_forbidden_import_breaks_its_contract(copy_of_the_code, module, line, contract, why):
     path = copy_of_the_code / module

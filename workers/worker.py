@@ -14,20 +14,21 @@ import time
 from celery import Task, signals
 
 from common.logs import configure_logging
-from models.recognition.segments import SegmentSettings
+from service.analysis import Analyses
 from service.library.media import Media
-from service.library.store import Library, analysis
+from service.library.store import Library
 from service.queue import registry
 from service.queue import game
 from service.queue.celery_app import PART_TASK, TASK, make_celery
 from service.queue.progress import JobChannel
+from service.refusals import JobCancelled, Refused
 from service.settings import get_settings
 from workers.task import run_job, run_part, upload_path
 
 settings = get_settings()
 app = make_celery(settings)
 log = logging.getLogger("workers.worker")
-_serving: dict = {}  # the recognizer and the heartbeat, from start-up to shutdown
+_serving: dict = {}  # the analyses (with the model), Redis and the heartbeat, from start-up to shutdown
 
 
 @app.task(name=TASK, bind=True)
@@ -41,9 +42,8 @@ def recognize(self: Task, job_id: str, upload: str, options: dict) -> dict:
     redelivered = bool((self.request.delivery_info or {}).get("redelivered"))
     log.info("job started", extra={"job_id": job_id, "redelivered": redelivered})
     with JobChannel(_serving["redis"], job_id, settings.jobs_ttl_s) as channel:  # windows out, a cancel in
-        answer = run_job(_serving["recognizer"], settings, job_id=job_id, upload=upload, options=options, worker=hostname,
-                         on_progress=progress, on_window=channel.window, cancel=channel.cancel,
-                         library=_serving["library"])
+        answer = run_job(_serving["analyses"], upload=upload, options=options, worker=hostname,
+                         on_progress=progress, on_window=channel.window, cancel=channel.cancel)
     log.info("job finished", extra={"job_id": job_id, "error": answer.get("error")})
     return answer
 
@@ -55,7 +55,7 @@ def recognize_part(self: Task, job_id: str, number: int) -> dict:
     client = _serving["redis"]
     plan = game.read_plan(client, job_id)
     if plan is None:  # expired: nothing to do, and nobody to tell
-        return {"worker": hostname, "error": {"status_code": 500, "detail": "the job's plan expired"}}
+        return {"worker": hostname, "error": Refused("the job's plan expired").error()}
     total, done_so_far = len(plan["parts"][number]["starts"]), [0]
 
     def progress(done: int, _total: int) -> None:
@@ -65,7 +65,7 @@ def recognize_part(self: Task, job_id: str, number: int) -> dict:
 
     log.info("part started", extra={"job_id": job_id, "part": number})
     with JobChannel(client, job_id, settings.jobs_ttl_s, part=number) as channel:
-        error = run_part(_serving["recognizer"], settings, plan=plan, number=number, on_progress=progress,
+        error = run_part(_serving["analyses"], plan=plan, number=number, on_progress=progress,
                          on_window=channel.window, cancel=channel.cancel)
     _end_part(job_id, number, plan, error, hostname)
     log.info("part finished", extra={"job_id": job_id, "part": number, "error": error})
@@ -77,11 +77,12 @@ def _end_part(job_id: str, number: int, plan: dict, error: dict | None, hostname
     """Count the part as ended; the last one merges the parts into the job's answer and deletes the files."""
     client, ttl_s = _serving["redis"], int(settings.jobs_ttl_s)
     if game.finish_part(client, job_id, number, len(plan["parts"]), ttl_s, error):
-        answer = game.merge(_serving["recognizer"], client, job_id, plan, upload_path(settings, plan["upload"]),
-                            ttl_s=ttl_s, media=Media.from_settings(settings), library=_serving["library"],
-                            analysed=analysis(settings, head=plan["options"].get("head"), sport=plan["options"].get("sport"),
-                                              top_k=plan["options"]["top_k"],
-                                              segments=SegmentSettings(**plan["options"].get("segments", {}))))
+        analyses = _serving["analyses"]
+        try:
+            answer = {"result": game.merge(analyses.recognizer, client, job_id, plan,
+                                           upload_path(settings, plan["upload"]), ttl_s=ttl_s, analyses=analyses)}
+        except Refused as exc:
+            answer = {"error": exc.error()}
         app.backend.store_result(job_id, {**answer, "worker": hostname}, "SUCCESS")
         log.info("game merged", extra={"job_id": job_id, "parts": len(plan["parts"]), "error": answer.get("error")})
 
@@ -102,8 +103,8 @@ def _load_model(sender, **_) -> None:
     recognizer = open_recognizer(settings)
     settings.job_upload_dir.mkdir(parents=True, exist_ok=True)
     recognizer.warm_up(settings.job_upload_dir)
-    _serving["recognizer"] = recognizer
-    _serving["library"] = Library.open(settings)  # its schema up to date before the first job
+    # the library's schema up to date before the first job
+    _serving["analyses"] = Analyses(settings, Library.open(settings), Media.from_settings(settings), recognizer)
     _serving["redis"] = registry.client(settings.jobs_broker_url)
     log.info("model loaded", extra={"runtime": recognizer.extractor.runtime, "device": recognizer.extractor.device,
                                     "precision": recognizer.extractor.precision, "pid": os.getpid()})
@@ -113,7 +114,7 @@ def _load_model(sender, **_) -> None:
 def _announce(sender, **_) -> None:
     from service.model import describe
 
-    recognizer = _serving["recognizer"]
+    recognizer = _serving["analyses"].recognizer
     _serving["heartbeat"] = registry.Heartbeat(
         _serving["redis"], sender.hostname,
         lambda: {"model": describe(recognizer).model_dump(), "labels": list(recognizer.head.labels), "pid": os.getpid()},
@@ -124,9 +125,10 @@ def _announce(sender, **_) -> None:
 def _unload(**_) -> None:
     if heartbeat := _serving.pop("heartbeat", None):
         heartbeat.stop()
-    if recognizer := _serving.pop("recognizer", None):
-        recognizer.close()
-        recognizer.extractor.close()
+    if analyses := _serving.pop("analyses", None):
+        analyses.library.close()
+        analyses.recognizer.close()
+        analyses.recognizer.extractor.close()
 
 
 @signals.task_revoked.connect
@@ -135,7 +137,6 @@ def _drop_upload(request=None, **_) -> None:
     too; a part of a game ends as cancelled, and the last part to end deletes the upload."""
     args, name = getattr(request, "args", None) or (), getattr(request, "name", None) or getattr(request, "task", None)
     if name == PART_TASK and len(args) >= 2 and (plan := game.read_plan(_serving["redis"], args[0])) is not None:
-        cancelled = {"status_code": 499, "detail": "cancelled (DELETE /jobs/{id})"}
-        _end_part(args[0], int(args[1]), plan, cancelled, getattr(request, "hostname", None) or "")
+        _end_part(args[0], int(args[1]), plan, JobCancelled().error(), getattr(request, "hostname", None) or "")
     elif len(args) >= 2 and isinstance(args[1], str):
         upload_path(settings, args[1]).unlink(missing_ok=True)

@@ -12,8 +12,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse
 
 from common.results import download_name
-from models.sports import UnknownSportError
-from models.sports import sport as sport_named
+from service.recognition import sport_labels
 from service.library.media import Media
 from service.library.store import Library
 from service.schemas import ErrorDetail
@@ -60,10 +59,7 @@ def _labels(label: list[str] | None, sport: str | None) -> list[str] | None:
     """The labels asked for: `label` (repeated), or a sport's; 422 for an unknown sport."""
     if sport is None:
         return label or None
-    try:
-        return [*(label or []), *sport_named(sport).labels]
-    except UnknownSportError as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
+    return [*(label or []), *sport_labels(sport)]  # Refused: 422
 
 
 @router.get("/videos", responses=ERRORS, summary="The stored videos, newest first")

@@ -6,8 +6,8 @@ from fastapi import APIRouter, Request, status
 from fastapi.responses import JSONResponse
 
 from api.deps import RecognitionsDep
-from models.sports import sports
-from service.schemas import Health, Labels, ModelInfo, SportInfo, Sports
+from service.recognition import known_sports
+from service.schemas import Health, Labels, ModelInfo, Sports
 
 router = APIRouter(tags=["service"])
 
@@ -38,4 +38,4 @@ def model(recognitions: RecognitionsDep) -> ModelInfo:
 
 @router.get("/sports", response_model=Sports, summary="The sports ?sport= narrows a ranking to, and their labels")
 def list_sports() -> Sports:
-    return Sports(sports=[SportInfo(id=sport.id, name=sport.name, labels=list(sport.labels)) for sport in sports().values()])
+    return known_sports()

@@ -28,7 +28,7 @@ from pathlib import Path
 from common.reels import (NoRoomForReel, Piece, ReelError, ReelTooSlow, Span, find_reel, kept_reel, labels_without_moments,
                           make_mixed_reel, one_maker)
 from common.thumbnails import ThumbnailError, frame_jpeg
-from service.library.store import Library, analysis, fingerprint
+from service.library.store import Library
 from service.refusals import Busy, Refused
 from service.settings import Settings
 
@@ -250,25 +250,6 @@ class Media:
                     raise VideoGone("a video of the reel is gone")
                 os.replace(partial, made)
         return publish
-
-
-def answered_from_library(settings: Settings, library: Library, media: Media):
-    """What looks a job up in the library before it is cut into parts for the workers: its stored answer
-    (REUSE_RESULTS, the same bytes asked the same way), the upload then kept or deleted; else None."""
-    def answered(job) -> dict | None:
-        if not settings.reuse_results:
-            return None
-        analysed = analysis(settings, head=job.head, sport=job.sport, top_k=job.top_k, segments=job.segments)
-        try:
-            found = library.answer(fingerprint(job.video)[0], analysed, job.filename)
-        except Refused as exc:  # the library away: the workers run it, and store it once it is back
-            log.warning("could not look a game up in the library", extra={"detail": exc.detail})
-            return None
-        if found is not None:
-            media.keep(found, job.video, library)
-        return found
-
-    return answered
 
 
 def _write_atomically(path: Path, data: bytes) -> None:

@@ -134,14 +134,6 @@ class Library:
             return {**stored, "video_id": found["video_id"], "cached": False}
         return {**stored, "cached": False}
 
-    def recognized(self, path: Path, analysed: dict, run: Callable[[], dict], *, reuse: bool = True,
-                   filename: str | None = None) -> dict:
-        """The stored answer for the video at `path` asked this way (with `reuse`), else `run()`'s result, kept."""
-        sha256, size = fingerprint(path)
-        if reuse and (found := self.answer(sha256, analysed, filename)) is not None:
-            return found
-        return self.keep(run(), sha256=sha256, size=size, analysed=analysed)
-
     def mark_kept(self, sha256s: list[str], kept: bool) -> None:
         """Whether the media folder has these videos' bytes (every analysis of them)."""
         with self._db(write=True) as db:

@@ -15,6 +15,7 @@ from kombu.exceptions import OperationalError
 from service.jobs import ExecutorUnavailable, Job, JobState, QueueFullError
 from service.queue import game, progress
 from service.queue.celery_app import PART_TASK, QUEUE, TASK
+from service.refusals import INTERNAL_ERROR, Busy, JobCancelled
 from service.settings import Settings
 
 BROKER_ERRORS = (redis.RedisError, OperationalError, OSError)
@@ -142,9 +143,6 @@ class QueuedJobs:
         self._redis.close()
 
 
-CANCELLED = {"status_code": 499, "detail": "cancelled (DELETE /jobs/{id})"}
-
-
 def _job_state(job_id: str, state: str, info, *, cancelled: bool = False) -> JobState | None:
     info = info if isinstance(info, dict) else {}
     running = {"clips_done": info.get("clips_done", 0), "clips_total": info.get("clips_total"),
@@ -156,7 +154,7 @@ def _job_state(job_id: str, state: str, info, *, cancelled: bool = False) -> Job
         return JobState(id=job_id, status="done", clips_done=clips, clips_total=clips, result=info["result"],
                         worker=info.get("worker"))
     if cancelled:  # asked to stop and not done: cancelled, whether a worker still winds it down or not
-        return JobState(id=job_id, status="cancelled", error=CANCELLED, **running)
+        return JobState(id=job_id, status="cancelled", error=JobCancelled().error(), **running)
     if state in ("QUEUED", "RETRY"):
         return JobState(id=job_id, status="queued")
     if state in ("STARTED", "PROGRESS"):
@@ -164,6 +162,5 @@ def _job_state(job_id: str, state: str, info, *, cancelled: bool = False) -> Job
     if state == "SUCCESS" and "error" in info:
         return JobState(id=job_id, status="failed", error=info["error"], worker=info.get("worker"))
     if state == "REVOKED":
-        return JobState(id=job_id, status="failed", error={
-            "status_code": 503, "detail": "no worker took this job before its time limit"})
-    return JobState(id=job_id, status="failed", error={"status_code": 500, "detail": "internal error while recognizing"})
+        return JobState(id=job_id, status="failed", error=Busy("no worker took this job before its time limit").error())
+    return JobState(id=job_id, status="failed", error=INTERNAL_ERROR.error())

@@ -17,6 +17,7 @@ ended), `:errors` (part -> its error), `:merge` (the merging worker's lock), `:m
 from __future__ import annotations
 
 import json
+import threading
 import time
 from array import array
 from dataclasses import asdict
@@ -26,15 +27,16 @@ import numpy as np
 import redis
 
 from models.recognition.parts import Part, plan_parts
-from models.recognition.recognizer import ActionRecognizer, ClipRun, ClipSettings, UnknownHeadError
-from models.recognition.segments import SegmentSettings
+from models.recognition.parts import run_part as run_video_part
+from models.recognition.recognizer import ActionRecognizer, ClipRun, ClipSettings, UnknownHeadError, window_entry
+from models.recognition.windows import Deadline, ProcessingTimeout, Stopped
 from models.sports import UnknownSportError
 from models.video import StreamIndex, Timeline, VideoDecodeError, VideoInfo, index_stream
+from service.analysis import Analyses, Asked
 from service.jobs import JobState
-from service.library.media import Media
-from service.library.store import Library, fingerprint
 from service.queue.progress import PREFIX, cancel_requested
-from service.refusals import Refused
+from service.recognition import JOB_HINT
+from service.refusals import Busy, JobCancelled, Misconfigured, Refused
 from service.settings import Settings
 
 MERGE_LOCK_S = 120  # a merging worker that dies frees the merge after this long
@@ -144,18 +146,17 @@ def finish_part(client: redis.Redis, job_id: str, number: int, parts: int, ttl_s
 
 
 def merge(recognizer: ActionRecognizer, client: redis.Redis, job_id: str, plan: dict, upload_path: Path,
-          *, ttl_s: int, media: Media | None = None, library: Library | None = None,
-          analysed: dict | None = None) -> dict:
-    """The job's answer, `{"result"}` as one process gives it (stored in `library` when given, asked `analysed`) or
-    `{"error"}` of its first failed part; the parts' files deleted, and the upload too unless `media` keeps it
-    for playback and highlight reels."""
+          *, ttl_s: int, analyses: Analyses | None = None) -> dict:
+    """The job's result from its parts' windows: what one process would have given, stored by `analyses` (in
+    the library, the video in the media folder). Refused as its first failed part was, or cancelled. The
+    parts' files are deleted, and the upload too unless the media folder kept it."""
     started = time.perf_counter()
     try:
         errors = {int(k): json.loads(v) for k, v in client.hgetall(_key(job_id, "errors")).items()}
         if cancel_requested(client, job_id):
-            return {"error": {"status_code": 499, "detail": "cancelled (DELETE /jobs/{id})"}}
+            raise JobCancelled()
         if errors:
-            return {"error": errors[min(errors)]}
+            raise Refused.from_error(errors[min(errors)])
         loaded = [np.load(parts_file(upload_path, number)) for number in range(len(plan["parts"]))]
         options, index = plan["options"], load_index(upload_path)
         model_frames = max(int(part["end"]) for part in plan["parts"])
@@ -173,31 +174,63 @@ def merge(recognizer: ActionRecognizer, client: redis.Redis, job_id: str, plan: 
                       np.concatenate([part["logits"] for part in loaded]),
                       np.concatenate([part["features"] for part in loaded]),
                       sum(float(part["decode_s"]) for part in loaded), sum(float(part["infer_s"]) for part in loaded))
+        asked = Asked.from_options(options)
         try:
-            result = recognizer.result(run, head=options.get("head"), top_k_actions=options["top_k"],
-                                       filename=options["filename"], total_s=time.perf_counter() - started,
-                                       segments=SegmentSettings(**options.get("segments", {})),
-                                       sport=options.get("sport"))
+            result = recognizer.result(run, head=asked.head, top_k_actions=asked.top_k, filename=asked.filename,
+                                       total_s=time.perf_counter() - started, segments=asked.segments,
+                                       sport=asked.sport)
         except UnknownSportError as exc:
-            return {"error": {"status_code": 422, "detail": str(exc)}}
+            raise Refused(str(exc), status_code=422) from None
         except UnknownHeadError as exc:
-            return {"error": {"status_code": 422, "detail": f"unknown head {exc.args[0]!r}; loaded: "
-                                                            f"{', '.join(recognizer.heads)}"}}
-        if library is not None:
-            sha256, size = fingerprint(upload_path)
-            try:
-                result = library.keep(result, sha256=sha256, size=size, analysed=analysed or {})
-            except Refused as exc:  # the library away: the game is not done until it is stored
-                return {"error": exc.error()}
-        if media is not None:
-            media.keep(result, upload_path, library)
-        return {"result": result}
+            raise Refused(f"unknown head {exc.args[0]!r}; loaded: {', '.join(recognizer.heads)}", status_code=422) from None
+        # the library away: the game is not done until it is stored
+        return result if analyses is None else analyses.store_new(upload_path, asked, result)
     finally:
         for number in range(len(plan["parts"])):
             parts_file(upload_path, number).unlink(missing_ok=True)
         index_file(upload_path).unlink(missing_ok=True)
         upload_path.unlink(missing_ok=True)
         client.set(_key(job_id, "merged"), "1", ex=ttl_s)
+
+
+def run_part(recognizer: ActionRecognizer, settings: Settings, upload_path: Path, *, plan: dict, number: int,
+             on_progress, on_window, cancel: threading.Event) -> None:
+    """Recognize part `number` of a game and leave its windows beside the upload (the last part to end deletes
+    it). Refused: 422 not a readable video, 503 past its time limit, 499 cancelled, 500 a worker set up unlike
+    the gateway or without the shared folder."""
+    part = part_of(plan, number)
+    options, clips = plan["options"], recognizer.clips
+    if (clips.clip_len, clips.stride, clips.sampling.fps) != (options["clip_length"], options["clip_stride"],
+                                                              options["sampling"]):
+        raise Misconfigured("this worker's CLIP_LENGTH, CLIP_STRIDE or MODEL_FPS differ from the gateway's: every "
+                            "worker must run the gateway's settings")
+    index = load_index(upload_path)
+    if index is None:
+        raise Misconfigured("the upload is not in SHARED_UPLOAD_DIR (or not readable) on this worker: the API and "
+                            "every worker must mount the same folder")
+    every_start = [s for entry in plan["parts"] for s in entry["starts"]]
+    order = {s: i for i, s in enumerate(every_start)}
+    results, timeline = {}, Timeline()
+
+    def on_result(start: int, result) -> None:
+        results[start] = result
+        on_progress(len(results), len(part.starts))
+        on_window(window_entry(order[start], (start, start + clips.clip_len), result.logits, timeline,
+                               recognizer.logits_labels))
+
+    seconds = (part.end - part.first) / (clips.sampling.fps or index.fps)
+    limit = Deadline(time.monotonic() + settings.job_time_limit_s(seconds), cancel)
+    try:
+        decode_s = run_video_part(recognizer.batcher, upload_path, index, clips, part, limit=limit,
+                                  on_result=on_result, timeline=timeline)
+    except (Stopped, VideoDecodeError) as exc:
+        recognizer.batcher.give_up(len(part.starts) - len(results))
+        if isinstance(exc, VideoDecodeError):
+            raise Refused(f"not a readable video: {exc}", status_code=422) from None
+        if isinstance(exc, ProcessingTimeout):
+            raise Busy(f"{exc}; {JOB_HINT}") from None
+        raise JobCancelled() from None
+    save_part(upload_path, part, results, timeline, decode_s)
 
 
 def _as_array(like: array, values: np.ndarray) -> array:
@@ -222,8 +255,7 @@ def job_state(job_id: str, plan: dict, part_metas: list[dict], answer: dict | No
     if answer is not None and "result" in answer:
         return JobState(status="done", clips_done=total, result=answer["result"], **common)
     if cancelled:
-        return JobState(status="cancelled", clips_done=done, error={"status_code": 499,
-                                                                    "detail": "cancelled (DELETE /jobs/{id})"}, **common)
+        return JobState(status="cancelled", clips_done=done, error=JobCancelled().error(), **common)
     if answer is not None:
         return JobState(status="failed", clips_done=done, error=answer["error"], **common)
     running = any(part["state"] != "queued" for part in parts)
