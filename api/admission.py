@@ -15,7 +15,7 @@ from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
-from api.metrics import ADMISSION_WAIT, ESTIMATED_WAIT, WAITING
+from api.middleware.metrics import ADMISSION_WAIT, ESTIMATED_WAIT, WAITING
 from service.refusals import Busy
 
 TYPICAL_CLIPS = 8.0  # clips assumed for a request whose video is not read yet, until requests say otherwise

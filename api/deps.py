@@ -3,36 +3,33 @@
 from __future__ import annotations
 
 import secrets
-from typing import Annotated, Protocol
+from typing import Annotated
 
 from fastapi import Depends, Header, HTTPException, Query, Request, status
 
+from api.services import Recognitions, Services
 from service.analysis import SegmentSettings
-from service.schemas import Health, Labels, ModelInfo
-from service.settings import Settings, get_settings
+from service.settings import Settings
 
 
-class Recognitions(Protocol):
-    """Where recognitions run: in this process (api/local.py) or on queue workers (api/gateway.py). The
-    routes see only this, and the JobExecutor on `app.state.jobs`."""
-
-    def check_head(self, head: str | None) -> None: ...  # Refused (422) for a head that is not served
-    def check_sport(self, sport: str | None, head: str | None) -> None: ...  # Refused (422): unknown, or not for head
-    def model(self) -> ModelInfo: ...
-    def labels(self) -> Labels: ...
-    def health(self) -> tuple[Health, int]: ...
-    async def recognize(self, request: Request, settings: Settings, *, top_k: int | None, head: str | None,
-                        segments: SegmentSettings, sport: str | None) -> dict: ...
-    def in_flight(self) -> int: ...  # recognitions and jobs a stopping process waits for
-
-
-def get_recognitions(request: Request) -> Recognitions:
-    recognitions = getattr(request.app.state, "recognitions", None)
-    if recognitions is None:
+def get_services(request: Request) -> Services:
+    """The app's services (api/services.py); 503 until its lifespan has built them."""
+    services = request.app.state.services
+    if services is None:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "the service is still starting")
-    return recognitions
+    return services
 
 
+def get_recognitions(services: Annotated[Services, Depends(get_services)]) -> Recognitions:
+    return services.recognitions
+
+
+def get_settings(request: Request) -> Settings:
+    """The settings this app was created with (`create_app(settings)`)."""
+    return request.app.state.settings
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 

@@ -35,8 +35,8 @@ class GracefulServer(uvicorn.Server):
             self.should_exit = True
 
     def _in_flight(self) -> int:
-        recognitions = getattr(self.app.state, "recognitions", None)
-        return recognitions.in_flight() if recognitions else 0
+        services = self.app.state.services
+        return services.recognitions.in_flight() if services else 0
 
     async def on_tick(self, counter: int) -> bool:
         drain = self.app.state.drain
@@ -87,6 +87,6 @@ def main(argv: list[str] | None = None) -> None:
                     log_config=None, log_level=settings.log_level.lower(), h11_max_incomplete_event_size=header_cap,
                     timeout_graceful_shutdown=int(settings.drain_timeout_s))
         return
-    from api.main import app  # reads the settings and configures nothing heavy; the model loads in the lifespan
+    from api.app import create_app  # configures nothing heavy: the model loads in the lifespan
 
-    serve(app, host=args.host, port=args.port, log_level=settings.log_level, header_cap_bytes=header_cap)
+    serve(create_app(settings), host=args.host, port=args.port, log_level=settings.log_level, header_cap_bytes=header_cap)

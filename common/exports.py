@@ -4,6 +4,10 @@ editors: DaVinci Resolve, Premiere) and SoccerNet's `results_spotting.json` (act
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from common.results import clips_csv
 
 
 def _clock(seconds: float) -> str:
@@ -52,3 +56,26 @@ def spotting(result: dict, *, half: int = 1) -> str:
                             "position": str(round(peak * 1000)), "half": str(half),
                             "confidence": f"{segment['confidence']:.6f}"})
     return json.dumps({"UrlLocal": result.get("video", {}).get("filename", ""), "predictions": predictions}, indent=2)
+
+
+@dataclass(frozen=True)
+class Export:
+    """A result as a file: how it is made, its media type, the suffix of its name and what a person calls it."""
+    make: Callable[[dict], str]
+    media_type: str
+    suffix: str
+    title: str
+
+
+def _json(result: dict) -> str:
+    return json.dumps(result, indent=2)
+
+
+# Every download of a result, for the API (`?format=`) and the pages alike.
+EXPORTS: dict[str, Export] = {
+    "json": Export(_json, "application/json", ".result.json", "JSON"),
+    "csv": Export(clips_csv, "text/csv; charset=utf-8", ".clips.csv", "CSV"),
+    "vtt": Export(chapters_vtt, "text/vtt; charset=utf-8", ".chapters.vtt", "chapters (WebVTT)"),
+    "edl": Export(edit_decision_list, "text/plain; charset=utf-8", ".moments.edl", "EDL (video editors)"),
+    "spotting": Export(spotting, "application/json", ".results_spotting.json", "SoccerNet spotting"),
+}

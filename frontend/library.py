@@ -118,7 +118,7 @@ def _download(video_id: str, make):
         return _page_error(exc)
 
 
-@bp.get("/<video_id>.<any(json, csv, vtt, edl):kind>")
+@bp.get(f"/<video_id>.<any({', '.join(KINDS)}):kind>")
 def download(video_id: str, kind: str):
     """The stored result as JSON, its clips as CSV, its moments as WebVTT chapters or an EDL."""
     return _download(video_id, lambda result: export_response(kind, result))

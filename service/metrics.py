@@ -1,5 +1,5 @@
 """What the service counts about its model and its work (Prometheus); the API serves them at `GET /metrics`
-beside its own HTTP metrics (api/metrics.py)."""
+beside its own HTTP metrics (api/middleware/metrics.py)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """What the service says when it will not, or could not, do what was asked: a status code in HTTP's terms and
-a readable detail. The API answers it as is (api/refusals.py); a job keeps it as its error object."""
+a readable detail. The API answers it as is (api/middleware/refusals.py); a job keeps it as its error object."""
 
 from __future__ import annotations
 

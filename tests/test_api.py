@@ -12,8 +12,8 @@ import hypothesis.strategies as st
 import pytest
 from fastapi.testclient import TestClient
 
-from api.main import app
-from service.settings import Settings, get_settings
+from api.app import create_app
+from service.settings import Settings
 from conftest import ARCHERY_AVI, CRICKET_MP4, assert_csv_matches, write_video
 from models.hardware import choose_runtime, has_bf16_units
 from models.video import VideoLimits
@@ -30,13 +30,11 @@ def client(saved_model_dir, upload_dir):
     # is deleted
     settings = Settings(model_handle=str(saved_model_dir), upload_dir=upload_dir, max_upload_mb=5, keep_videos=False,
                         media_dir=upload_dir.with_name(f"{upload_dir.name}-media"))
-    app.dependency_overrides[get_settings] = lambda: settings
     for leftover in ("crashed.upload", ".warm-up-crashed.avi"):  # as a killed process leaves them
         (upload_dir / leftover).write_bytes(b"x")
-    with TestClient(app) as test_client:  # runs the lifespan: loads and warms the model once
+    with TestClient(create_app(settings)) as test_client:  # runs the lifespan: loads and warms the model once
         assert list(upload_dir.iterdir()) == []  # swept, and the warm-up video deleted
         yield test_client
-    app.dependency_overrides.clear()
 
 
 @pytest.fixture(autouse=True)
@@ -250,7 +248,8 @@ def test_full_queue_answers_503_with_retry_after(client, upload_dir):
     release = threading.Event()
     blocked = InProcessJobs(lambda job: release.wait(30) and {"ok": True}, max_queued=1)
     video = ("a.mp4", CRICKET_MP4.read_bytes(), "video/mp4")
-    real, client.app.state.jobs = client.app.state.jobs, blocked
+    services = client.app.state.services
+    real, services.jobs = services.jobs, blocked
     try:
         first = client.post("/jobs", files={"video": video}).json()["id"]
         deadline = time.monotonic() + 10
@@ -263,7 +262,7 @@ def test_full_queue_answers_503_with_retry_after(client, upload_dir):
     finally:
         release.set()
         blocked.close()
-        client.app.state.jobs = real
+        services.jobs = real
     assert blocked.get(first).status == "done"
 
 
@@ -290,7 +289,7 @@ def _raw(client, data: bytes, query: str = "", **headers):
 
 
 def test_video_limits_are_named(client):
-    recognizer = client.app.state.recognizer
+    recognizer = client.app.state.services.recognizer
     original = recognizer.limits
     try:
         recognizer.limits = VideoLimits(max_pixels=200 * 200)
@@ -308,7 +307,7 @@ def test_video_limits_are_named(client):
 
 def test_a_video_too_long_for_the_route_is_pointed_to_jobs(client):
     """Estimated at the measured clips/s past the synchronous route's time limit: 503 at once, naming /jobs."""
-    settings = client.app.dependency_overrides[get_settings]()
+    settings = client.app.state.settings
     try:
         settings.processing_timeout_s = 1e-6
         response = _raw(client, CRICKET_MP4.read_bytes())
@@ -320,7 +319,7 @@ def test_a_video_too_long_for_the_route_is_pointed_to_jobs(client):
 
 
 def test_an_upload_the_disk_cannot_hold_is_refused_with_507(client, upload_dir):
-    settings = client.app.dependency_overrides[get_settings]()
+    settings = client.app.state.settings
     free_mb = shutil.disk_usage(upload_dir).free // (1024 * 1024)
     try:
         settings.upload_disk_reserve_mb = free_mb + 1  # by its declared size: refused before a byte is written
@@ -334,10 +333,10 @@ def test_an_upload_the_disk_cannot_hold_is_refused_with_507(client, upload_dir):
 def test_an_upload_that_fills_the_disk_is_stopped_and_deleted(client, upload_dir, monkeypatch):
     """No declared size (chunked): the disk is watched while the body is written; past the reserve the upload
     stops with 507 and its partial file is deleted (the autouse fixture checks the folder)."""
-    import api.uploads
+    import api.uploads.streaming
 
-    settings = client.app.dependency_overrides[get_settings]()
-    monkeypatch.setattr(api.uploads, "DISK_CHECK_EVERY", 256 * 1024)
+    settings = client.app.state.settings
+    monkeypatch.setattr(api.uploads.streaming, "DISK_CHECK_EVERY", 256 * 1024)
     body = CRICKET_MP4.read_bytes() + bytes(4 * 1024 * 1024)
 
     def chunked():
@@ -354,7 +353,7 @@ def test_an_upload_that_fills_the_disk_is_stopped_and_deleted(client, upload_dir
 
 def test_a_burst_waits_in_line_instead_of_being_refused(client, upload_dir):
     """Six concurrent uploads with one recognition running at a time: all six answered 200, in turn."""
-    settings = client.app.dependency_overrides[get_settings]()
+    settings = client.app.state.settings
     try:
         settings.max_concurrent_requests = 1
         with ThreadPoolExecutor(6) as pool:
@@ -369,8 +368,8 @@ def test_a_burst_waits_in_line_instead_of_being_refused(client, upload_dir):
 
 
 def test_a_full_line_answers_503_with_a_measured_retry_after(client):
-    settings = client.app.dependency_overrides[get_settings]()
-    admission = client.app.state.admission
+    settings = client.app.state.settings
+    admission = client.app.state.services.admission
     assert admission.rate.clips_per_s > 0  # measured at warm-up and on every recognition
     try:
         settings.max_concurrent_requests, settings.queue_depth = 0, 0
@@ -400,7 +399,7 @@ def test_client_file_names_never_reach_a_path(client, upload_dir, tmp_path, name
 
 
 def test_api_key_when_configured(client):
-    settings = client.app.dependency_overrides[get_settings]()
+    settings = client.app.state.settings
     try:
         settings.api_key = "s3cret"
         assert _raw(client, b"x").status_code == 401
@@ -415,7 +414,6 @@ def test_api_key_when_configured(client):
 def test_cors_is_off_unless_configured(client):
     preflight = {"Origin": "https://elsewhere.example", "Access-Control-Request-Method": "POST"}
     assert "access-control-allow-origin" not in client.options("/recognize_action", headers=preflight).headers
-    from api.main import create_app
 
     configured = TestClient(create_app(Settings(cors_origins=["https://elsewhere.example"])))
     answer = configured.options("/recognize_action", headers=preflight)
@@ -425,7 +423,6 @@ def test_cors_is_off_unless_configured(client):
 def test_resumable_uploads_take_pages_from_any_origin_unless_configured(client):
     """Browsers send big files to /uploads from the page's origin: preflights pass for every origin by default
     (a key or token is a header, never a cookie), and tus's headers are exposed; other routes keep CORS_ORIGINS."""
-    from api.main import create_app
 
     preflight = {"Origin": "https://page.example", "Access-Control-Request-Method": "PATCH",
                  "Access-Control-Request-Headers": "tus-resumable,upload-offset,upload-token,content-type"}
@@ -525,14 +522,10 @@ def test_moments_come_as_chapters_an_edit_decision_list_and_spotting_results(cli
 def test_shared_extraction_serves_the_same_windows(saved_model_dir, tmp_path):
     """EXTRACTION=shared: the same clips and top action as windows run one by one, and /model says so."""
     settings = Settings(model_handle=str(saved_model_dir), upload_dir=tmp_path, extraction="shared", warm_up=True)
-    app.dependency_overrides[get_settings] = lambda: settings
-    try:
-        with TestClient(app) as shared:
-            assert shared.get("/model").json()["extraction"] == "shared"
-            response = shared.post("/recognize_action", content=ARCHERY_AVI.read_bytes(),
-                                   headers={"Content-Type": "video/x-msvideo", "X-Filename": "archery.avi"})
-    finally:
-        app.dependency_overrides.clear()
+    with TestClient(create_app(settings)) as shared:
+        assert shared.get("/model").json()["extraction"] == "shared"
+        response = shared.post("/recognize_action", content=ARCHERY_AVI.read_bytes(),
+                               headers={"Content-Type": "video/x-msvideo", "X-Filename": "archery.avi"})
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["actions"][0]["label"] == "archery"
@@ -543,11 +536,7 @@ def test_shared_extraction_serves_the_same_windows(saved_model_dir, tmp_path):
 def test_impossible_shared_settings_stop_the_start_up(saved_model_dir, tmp_path):
     settings = Settings(model_handle=str(saved_model_dir), upload_dir=tmp_path, extraction="shared", clip_stride=30,
                         warm_up=False)
-    app.dependency_overrides[get_settings] = lambda: settings
-    try:
-        with pytest.raises(ValueError, match="stride to be a positive multiple of 8"):
-            with TestClient(app):
-                pass
-    finally:
-        app.dependency_overrides.clear()
+    with pytest.raises(ValueError, match="stride to be a positive multiple of 8"):
+        with TestClient(create_app(settings)):
+            pass
 

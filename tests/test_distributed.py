@@ -1,4 +1,4 @@
-"""Queue workers (workers/) behind the API as a gateway (api/gateway.py), with the real parts: Debian's
+"""Queue workers (workers/) behind the API as a gateway (api/backends/gateway.py), with the real parts: Debian's
 redis-server on a free port, two `celery worker` processes running the real model, and the gateway as two
 API processes (`python -m api --workers 2`), so every job is read back through either of them.
 

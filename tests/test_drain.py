@@ -27,7 +27,7 @@ class InFlight:
 
 def _server(timeout_s: float, work: InFlight) -> tuple[GracefulServer, Drain]:
     drain = Drain(lambda: timeout_s)
-    app = SimpleNamespace(state=SimpleNamespace(drain=drain, recognitions=work))  # api/deps.Recognitions
+    app = SimpleNamespace(state=SimpleNamespace(drain=drain, services=SimpleNamespace(recognitions=work)))  # api/services.py
     server = GracefulServer(uvicorn.Config(app=app), app)
     server.started = True
     return server, drain

@@ -13,12 +13,12 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from api.main import app
+from api.app import create_app
 from common.reels import NoRoomForReel, ReelTooSlow, Span, copy_slack_s, make_reel, reel_spans
 from conftest import files_below, write_real_minute
 from service.library.media import Media
 from service.library.store import Library
-from service.settings import Settings, get_settings
+from service.settings import Settings
 
 SHOOTING = "shooting basketball"
 # basketball, yoga, basketball: two moments of shooting with yoga between
@@ -48,10 +48,8 @@ def media_dir(tmp_path_factory):
 @pytest.fixture(scope="module")
 def client(saved_model_dir, upload_dir, media_dir):
     settings = Settings(model_handle=str(saved_model_dir), upload_dir=upload_dir, media_dir=media_dir)
-    app.dependency_overrides[get_settings] = lambda: settings
-    with TestClient(app) as test_client:
+    with TestClient(create_app(settings)) as test_client:
         yield test_client
-    app.dependency_overrides.clear()
 
 
 def _done(client, video: Path) -> dict:
@@ -105,7 +103,7 @@ def test_a_jobs_reel_shows_every_moment_of_its_action_with_its_sound(client, gam
     assert len(spans) == 2 and streams == ["audio", "video"]
     asked = sum(span.seconds for span in spans)
     assert asked - 0.1 <= duration <= asked + len(spans) * (copy_slack_s(1) + 0.1), (duration, spans)
-    ranked = client.app.state.recognizer.recognize(saved)
+    ranked = client.app.state.services.recognizer.recognize(saved)
     assert ranked["actions"][0]["label"] == SHOOTING and "yoga" not in {s["label"] for s in ranked["segments"]}
 
     kept = sorted(p.name for p in media_dir.iterdir())
@@ -140,13 +138,13 @@ def test_a_jobs_reel_shows_every_moment_of_its_action_with_its_sound(client, gam
 def test_far_apart_keyframes_get_a_frame_exact_reencoded_reel(client, games, tmp_path):
     """With a keyframe every 15 s not every piece can start near its moment by copying: every piece is re-encoded,
     to the frame, with its sound, and the model still ranks the reel as the action."""
-    result = client.app.state.recognizer.recognize(games[450])
+    result = client.app.state.services.recognizer.recognize(games[450])
     target = tmp_path / "reel.mp4"
     assert make_reel(games[450], result, [SHOOTING], target, pad_s=0.5) == "encode"
     duration, streams = _streams(target)
     assert streams == ["audio", "video"]
     assert duration == pytest.approx(sum(s.seconds for s in reel_spans(result, [SHOOTING], pad_s=0.5)), abs=0.15)
-    assert client.app.state.recognizer.recognize(target)["actions"][0]["label"] == SHOOTING
+    assert client.app.state.services.recognizer.recognize(target)["actions"][0]["label"] == SHOOTING
     assert sorted(p.name for p in tmp_path.iterdir()) == ["reel.mp4"]  # its pieces deleted
 
 

@@ -40,7 +40,7 @@ def copy_of_the_code(tmp_path_factory) -> Path:
 
 @pytest.mark.parametrize("module, line, contract, why", [
     ("service/jobs.py", "import fastapi", "import no web framework", "service is not allowed to import fastapi"),
-    ("workers/task.py", "from api.uploads import save_video", "Layers:", "workers is not allowed to import api"),
+    ("workers/task.py", "from api.uploads.streaming import save_video", "Layers:", "workers is not allowed to import api"),
     ("models/i3d/network.py", "from models.recognition.batching import ClipBatcher", "models: the CLI above",
      "models.i3d is not allowed to import models.recognition"),
     ("frontend/views.py", "import models.labels", "over HTTP only", "frontend is not allowed to import models"),

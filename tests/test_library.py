@@ -14,13 +14,13 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import inspect, text
 
-from api.main import app
+from api.app import create_app
 from benchmarks.postgres_process import PostgresServer
 from conftest import CRICKET_MP4, DATA
 from models.recognition.segments import SegmentSettings
 from service.library.database import UnsafeDatabase, current_revision, filesystem_of, migrate, open_engine
 from service.library.store import Library, analysis, fingerprint, settings_key
-from service.settings import Settings, get_settings
+from service.settings import Settings
 
 CRICKET = "playing cricket"
 SHOOTING = "shooting basketball"
@@ -165,8 +165,7 @@ def serving(saved_model_dir, tmp_path):
     def start(**settings_changes) -> TestClient:
         settings = Settings(model_handle=str(saved_model_dir), upload_dir=tmp_path / "uploads", data_dir=tmp_path,
                             reuse_results=True, **settings_changes)
-        app.dependency_overrides[get_settings] = lambda: settings
-        client = TestClient(app)
+        client = TestClient(create_app(settings))
         client.__enter__()
         started.append(client)
         return client
@@ -174,7 +173,6 @@ def serving(saved_model_dir, tmp_path):
     yield start
     for client in started:
         client.__exit__(None, None, None)
-    app.dependency_overrides.clear()
 
 
 def _recognize(client) -> dict:

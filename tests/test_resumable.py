@@ -1,4 +1,4 @@
-"""Resumable uploads on tus 1.0 (api/routes/uploads.py, api/resumable/): a real API process with the real model,
+"""Resumable uploads on tus 1.0 (api/routes/uploads.py, api/uploads/resumable/): a real API process with the real model,
 spoken to as tus clients do (httpx), and with raw sockets for connections that break or stall mid-body."""
 
 from __future__ import annotations
@@ -101,7 +101,7 @@ def test_options_say_what_the_server_speaks(api):
 
 def test_the_key_or_a_token_is_needed_and_checked_before_any_byte(api):
     from api.live.tokens import LiveTokens
-    from api.tokens import SignedTokens
+    from api.uploads.tokens import SignedTokens
 
     client = api["client"]
     assert client.post("/uploads/tokens").status_code == 401  # a token needs the key
@@ -273,7 +273,7 @@ def test_a_full_queue_keeps_the_complete_upload_and_the_next_head_starts_its_job
 def test_expired_uploads_are_swept_but_not_while_held(tmp_path):
     import asyncio
 
-    from api.resumable.store import UploadStore
+    from api.uploads.resumable.store import UploadStore
 
     store = UploadStore(tmp_path, ttl_s=100)
     old, young = store.create(length=10, now=1000), store.create(length=10, now=1050)
@@ -295,15 +295,12 @@ def test_expired_uploads_are_swept_but_not_while_held(tmp_path):
 def test_the_app_sweeps_expired_uploads_on_its_own(tmp_path):
     import asyncio
 
-    from fastapi import FastAPI
-
-    from api.resumable.lifecycle import serving_uploads
+    from api.uploads.resumable.lifecycle import serving_uploads
     from service.settings import Settings
 
     async def run() -> list[str]:
-        app = FastAPI()
-        async with serving_uploads(app, Settings(upload_dir=tmp_path, resumable_ttl_s=1)):
-            app.state.uploads.create(length=10, now=time.time() - 5)  # expired already
+        async with serving_uploads(Settings(upload_dir=tmp_path, resumable_ttl_s=1)) as (store, _):
+            store.create(length=10, now=time.time() - 5)  # expired already
             await asyncio.sleep(1.5)  # the sweeper looks every second with this TTL
             return [p.name for p in (tmp_path / "resumable").iterdir()]
 

@@ -125,11 +125,10 @@ def test_api_on_openvino_recognizes_without_tensorflow(saved_model_dir, tmp_path
 import sys
 from pathlib import Path
 from fastapi.testclient import TestClient
-from api.main import app
-from service.settings import Settings, get_settings
+from api.app import create_app
+from service.settings import Settings
 settings = Settings(model_handle={str(saved_model_dir)!r}, upload_dir={str(tmp_path)!r}, runtime="openvino")
-app.dependency_overrides[get_settings] = lambda: settings
-with TestClient(app) as client:
+with TestClient(create_app(settings)) as client:
     body = client.post("/recognize_action", content=open({str(CRICKET_MP4)!r}, "rb").read(),
                        headers={{"Content-Type": "video/mp4"}}).json()
     model = client.get("/model").json()

@@ -233,50 +233,42 @@ def test_training_needs_two_classes(tmp_path, extractor):
 def test_api_serves_the_trained_head(trained, saved_model_dir, tmp_path):
     from fastapi.testclient import TestClient
 
-    from api.main import app
-    from service.settings import Settings, get_settings
+    from api.app import create_app
+    from service.settings import Settings
 
     settings = Settings(model_handle=str(saved_model_dir), head_path=trained["head"], upload_dir=tmp_path, warm_up=False)
-    app.dependency_overrides[get_settings] = lambda: settings
     (tmp_path / "left-by-a-crash.upload").write_bytes(b"x")  # swept at start-up
-    try:
-        with TestClient(app) as client:
-            model = client.get("/model").json()
-            assert model["head"] == "head" and model["heads"] == ["kinetics400", "head"] and model["labels"] == 3
-            assert client.get("/labels").json()["labels"] == sorted(CLASSES)
-            video = DATA / "yoga__uniformer_Tw2yXa6CzWE.mp4"
-            body = client.post("/recognize_action", files={"video": (video.name, video.read_bytes(), "video/mp4")}).json()
-            assert body["head"] == "head" and body["actions"][0]["label"] == "yoga"
-            cricket = DATA / "cricket__kinetics_i3d_v_CricketShot_g04_c01.mp4"
-            kinetics = client.post("/recognize_action?head=kinetics400", content=cricket.read_bytes(),
-                                   headers={"Content-Type": "video/mp4"}).json()
-            assert kinetics["head"] == "kinetics400" and kinetics["actions"][0]["label"] == "playing cricket"
-            unknown = client.post("/recognize_action?head=nope", content=b"x", headers={"Content-Type": "video/mp4"})
-            assert unknown.status_code == 422 and "unknown head 'nope'" in unknown.json()["detail"]
-            own = client.post("/recognize_action?sport=fitness", content=b"x", headers={"Content-Type": "video/mp4"})
-            assert own.status_code == 422 and "the head 'head' has its own" in own.json()["detail"]
-            yoga = client.post("/recognize_action?head=kinetics400&sport=fitness", content=video.read_bytes(),
+    with TestClient(create_app(settings)) as client:
+        model = client.get("/model").json()
+        assert model["head"] == "head" and model["heads"] == ["kinetics400", "head"] and model["labels"] == 3
+        assert client.get("/labels").json()["labels"] == sorted(CLASSES)
+        video = DATA / "yoga__uniformer_Tw2yXa6CzWE.mp4"
+        body = client.post("/recognize_action", files={"video": (video.name, video.read_bytes(), "video/mp4")}).json()
+        assert body["head"] == "head" and body["actions"][0]["label"] == "yoga"
+        cricket = DATA / "cricket__kinetics_i3d_v_CricketShot_g04_c01.mp4"
+        kinetics = client.post("/recognize_action?head=kinetics400", content=cricket.read_bytes(),
                                headers={"Content-Type": "video/mp4"}).json()
-            assert yoga["sport"] == "fitness" and yoga["actions"][0]["label"] == "yoga"
-        assert list(tmp_path.iterdir()) == []
-    finally:
-        app.dependency_overrides.clear()
+        assert kinetics["head"] == "kinetics400" and kinetics["actions"][0]["label"] == "playing cricket"
+        unknown = client.post("/recognize_action?head=nope", content=b"x", headers={"Content-Type": "video/mp4"})
+        assert unknown.status_code == 422 and "unknown head 'nope'" in unknown.json()["detail"]
+        own = client.post("/recognize_action?sport=fitness", content=b"x", headers={"Content-Type": "video/mp4"})
+        assert own.status_code == 422 and "the head 'head' has its own" in own.json()["detail"]
+        yoga = client.post("/recognize_action?head=kinetics400&sport=fitness", content=video.read_bytes(),
+                           headers={"Content-Type": "video/mp4"}).json()
+        assert yoga["sport"] == "fitness" and yoga["actions"][0]["label"] == "yoga"
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_api_refuses_a_mismatched_head(trained, saved_model_dir, tmp_path):
     from fastapi.testclient import TestClient
 
-    from api.main import app
-    from service.settings import Settings, get_settings
+    from api.app import create_app
+    from service.settings import Settings
 
     settings = Settings(model_handle=str(saved_model_dir), head_path=trained["head"], clip_stride=16, warm_up=False)
-    app.dependency_overrides[get_settings] = lambda: settings
-    try:
-        with pytest.raises(HeadMismatchError, match="stride=32 but the service uses stride=16"):
-            with TestClient(app):
-                pass
-    finally:
-        app.dependency_overrides.clear()
+    with pytest.raises(HeadMismatchError, match="stride=32 but the service uses stride=16"):
+        with TestClient(create_app(settings)):
+            pass
 
 
 def test_command_line_train_evaluate_subset(trained, tmp_path):
@@ -306,18 +298,14 @@ def test_command_line_train_evaluate_subset(trained, tmp_path):
 def test_a_head_trained_on_windows_is_refused_under_shared_extraction(trained, saved_model_dir):
     from fastapi.testclient import TestClient
 
-    from api.main import app
-    from service.settings import Settings, get_settings
+    from api.app import create_app
+    from service.settings import Settings
 
     settings = Settings(model_handle=str(saved_model_dir), head_path=trained["head"], extraction="shared",
                         warm_up=False)
-    app.dependency_overrides[get_settings] = lambda: settings
-    try:
-        with pytest.raises(HeadMismatchError, match="extraction='windows' but the service uses extraction='shared'"):
-            with TestClient(app):
-                pass
-    finally:
-        app.dependency_overrides.clear()
+    with pytest.raises(HeadMismatchError, match="extraction='windows' but the service uses extraction='shared'"):
+        with TestClient(create_app(settings)):
+            pass
 
 
 def test_the_few_videos_benchmark_holds_out_what_it_never_trains_on(tmp_path):

@@ -19,7 +19,7 @@ from fastapi.concurrency import run_in_threadpool
 
 from api.drain import Drain
 from api.live.tokens import LiveTokens, TokenRefused
-from api.metrics import LIVE_SESSIONS, LIVE_WINDOWS, LIVE_WINDOWS_DROPPED
+from api.middleware.metrics import LIVE_SESSIONS, LIVE_WINDOWS, LIVE_WINDOWS_DROPPED
 from service.live import LiveRecognition, LiveStream
 from service.refusals import Refused
 

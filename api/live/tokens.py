@@ -3,7 +3,7 @@ key) and hands it to the browser. Signed with LIVE_TOKEN_SECRET, so any API proc
 
 from __future__ import annotations
 
-from api.tokens import SignedTokens, TokenRefused
+from api.uploads.tokens import SignedTokens, TokenRefused
 
 __all__ = ["LiveTokens", "TokenRefused"]
 

@@ -9,10 +9,9 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, JSONResponse
 
-from api.deps import RecognitionsDep, SegmentsDep, SettingsDep, SportQuery, accepting_work
-from api.routes.library import reel_name
-from api.routes.recognize import CSV_RESPONSE, REQUEST_BODY, Format, export_response
-from api.uploads import save_video
+from api.deps import RecognitionsDep, SegmentsDep, SettingsDep, SportQuery, accepting_work, get_services
+from api.downloads import CSV_RESPONSE, Format, export_response, reel_name
+from api.uploads.streaming import REQUEST_BODY, save_video
 from service.jobs import Job
 from service.schemas import ErrorDetail, JobStatus, JobWindows
 
@@ -45,7 +44,7 @@ async def create_job(
     job = Job(video=upload.path, filename=upload.filename, top_k=top_k or settings.default_top_k, head=head,
               segments=segments, sport=sport)
     # QueueFullError, or ExecutorUnavailable (its broker is away): 503, and the file is deleted
-    await run_in_threadpool(request.app.state.jobs.submit, job)
+    await run_in_threadpool(get_services(request).jobs.submit, job)
     return JSONResponse(job.public(), status.HTTP_202_ACCEPTED, headers={"Location": f"/jobs/{job.id}"})
 
 
@@ -54,7 +53,7 @@ async def create_job(
                        503: {"model": ErrorDetail}})
 def get_job(job_id: str, request: Request, format: Format = "json"):
     if format == "json":
-        job = request.app.state.jobs.get(job_id)  # ExecutorUnavailable: 503
+        job = get_services(request).jobs.get(job_id)  # ExecutorUnavailable: 503
         if job is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, "no such job (finished jobs expire)")
         return job.public()
@@ -63,7 +62,7 @@ def get_job(job_id: str, request: Request, format: Format = "json"):
 
 def _done(request: Request, job_id: str) -> dict:
     """A finished job's public state: 404 for an unknown job, 409 until it is done (or when it failed)."""
-    job = request.app.state.jobs.get(job_id)  # ExecutorUnavailable: 503
+    job = get_services(request).jobs.get(job_id)  # ExecutorUnavailable: 503
     if job is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no such job (finished jobs expire)")
     public = job.public()
@@ -87,7 +86,7 @@ def get_highlights(
                                                            "whose padding meets are one piece")] = 2.0,
 ):
     result = _done(request, job_id)["result"]
-    media = request.app.state.media  # Refused: 410, 422, 503, 507
+    media = get_services(request).media  # Refused: 410, 422, 503, 507
     reel, cut = media.reel(result["video"]["sha256"], result["video_id"], result, label, pad_s)
     return FileResponse(reel, media_type="video/mp4", filename=reel_name(result, label), headers={"X-Reel-Cut": cut})
 
@@ -95,7 +94,7 @@ def get_highlights(
 @router.get("/{job_id}/windows", response_model=JobWindows, responses={404: {"model": ErrorDetail}, 503: {"model": ErrorDetail}},
             summary="The windows a job has done so far, while it runs")
 def get_job_windows(job_id: str, request: Request, since: Annotated[int, Query(ge=0)] = 0):
-    jobs = request.app.state.jobs
+    jobs = get_services(request).jobs
     windows = jobs.windows(job_id, since)  # ExecutorUnavailable: 503
     job = jobs.get(job_id)
     if windows is None or job is None:
@@ -107,7 +106,7 @@ def get_job_windows(job_id: str, request: Request, since: Annotated[int, Query(g
                responses={404: {"model": ErrorDetail}, 503: {"model": ErrorDetail}},
                summary="Cancel a job: at once while it waits, within a second while it runs")
 def cancel_job(job_id: str, request: Request):
-    job = request.app.state.jobs.cancel(job_id)  # ExecutorUnavailable: 503
+    job = get_services(request).jobs.cancel(job_id)  # ExecutorUnavailable: 503
     if job is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no such job (finished jobs expire)")
     return job.public()

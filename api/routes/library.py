@@ -11,6 +11,8 @@ from fastapi import APIRouter, HTTPException, Query, Request, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse
 
+from api.deps import get_services
+from api.downloads import reel_name
 from common.results import download_name
 from service.recognition import sport_labels
 from service.library.media import Media
@@ -31,14 +33,11 @@ MP4 = {200: {"content": {"video/mp4": {}}, "description": "the reel, H.264 MP4 w
 
 
 def _library(request: Request) -> Library:
-    library = getattr(request.app.state, "library", None)
-    if library is None:
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "the service is still starting")
-    return library
+    return get_services(request).library  # 503 while the service starts
 
 
 def _media(request: Request) -> Media:
-    return request.app.state.media
+    return get_services(request).media
 
 
 def _with_links(video: dict) -> dict:
@@ -126,11 +125,6 @@ def get_video_highlights(video_id: str, request: Request,
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no such video in the library")
     reel, cut = _media(request).reel(result["video"]["sha256"], video_id, result, label, pad_s)  # Refused: 4xx, 503
     return FileResponse(reel, media_type="video/mp4", filename=reel_name(result, label), headers={"X-Reel-Cut": cut})
-
-
-def reel_name(result: dict, labels: list[str]) -> str:
-    actions = "+".join("".join(c if c.isalnum() else "_" for c in action) for action in sorted(set(labels)))
-    return download_name(result, f".{actions[:80]}.highlights.mp4")
 
 
 @router.get("/search", responses=ERRORS, summary="Moments of an action across every stored video")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, HTTPException, Request, WebSocket, status
 
-from api.deps import require_api_key
+from api.deps import get_services, require_api_key
 from api.live.session import serve_session
 from service.schemas import ErrorDetail, LiveSessionToken
 
@@ -21,7 +21,7 @@ router = APIRouter(tags=["live"])
     dependencies=[Depends(require_api_key)],
 )
 def create_live_session(request: Request) -> LiveSessionToken:
-    live = getattr(request.app.state, "live", None)
+    live = get_services(request).live
     if live is None:
         raise HTTPException(status.HTTP_501_NOT_IMPLEMENTED, "live recognition runs on an API process with the "
                                                              "model, not on a gateway to queue workers")
@@ -36,5 +36,6 @@ async def live_session(websocket: WebSocket) -> None:
     """Binary JPEG frames in, one JSON ranking per window out; `?token=` from POST /live/sessions, `?head=` and
     `?sport=` optional."""
     query = websocket.query_params
-    await serve_session(websocket, getattr(websocket.app.state, "live", None), token=query.get("token"),
+    services = websocket.app.state.services
+    await serve_session(websocket, services.live if services else None, token=query.get("token"),
                         head=query.get("head"), sport=query.get("sport"))

@@ -17,10 +17,10 @@ router = APIRouter(tags=["service"])
 def health(request: Request):
     """200 "ok" when serving; 503 "stopping" once a SIGTERM has begun the drain (load balancers stop sending).
     A gateway (JOBS_BROKER_URL) also says whether Redis answers and how many workers are alive."""
-    recognitions = getattr(request.app.state, "recognitions", None)
-    if recognitions is None:
+    services = request.app.state.services
+    if services is None:
         return Health(status="starting", model_loaded=False)
-    body, code = recognitions.health()
+    body, code = services.recognitions.health()
     if request.app.state.drain.draining:
         body, code = body.model_copy(update={"status": "stopping"}), status.HTTP_503_SERVICE_UNAVAILABLE
     return JSONResponse(body.model_dump(exclude_none=True), code)

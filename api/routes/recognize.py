@@ -2,53 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request
 
 from api.deps import RecognitionsDep, SegmentsDep, SettingsDep, SportQuery, accepting_work
+from api.downloads import CSV_RESPONSE, Format, export_response
+from api.uploads.streaming import REQUEST_BODY
 from service.schemas import ErrorDetail, RecognitionResult
-from api.uploads import FIELD_NAME
-from common.exports import chapters_vtt, edit_decision_list, spotting
-from common.results import clips_csv, download_name
 
 router = APIRouter(tags=["recognition"])
-
-CSV_RESPONSE = {"content": {"text/csv": {"schema": {"type": "string"}}, "text/vtt": {"schema": {"type": "string"}},
-                            "text/plain": {"schema": {"type": "string"}}},
-                "description": "csv: a row per segment, then per clip; vtt: WebVTT chapters of the segments; edl: a "
-                               "CMX 3600 edit decision list of them; spotting: their peaks as SoccerNet's "
-                               "results_spotting.json"}
-Format = Annotated[Literal["json", "csv", "vtt", "edl", "spotting"], Query(
-    description="json: the result; csv: its moments and clips as a table; vtt: chapters; edl: an edit decision "
-                "list; spotting: SoccerNet's results_spotting.json")]
-# format: (make it, media type, file name suffix)
-EXPORTS = {"csv": (clips_csv, "text/csv; charset=utf-8", ".clips.csv"),
-           "vtt": (chapters_vtt, "text/vtt; charset=utf-8", ".chapters.vtt"),
-           "edl": (edit_decision_list, "text/plain; charset=utf-8", ".moments.edl"),
-           "spotting": (spotting, "application/json", ".results_spotting.json")}
-
-
-def export_response(result: dict, format: str) -> Response:
-    """The result in `format` (not json) as a download named after its video."""
-    make, media_type, suffix = EXPORTS[format]
-    return Response(make(result), media_type=media_type,
-                    headers={"Content-Disposition": f'attachment; filename="{download_name(result, suffix)}"'})
-
-REQUEST_BODY = {
-    "required": True,
-    "content": {
-        "multipart/form-data": {
-            "schema": {
-                "type": "object",
-                "required": [FIELD_NAME],
-                "properties": {FIELD_NAME: {"type": "string", "format": "binary", "description": "MP4, AVI, MKV, ..."}},
-            }
-        },
-        "video/*": {"schema": {"type": "string", "format": "binary"}},
-    },
-}
-
 
 @router.post(
     "/recognize_action",

@@ -4,7 +4,7 @@ A finished upload becomes a job whose id is the upload's (GET /jobs/{id}).
 
 Callers show the API key (X-API-Key) or a token from `POST /uploads/tokens` (Upload-Token), which the page's
 server gets with the key and hands to the browser. Size limit and disk check as for every upload; an upload
-that receives nothing for RESUMABLE_TTL_S expires and is swept (api/resumable/)."""
+that receives nothing for RESUMABLE_TTL_S expires and is swept (api/uploads/resumable/)."""
 
 from __future__ import annotations
 
@@ -19,11 +19,11 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Header, HTTPException, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
 
-from api.deps import RecognitionsDep, SettingsDep, accepting_work, require_api_key
-from api.resumable.receive import receive
-from api.resumable.store import Upload, UploadBusy, UploadGone, UploadStore
-from api.tokens import TokenRefused
-from api.uploads import display_filename, no_room
+from api.deps import RecognitionsDep, SettingsDep, accepting_work, get_services, require_api_key
+from api.uploads.resumable.receive import receive
+from api.uploads.resumable.store import Upload, UploadBusy, UploadGone, UploadStore
+from api.uploads.tokens import TokenRefused
+from api.uploads.streaming import display_filename, no_room
 from service.jobs import Job
 from service.recognition import check_container
 from service.refusals import Refused
@@ -45,7 +45,7 @@ def upload_access(request: Request, settings: SettingsDep, x_api_key: Annotated[
                             "(a browser gets one from its page's server: POST /uploads/tokens)",
                             headers={"WWW-Authenticate": "X-API-Key"})
     try:
-        request.app.state.upload_tokens.redeem(upload_token)
+        get_services(request).upload_tokens.redeem(upload_token)
     except TokenRefused as exc:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, f"Upload-Token refused: {exc}") from None
 
@@ -57,7 +57,7 @@ def tus_version(tus_resumable: Annotated[str | None, Header()] = None) -> None:
 
 
 def _store(request: Request) -> UploadStore:
-    return request.app.state.uploads
+    return get_services(request).uploads
 
 
 def _http_date(epoch: float) -> str:
@@ -110,7 +110,7 @@ def options(settings: SettingsDep) -> Response:
              summary="A short-lived token that lets a browser upload resumably",
              description="For a trusted caller (the frontend, with X-API-Key), which hands it to a browser.")
 def create_token(request: Request) -> UploadToken:
-    tokens = request.app.state.upload_tokens
+    tokens = get_services(request).upload_tokens
     return UploadToken(token=tokens.issue(), expires_in_s=tokens.ttl_s, endpoint=router.prefix)
 
 
@@ -166,7 +166,7 @@ async def _start_job(request: Request, store: UploadStore, upload: Upload, setti
         os.replace(data, video)  # no hard links here: a refused job then loses the upload
     job = Job(id=upload.id, video=video, filename=upload.filename, head=upload.head, sport=upload.sport,
               top_k=upload.top_k or settings.default_top_k)
-    await run_in_threadpool(request.app.state.jobs.submit, job)  # 503 when full or away: the link is gone again
+    await run_in_threadpool(get_services(request).jobs.submit, job)  # 503 when full or away: the link is gone again
     upload.job = job.id
     store.save(upload)
     data.unlink(missing_ok=True)

@@ -16,11 +16,15 @@ import time
 from collections.abc import AsyncIterator
 
 import redis
-from fastapi import FastAPI, Request
+from fastapi import Request
 from fastapi.concurrency import run_in_threadpool
 
-from api.connection import cancelled_on_disconnect, stopped_instead
-from api.uploads import save_video
+from api.backends.connection import cancelled_on_disconnect, stopped_instead
+from api.drain import Drain
+from api.services import Services
+from api.uploads.resumable.store import UploadStore
+from api.uploads.streaming import save_video
+from api.uploads.tokens import SignedTokens
 from service import metrics
 from service.analysis import Analyses, Asked, SegmentSettings
 from service.jobs import Job, JobState
@@ -34,13 +38,13 @@ from service.refusals import CLIENT_GONE, Busy, Refused
 from service.schemas import Health, Labels, ModelInfo
 from service.settings import Settings
 
-log = logging.getLogger("api.gateway")
+log = logging.getLogger("api.backends.gateway")
 POLL_S = 0.2
 
 
 class GatewayRecognitions:
-    def __init__(self, app: FastAPI, settings: Settings, jobs: QueuedJobs, redis_client: redis.Redis):
-        self.app, self.settings, self.jobs, self._redis = app, settings, jobs, redis_client
+    def __init__(self, settings: Settings, jobs: QueuedJobs, redis_client: redis.Redis, drain: Drain):
+        self.settings, self.jobs, self._redis, self.drain = settings, jobs, redis_client, drain
 
     def _workers(self) -> dict[str, dict]:
         try:
@@ -107,7 +111,7 @@ class GatewayRecognitions:
     async def _wait(self, request: Request, job_id: str, deadline: float) -> JobState:
         """The job once finished; Refused if the client leaves (499), the service stops or the time limit
         passes (503), or Redis goes away (503). A job given up on is revoked if no worker has it yet."""
-        cancel, drain = threading.Event(), self.app.state.drain
+        cancel, drain = threading.Event(), self.drain
         with self.jobs.waiting(), drain.cancellable(cancel):
             async with cancelled_on_disconnect(request, cancel):
                 while True:
@@ -127,8 +131,9 @@ class GatewayRecognitions:
 
 
 @contextlib.asynccontextmanager
-async def serving_gateway(app: FastAPI, settings: Settings) -> AsyncIterator[None]:
-    """The gateway's state for as long as the app serves. Redis may be down at start-up: requests say so."""
+async def serving_gateway(settings: Settings, drain: Drain, uploads: UploadStore,
+                          upload_tokens: SignedTokens) -> AsyncIterator[Services]:
+    """The gateway's services for as long as the app serves. Redis may be down at start-up: requests say so."""
     settings.job_upload_dir.mkdir(parents=True, exist_ok=True)
     celery, redis_client = make_celery(settings), registry.client(settings.jobs_broker_url)
     library = Library.open(settings)  # results are stored by the workers; listed and searched here
@@ -136,16 +141,17 @@ async def serving_gateway(app: FastAPI, settings: Settings) -> AsyncIterator[Non
     analyses = Analyses(settings, library, media)  # no model: it looks games up, the workers recognize
     jobs = QueuedJobs(celery, redis_client, lambda: settings.jobs_max_queued, ttl_s=settings.jobs_ttl_s,
                       settings=settings, answered=lambda job: analyses.stored_answer(job.video, Asked.of(job)))
-    app.state.jobs, app.state.library, app.state.media, app.state.analyses = jobs, library, media, analyses
-    app.state.recognitions = GatewayRecognitions(app, settings, jobs, redis_client)
+    services = Services(settings=settings, drain=drain, jobs=jobs, library=library, media=media, analyses=analyses,
+                        uploads=uploads, upload_tokens=upload_tokens,
+                        recognitions=GatewayRecognitions(settings, jobs, redis_client, drain))
     metrics.JOBS_QUEUED.set_function(jobs.queued)  # jobs waiting for a worker, in Redis
     log.info("ready as a gateway", extra={"broker": _safe_url(settings.jobs_broker_url),
                                           "shared_upload_dir": str(settings.job_upload_dir)})
     try:
-        yield
+        yield services
     finally:
         jobs.close()
-        app.state.library.close()
+        library.close()
 
 
 def _safe_url(url: str) -> str:

@@ -8,10 +8,8 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 
-from fastapi import FastAPI
-
-from api.resumable.store import UploadStore
-from api.tokens import SignedTokens
+from api.uploads.resumable.store import UploadStore
+from api.uploads.tokens import SignedTokens
 from service.settings import Settings
 
 log = logging.getLogger("api.uploads")
@@ -29,15 +27,16 @@ async def _sweeping(store: UploadStore, every_s: float) -> None:
 
 
 @contextlib.asynccontextmanager
-async def serving_uploads(app: FastAPI, settings: Settings) -> AsyncIterator[None]:
-    app.state.uploads = UploadStore(settings.job_upload_dir / "resumable", ttl_s=settings.resumable_ttl_s)
-    app.state.upload_tokens = SignedTokens(scope="upload", ttl_s=settings.upload_token_ttl_s,
-                                           secret=settings.upload_token_secret or settings.live_token_secret
-                                           or settings.api_key,  # the same in every process: any of them checks one
-                                           where_to_get="get a new one from POST /uploads/tokens")
-    sweeper = asyncio.create_task(_sweeping(app.state.uploads, every_s=min(300.0, max(1.0, settings.resumable_ttl_s / 4))))
+async def serving_uploads(settings: Settings) -> AsyncIterator[tuple[UploadStore, SignedTokens]]:
+    """The store of resumable uploads and the tokens browsers upload with, swept while the app serves."""
+    store = UploadStore(settings.job_upload_dir / "resumable", ttl_s=settings.resumable_ttl_s)
+    tokens = SignedTokens(scope="upload", ttl_s=settings.upload_token_ttl_s,
+                          secret=settings.upload_token_secret or settings.live_token_secret
+                          or settings.api_key,  # the same in every process: any of them checks one
+                          where_to_get="get a new one from POST /uploads/tokens")
+    sweeper = asyncio.create_task(_sweeping(store, every_s=min(300.0, max(1.0, settings.resumable_ttl_s / 4))))
     try:
-        yield
+        yield store, tokens
     finally:
         sweeper.cancel()
         with contextlib.suppress(asyncio.CancelledError):

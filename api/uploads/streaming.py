@@ -25,6 +25,20 @@ from service.refusals import Refused
 from service.settings import UploadLimits
 
 FIELD_NAME = "video"
+# The video a route takes, as OpenAPI describes it: multipart field `video`, or the raw body.
+REQUEST_BODY = {
+    "required": True,
+    "content": {
+        "multipart/form-data": {
+            "schema": {
+                "type": "object",
+                "required": [FIELD_NAME],
+                "properties": {FIELD_NAME: {"type": "string", "format": "binary", "description": "MP4, AVI, MKV, ..."}},
+            }
+        },
+        "video/*": {"schema": {"type": "string", "format": "binary"}},
+    },
+}
 
 
 @dataclass

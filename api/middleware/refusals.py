@@ -7,14 +7,12 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from service.refusals import Refused
-from service.settings import get_settings
 
 
 def refused_response(request: Request, exc: Refused) -> JSONResponse:
     headers = None
     if exc.status_code == 503:
-        settings = request.app.dependency_overrides.get(get_settings, get_settings)()  # tests override it
-        headers = {"Retry-After": str(exc.retry_after_s or settings.retry_after_s)}
+        headers = {"Retry-After": str(exc.retry_after_s or request.app.state.settings.retry_after_s)}
     return JSONResponse({"detail": exc.detail}, exc.status_code, headers=headers)
 
 

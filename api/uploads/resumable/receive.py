@@ -8,8 +8,8 @@ import contextlib
 from fastapi import HTTPException, Request, status
 from starlette.requests import ClientDisconnect
 
-from api.resumable.store import Holder, Upload, UploadStore
-from api.uploads import DiskGuard
+from api.uploads.resumable.store import Holder, Upload, UploadStore
+from api.uploads.streaming import DiskGuard
 from service.settings import UploadLimits
 
 MiB = 1024 * 1024

@@ -1,0 +1,1 @@
+"""Where recognitions run: in this process (local.py) or on queue workers (gateway.py)."""

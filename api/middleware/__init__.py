@@ -1,0 +1,1 @@
+"""What wraps every request: CORS, the header limit, HTTP metrics, refusals as answers."""
