@@ -14,7 +14,7 @@ CELERY_WORKER := $(BIN)/celery -A workers.worker worker --pool=solo --concurrenc
 # Two malloc arenas keep the API's memory flat from request to request (scripts/soak.py measures it).
 export MALLOC_ARENA_MAX ?= 2
 
-.PHONY: setup int8 browser redis postgres run api frontend worker cluster test soak load bench bench-avx2 bench-cluster bench-live bench-gpu bench-game bench-moments bench-reels bench-library bench-train clean
+.PHONY: setup int8 browser redis postgres run api frontend worker cluster test test-fast soak load bench bench-avx2 bench-cluster bench-live bench-gpu bench-game bench-moments bench-reels bench-library bench-train clean
 
 setup: $(INSTALLED) $(SAVED_MODEL) int8
 
@@ -76,6 +76,11 @@ cluster: setup redis
 
 test: setup browser redis postgres
 	$(BIN)/python -m pytest
+
+# The quick loop while working: every test but the slow ones and those that drive Chromium, start queue workers,
+# a PostgreSQL cluster or need a GPU (pytest.ini's markers). `make test` stays the whole suite, and CI.
+test-fast: setup
+	$(BIN)/python -m pytest -m "not slow and not browser and not distributed and not postgres and not gpu"
 
 # 100 sequential requests against a fresh API; fails if its RSS grows by 5% or more after warm-up.
 soak: setup

@@ -305,3 +305,26 @@ def temp_uploads_left_empty():
     yield
     leftovers = [p.name for p in (ROOT / "temp_uploads").iterdir() if p.name != ".gitkeep"]
     assert not leftovers, f"temp_uploads/ was left with {leftovers}"
+
+
+# pytest.ini's markers from what a test uses, so a new test is marked as its fixtures are; modules that are slow
+# as a whole say so themselves (`pytestmark`). `make test-fast` leaves every marked test out.
+MARKED_BY_FIXTURE = {
+    "browser": {"browser", "page", "fake_camera"},
+    "postgres": {"postgres"},
+    "distributed": {"cluster"},
+    "slow": {"live_services", "cluster", "postgres", "game", "games", "trained", "own", "serving"},
+}
+
+
+def pytest_collection_modifyitems(config, items):
+    from models.hardware import cuda_gpu_present
+
+    no_gpu = pytest.mark.skip(reason="needs a CUDA GPU")
+    for item in items:
+        used = set(getattr(item, "fixturenames", ()))
+        for marker, fixtures in MARKED_BY_FIXTURE.items():
+            if used & fixtures:
+                item.add_marker(marker)
+        if item.get_closest_marker("gpu") and not cuda_gpu_present():
+            item.add_marker(no_gpu)

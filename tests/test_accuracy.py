@@ -11,6 +11,8 @@ from conftest import DATA, EXPECTED_TOP1
 from models.evaluation.logits import reference_logits, window_logits
 from models.i3d.accuracy import MIN_TOP5_OVERLAP, MIN_WINDOW_AGREEMENT, compare
 
+pytestmark = [pytest.mark.slow]
+
 VIDEOS = [DATA / name for name in sorted(EXPECTED_TOP1)]
 
 

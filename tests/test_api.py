@@ -73,6 +73,7 @@ def test_multipart_upload_ranks_cricket_first(client):
         ("playing cricket", 0.0, pytest.approx(79 / 25), [0, 1])]  # one moment, the whole clip
 
 
+@pytest.mark.slow
 def test_segment_settings_can_be_changed_per_request_within_reason(client):
     """min_confidence, merge_gap_s and min_length_s change how moments are found (jobs too); nonsense is 422."""
     def post(route: str, **params):

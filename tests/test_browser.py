@@ -18,6 +18,8 @@ from conftest import (ARCHERY_AVI, ARTIFACTS, DATA, EXPECTED_TOP1, Service, _fre
                       assert_csv_matches, files_below)
 from cutting_proxy import CuttingProxy
 
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
 
 def test_upload_progress_result_player_and_timeline(page, live_services):
     from playwright.sync_api import expect

@@ -14,6 +14,8 @@ import pytest
 
 from conftest import ARCHERY_AVI, CRICKET_MP4, _free_port
 
+pytestmark = [pytest.mark.slow]
+
 ROOT = Path(__file__).resolve().parent.parent
 
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import pytest
 import json
 import re
 
 import httpx
 
 from conftest import ARCHERY_AVI, files_below
+
+pytestmark = [pytest.mark.slow]
 
 
 def test_upload_through_the_frontend(live_services):

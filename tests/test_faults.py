@@ -19,6 +19,8 @@ import pytest
 from conftest import ARTIFACTS, CRICKET_MP4, ROOT, Service, _free_port, files_below, write_video
 from models.video import clip_starts
 
+pytestmark = [pytest.mark.slow]
+
 
 def _metric(api: str, name: str) -> float:
     text = httpx.get(f"{api}/metrics", timeout=10).text

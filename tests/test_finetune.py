@@ -23,6 +23,8 @@ from models.training.datasets import Sample, load_samples, write_csv
 from models.training.trainer import TrainConfig, train
 from test_training import cut_segments
 
+pytestmark = [pytest.mark.slow]
+
 CLASSES = {"basketball": "basketball__mmaction2_shooting_drill.mp4", "weightlifting": "weightlifting__stgcn_clean_and_jerk.mp4",
            "yoga": "yoga__askanything_yoga.mp4"}
 NAME = "i3d-sports"

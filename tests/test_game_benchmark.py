@@ -3,8 +3,12 @@ comparison, and the report it writes."""
 
 from __future__ import annotations
 
+import pytest
+
 from benchmarks import decoding, game
 from conftest import ARCHERY_AVI, CRICKET_MP4
+
+pytestmark = [pytest.mark.slow]
 
 
 def test_a_recognition_is_measured_in_its_own_process():

@@ -19,6 +19,7 @@ def test_without_a_gpu_it_measures_nothing(tmp_path, capsys):
     assert "no CUDA GPU" in capsys.readouterr().err and not list(tmp_path.iterdir())
 
 
+@pytest.mark.slow
 def test_its_tensorflow_path_runs_end_to_end_on_the_cpu(tmp_path, saved_model_dir):
     code = gpu.main(["--framework", "tensorflow", "--allow-cpu", "--handle", str(saved_model_dir),
                      "--precisions", "float32", "--batches", "1", "--videos", "1", "--requests", "2",

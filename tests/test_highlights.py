@@ -20,6 +20,8 @@ from service.library.media import Media
 from service.library.store import Library
 from service.settings import Settings
 
+pytestmark = [pytest.mark.slow]
+
 SHOOTING = "shooting basketball"
 # basketball, yoga, basketball: two moments of shooting with yoga between
 GAME_CLIPS = ("basketball__mmaction2_shooting_drill.mp4", "yoga__askanything_yoga.mp4",

@@ -16,6 +16,8 @@ import pytest
 from conftest import ARCHERY_AVI, ARTIFACTS, CRICKET_MP4, DATA
 from models.video import probe
 
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
 SHOOTING = "shooting basketball"
 BASKETBALL = DATA / "basketball__mmaction2_shooting_drill.mp4"  # 300 frames at 29.97 fps: 10 s
 

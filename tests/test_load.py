@@ -4,8 +4,12 @@ Retry-After; nothing else, no temp file left."""
 
 from __future__ import annotations
 
+import pytest
+
 from benchmarks import load
 from conftest import ARCHERY_AVI, CRICKET_MP4
+
+pytestmark = [pytest.mark.slow]
 
 
 def test_a_crowd_gets_right_labels_or_busy_answers_and_nothing_is_left():

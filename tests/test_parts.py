@@ -42,6 +42,7 @@ def test_windows_are_dealt_to_parts_as_one_pass_cuts_them():
     assert default_decode_workers(2) == 1 and default_decode_workers(16) == 8 and default_decode_workers(4) == 2
 
 
+@pytest.mark.slow
 def test_parts_at_once_give_the_windows_of_one_pass(extractor, minute):
     clips = ClipSettings()
     told = []

@@ -3,11 +3,14 @@ refused at start-up with the reason and the way out, before it loads a model or 
 
 from __future__ import annotations
 
+import pytest
 import os
 import subprocess
 import sys
 
 from conftest import ROOT, _free_port
+
+pytestmark = [pytest.mark.slow]
 
 THE_WAY_OUT = "run one process per model: API_WORKERS=1, no `uvicorn --workers`"
 

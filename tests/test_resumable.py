@@ -15,6 +15,8 @@ import pytest
 
 from conftest import CRICKET_MP4, Service, _free_port
 
+pytestmark = [pytest.mark.slow]
+
 KEY = "tests-resumable-key"
 TUS = {"Tus-Resumable": "1.0.0"}
 AUTH = {"X-API-Key": KEY, **TUS}

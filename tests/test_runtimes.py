@@ -61,6 +61,7 @@ def test_openvino_compiles_every_shape_static_and_keeps_the_most_recent(saved_mo
         model.close()
 
 
+@pytest.mark.slow
 def test_space_to_depth_stem_is_exact(saved_model_dir, float32_extractor, real_clip):
     """The rewritten stem computes the same function as the 7x7x7 one. Built in float64, the two stems'
     activations on a real clip agree to 1e-9 (the rewrite is exact). In float32 they differ by rounding only:
@@ -164,6 +165,7 @@ print(json.dumps({{"kind": cpu_kind(), "precision": auto.precision, "stem": auto
     assert not any("avx512" in kernel or "amx" in kernel for kernel in seen["kernels"]), seen
 
 
+@pytest.mark.slow
 def test_command_line_help_needs_no_tensorflow_and_prints_no_notices():
     done = _python("import runpy, sys\nsys.argv = ['models', 'predict', '--help']\n"
                    "try:\n    runpy.run_module('models', run_name='__main__')\nexcept SystemExit:\n    pass\n"
@@ -185,6 +187,7 @@ def test_native_stderr_filter_keeps_real_warnings():
 
 
 @pytest.mark.parametrize("stem", ["plain", "space_to_depth"])
+@pytest.mark.slow
 def test_int8_quantization_runs_and_keeps_rankings(saved_model_dir, float32_extractor, tmp_path, stem):
     """NNCF on a few real windows (the full calibration is `make setup`'s): an int8 IR of each stem that
     OpenVINO runs, with the logits kept in float, ranking real clips' windows as float32 TensorFlow does; an
@@ -265,3 +268,16 @@ def test_stem_on_frames_is_exact_in_float(saved_model_dir):
         clip = to_model_input(read_frames(DATA / "archery__paddlevideo_example.avi", max_frames=frames)[None])
         difference = np.abs(before(clip)["logits"] - after(clip)["logits"]).max()
         assert difference < 1e-4, (frames, difference)
+
+
+@pytest.mark.gpu
+def test_a_gpu_runs_float16_keeps_the_rankings_and_frees_what_each_request_used(extractor, recognizer):
+    """On a CUDA GPU "auto" is TensorFlow float16 with XLA: the real clip keeps its label, and the GPU memory in use
+    after each recognition stays where the first one left it (per-request memory freed)."""
+    assert extractor.device.startswith("GPU") and extractor.runtime == "tensorflow"
+    assert extractor.precision in ("float16", "float32")  # float32 on a GPU without tensor cores
+    used = []
+    for _ in range(5):
+        assert recognizer.recognize(CRICKET_MP4)["actions"][0]["label"] == "playing cricket"
+        used.append(extractor.gpu_memory_bytes())
+    assert max(used[1:]) <= used[0] * 1.05, used

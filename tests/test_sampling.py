@@ -10,6 +10,8 @@ import pytest
 
 from conftest import DATA, EXPECTED_TOP1
 
+pytestmark = [pytest.mark.slow]
+
 CLIPS = ["basketball__mmaction2_shooting_drill.mp4", "yoga__askanything_yoga.mp4",  # 29.97 and 30 fps
          "armwrestling__mmaction2_demo.mp4", "archery__paddlevideo_example.avi"]  # 28 and 25 fps
 

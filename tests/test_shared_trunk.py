@@ -74,6 +74,7 @@ def test_one_window_pooled_from_the_trunk_is_the_network(runtime, saved_model_di
     np.testing.assert_allclose(logits, expected.logits, atol=1e-3)
 
 
+@pytest.mark.slow
 def test_chunks_with_context_reproduce_one_pass_over_the_whole_video(openvino_float32):
     """64 frames of context each side make chunked trunk positions those of one pass over all frames."""
     path = BASKETBALL  # 5 chunks of 64 frames, or one of 512
@@ -84,6 +85,7 @@ def test_chunks_with_context_reproduce_one_pass_over_the_whole_video(openvino_fl
     np.testing.assert_allclose(chunked.logits, whole.logits, atol=2e-3)
 
 
+@pytest.mark.slow
 def test_recomputing_every_window_gives_clip_by_clip_results(openvino_float32):
     """recompute_below=1 re-runs each pooled window alone: exactly what windows mode computes."""
     path = ARCHERY_AVI

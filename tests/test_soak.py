@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
 import importlib.util
 
 from conftest import ROOT
+
+pytestmark = [pytest.mark.slow]
 
 spec = importlib.util.spec_from_file_location("soak", ROOT / "scripts" / "soak.py")
 soak = importlib.util.module_from_spec(spec)

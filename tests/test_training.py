@@ -16,6 +16,8 @@ from models.training.features import augmentation_views, cache_key, extract_all
 from models.training.trainer import TrainConfig, evaluate, train
 from models.video import View, probe, read_frames
 
+pytestmark = [pytest.mark.slow]
+
 # class -> (training source, whole videos to recognise afterwards)
 CLASSES = {
     "archery": ("archery__paddlevideo_example.avi", ["archery__paddlevideo_example.avi"]),
